@@ -1,0 +1,287 @@
+"""The persistent job queue and history (ComfyUI's queue semantics on top of SQLite).
+
+One worker thread takes the pending job with the lowest number, runs it through the executor and
+records the result. Everything a client sees (``queue()``, ``history()``) is read back from the
+database, so the state is the same after a restart; a job that was running when the process died
+is marked as failed with a message on the next ``start()`` and pending jobs simply run.
+
+Listeners registered with ``subscribe`` receive ``(event, data, client_id)`` for every executor
+event of a job (client_id = the submitter, so progress goes to the client that queued it), and a
+``status`` event ``{"status": {"exec_info": {"queue_remaining": n}}}`` with client_id None
+(broadcast) on every queue change.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from engine.store import (CANCELLED, ERROR, INTERRUPTED, PENDING, RUNNING, SUCCESS, Counter, Job,
+                          JobStore)
+
+log = logging.getLogger(__name__)
+
+RESTART_MESSAGE = "interrupted by a server restart"
+Listener = Callable[[str, Any, "str | None"], None]
+
+__all__ = ["JobQueue", "RESTART_MESSAGE", "PENDING", "RUNNING", "SUCCESS", "ERROR", "INTERRUPTED",
+           "CANCELLED"]
+
+
+def _history_entry(job: Job) -> dict:
+    """One job in ComfyUI's /history shape.
+
+    ComfyUI reports interrupted jobs with status_str "error" (and an execution_interrupted
+    message); our own status column keeps the precise state.
+    """
+    return {
+        "prompt": job.item(),
+        "outputs": job.outputs,
+        "status": {"status_str": "success" if job.status == SUCCESS else "error",
+                   "completed": job.status == SUCCESS,
+                   "messages": job.messages},
+        "meta": {node: {"node_id": node, "display_node": node, "parent_node": None,
+                        "real_node_id": node} for node in job.outputs},
+    }
+
+
+def _restart_failure(job: Job) -> tuple[list, dict]:
+    """Messages and error recorded for a job found 'running' when the queue starts."""
+    now = int(time.time() * 1000)
+    error = {"prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
+             "exception_message": RESTART_MESSAGE, "exception_type": "ServerRestart",
+             "traceback": [], "current_inputs": {}, "current_outputs": {}}
+    started = int((job.started or job.created) * 1000)
+    messages = [["execution_start", {"prompt_id": job.prompt_id, "timestamp": started}],
+                ["execution_error", dict(error, timestamp=now)]]
+    return messages, error
+
+
+class JobQueue:
+    """Jobs in SQLite, one worker thread, ComfyUI-shaped queue and history views."""
+
+    def __init__(self, db_path: str | Path, executor: Any) -> None:
+        self.store = JobStore(db_path)
+        self.executor = executor
+        self._counter = Counter(self.store.max_abs_number() + 1)
+        self._listeners: list[Listener] = []
+        self._listen_lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._running_id: str | None = None
+        self._running_event: threading.Event | None = None
+        self._run_lock = threading.Lock()
+        self._recovered = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Mark jobs left 'running' by a crash as error (kept in history); returns their ids.
+
+        Called by ``start()``; safe to call before it (e.g. to inspect the state) and only acts once,
+        so it never touches a job this process is running.
+        """
+        if self._recovered:
+            return []
+        self._recovered = True
+        ids = self.store.fail_running(_restart_failure)
+        for pid in ids:
+            log.warning("job %s was running at the last shutdown: marked as error", pid)
+        return ids
+
+    def start(self) -> None:
+        """Recover from a crash, then start the worker thread (idempotent)."""
+        self.recover()
+        if self._worker is not None and self._worker.is_alive():
+            return
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="latentgraph-queue", daemon=True)
+        self._worker.start()
+
+    def stop(self, timeout: float | None = 30.0, interrupt_running: bool = True) -> None:
+        """Stop the worker; by default the running job is interrupted (recorded as interrupted)."""
+        self._stop.set()
+        if interrupt_running:
+            self.interrupt()
+        with self._wake:
+            self._wake.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout)
+            self._worker = None
+
+    def close(self) -> None:
+        """Stop the worker and close the database."""
+        self.stop()
+        self.store.close()
+
+    # -- submitting and inspecting -----------------------------------------------------------
+    def submit(self, prompt: dict, *, prompt_id: str | None = None, number: int | None = None,
+               front: bool = False, extra_data: dict | None = None, client_id: str | None = None,
+               targets: list[str] | None = None,
+               outputs_to_execute: list[str] | None = None) -> tuple[str, int]:
+        """Queue a (validated) prompt and return ``(prompt_id, number)``.
+
+        A client-chosen ``prompt_id`` is honoured; a duplicate raises ValueError. ``front`` gives a
+        number below every pending one (negative, as ComfyUI does) so the job runs next.
+        ``outputs_to_execute`` (the validated output node ids) only fills the 5th item of the
+        ComfyUI queue/history entry; ``targets`` restricts execution.
+        """
+        pid = str(prompt_id) if prompt_id else str(uuid.uuid4())
+        to_execute = list(outputs_to_execute if outputs_to_execute is not None else targets or [])
+        num = self.store.insert(prompt_id=pid, number=number, front=front, counter=self._counter,
+                                prompt=prompt, extra_data=dict(extra_data or {}), client_id=client_id,
+                                targets=list(targets) if targets is not None else None,
+                                outputs_to_execute=[str(t) for t in to_execute])
+        self._queue_changed()
+        return pid, num
+
+    def queue(self) -> tuple[list[list], list[list]]:
+        """``(running, pending)`` as ComfyUI items, pending in execution order."""
+        running = [j.item() for j in self.store.by_status(RUNNING)]
+        pending = [j.item() for j in self.store.by_status(PENDING)]
+        return running, pending
+
+    def queue_remaining(self) -> int:
+        """Pending + running jobs (ComfyUI's exec_info.queue_remaining)."""
+        return self.store.count_active()
+
+    def job(self, prompt_id: str) -> Job | None:
+        """The full stored record of a job (any state), or None."""
+        return self.store.get(prompt_id)
+
+    def delete(self, prompt_ids: Iterable[str]) -> list[str]:
+        """Cancel pending jobs; running or finished ids are ignored. Returns the ids cancelled."""
+        ids = self.store.cancel(list(prompt_ids))
+        if ids:
+            self._queue_changed()
+        return ids
+
+    def clear(self) -> list[str]:
+        """Cancel every pending job (the running one continues, as in ComfyUI)."""
+        ids = self.store.cancel(None)
+        if ids:
+            self._queue_changed()
+        return ids
+
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Interrupt the running job if it is ``prompt_id`` (or any running job when None)."""
+        with self._run_lock:
+            if self._running_event is None:
+                return False
+            if prompt_id is not None and str(prompt_id) != self._running_id:
+                return False
+            self._running_event.set()
+            return True
+
+    # -- history -----------------------------------------------------------------------------
+    def history(self, max_items: int | None = None, offset: int = 0) -> dict[str, dict]:
+        """Finished jobs in ComfyUI's shape, oldest first in the dict.
+
+        ``max_items`` keeps the newest ones; ``offset`` skips that many of the newest first (so
+        offset=0, max_items=10 is the latest page, offset=10 the page before). Negative offsets
+        count as 0.
+        """
+        return {j.prompt_id: _history_entry(j) for j in self.store.finished(max_items, offset)}
+
+    def history_item(self, prompt_id: str) -> dict[str, dict]:
+        """``{id: entry}`` for one finished job, ``{}`` when unknown or not finished (like ComfyUI)."""
+        job = self.store.get(prompt_id)
+        if job is None or job.status not in (SUCCESS, ERROR, INTERRUPTED):
+            return {}
+        return {job.prompt_id: _history_entry(job)}
+
+    def delete_history(self, prompt_ids: Iterable[str]) -> int:
+        """Forget finished jobs; returns how many rows were deleted."""
+        return self.store.delete_finished(list(prompt_ids))
+
+    def clear_history(self) -> int:
+        """Forget every finished (and cancelled) job."""
+        return self.store.delete_finished(None)
+
+    # -- events ------------------------------------------------------------------------------
+    def subscribe(self, fn: Listener) -> Callable[[], None]:
+        """Register ``fn(event, data, client_id)``; returns a function that unsubscribes it."""
+        with self._listen_lock:
+            self._listeners.append(fn)
+
+        def unsubscribe() -> None:
+            with self._listen_lock:
+                if fn in self._listeners:
+                    self._listeners.remove(fn)
+        return unsubscribe
+
+    def _publish(self, event: str, data: Any, client_id: str | None) -> None:
+        with self._listen_lock:
+            listeners = list(self._listeners)
+        for fn in listeners:
+            try:
+                fn(event, data, client_id)
+            except Exception:  # a broken listener (closed socket) must not stop the queue
+                log.exception("queue listener failed on %s", event)
+
+    def _queue_changed(self) -> None:
+        self._publish("status", {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}},
+                      None)
+        with self._wake:
+            self._wake.notify_all()
+
+    # -- worker ------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            job = self.store.claim_next()
+            if job is None:
+                with self._wake:
+                    self._wake.wait(0.5)
+                continue
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        """Execute one claimed job and record its result; never raises."""
+        event = threading.Event()
+        with self._run_lock:
+            self._running_id, self._running_event = job.prompt_id, event
+        self._queue_changed()
+        try:
+            status, outputs, messages, error, timings = self._execute(job, event)
+        finally:
+            with self._run_lock:
+                self._running_id, self._running_event = None, None
+        if status not in (SUCCESS, ERROR, INTERRUPTED):
+            status = ERROR
+        self.store.finish(job.prompt_id, status=status, outputs=outputs, messages=messages,
+                          error=error, timings=timings)
+        self._queue_changed()
+
+    def _execute(self, job: Job, event: threading.Event) -> tuple[str, dict, list, dict | None, dict]:
+        """Call the executor, turning an unexpected exception into an error result."""
+        def emit(name: str, data: Any) -> None:
+            self._publish(name, data, job.client_id)
+
+        try:
+            res = self.executor.execute(job.prompt, prompt_id=job.prompt_id, extra_data=job.extra_data,
+                                        targets=job.targets, emit=emit, interrupt=event)
+        except Exception as exc:  # the executor should not raise; record it rather than die
+            log.exception("executor failed on job %s", job.prompt_id)
+            error = {"prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
+                     "exception_message": str(exc), "exception_type": type(exc).__name__,
+                     "traceback": traceback.format_exception(exc), "current_inputs": {},
+                     "current_outputs": {}}
+            emit("execution_error", error)
+            emit("executing", {"node": None, "prompt_id": job.prompt_id})
+            return ERROR, {}, [["execution_error", error]], error, {}
+        return (str(getattr(res, "status", ERROR)), dict(getattr(res, "outputs", None) or {}),
+                list(getattr(res, "messages", None) or []), getattr(res, "error", None),
+                _jsonable_timings(getattr(res, "timings", None)))
+
+
+def _jsonable_timings(timings: Any) -> dict:
+    """Timings as a JSON object (the executor may return a dict of floats or None)."""
+    if not timings:
+        return {}
+    if isinstance(timings, dict):
+        return {str(k): v for k, v in timings.items()}
+    return {"value": timings}

@@ -1,0 +1,241 @@
+"""JobQueue behaviour: ordering, cancellation, interrupt, history shape and paging, concurrency."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from engine.queue import INTERRUPTED, SUCCESS, JobQueue
+
+
+@dataclass
+class Result:
+    status: str
+    outputs: dict = field(default_factory=dict)
+    error: dict | None = None
+    messages: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+
+class FakeExecutor:
+    """Records the order of execution; a job whose prompt has "block" waits for the gate or an interrupt."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.lock = threading.Lock()
+
+    def execute(self, prompt, *, prompt_id, extra_data=None, targets=None, emit, interrupt):
+        emit("execution_start", {"prompt_id": prompt_id, "timestamp": 0})
+        msgs = [["execution_start", {"prompt_id": prompt_id, "timestamp": 0}]]
+        if prompt.get("block"):
+            self.started.set()
+            while not self.gate.is_set():
+                if interrupt.wait(0.01):
+                    data = {"prompt_id": prompt_id, "node_id": "1", "node_type": "Slow", "executed": []}
+                    emit("execution_interrupted", data)
+                    emit("executing", {"node": None, "prompt_id": prompt_id})
+                    return Result("interrupted", messages=msgs + [["execution_interrupted", data]])
+        if prompt.get("fail"):
+            err = {"prompt_id": prompt_id, "exception_message": "boom"}
+            return Result("error", error=err, messages=msgs + [["execution_error", err]])
+        with self.lock:
+            self.ran.append(prompt_id)
+        out = {"9": {"images": [{"filename": f"{prompt_id}.png", "subfolder": "", "type": "output"}]}}
+        emit("executed", {"node": "9", "output": out["9"], "prompt_id": prompt_id})
+        emit("executing", {"node": None, "prompt_id": prompt_id})
+        return Result("success", outputs=out,
+                      messages=msgs + [["execution_success", {"prompt_id": prompt_id}]],
+                      timings={"9": 0.001})
+
+
+def wait_until(cond, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def q(tmp_path):
+    ex = FakeExecutor()
+    queue = JobQueue(tmp_path / "lg.db", ex)
+    yield queue
+    ex.gate.set()
+    queue.close()
+
+
+def test_submit_returns_ids_numbers_and_honours_client_prompt_id(q):
+    pid, n1 = q.submit({"a": 1}, prompt_id="mine")
+    pid2, n2 = q.submit({"a": 2})
+    assert pid == "mine" and n2 == n1 + 1 and len(pid2) == 36
+    with pytest.raises(ValueError):
+        q.submit({"a": 3}, prompt_id="mine")
+    running, pending = q.queue()
+    assert running == [] and [i[1] for i in pending] == ["mine", pid2]
+    assert pending[0] == [n1, "mine", {"a": 1}, {}, []]
+
+
+def test_front_of_queue_runs_next_and_explicit_numbers_order(q):
+    ids = [q.submit({"i": i})[0] for i in range(3)]
+    front, num = q.submit({"front": 1}, front=True)
+    assert num < 0
+    front2, num2 = q.submit({"front": 2}, front=True)
+    assert num2 < num  # a later front job goes before the earlier one (ComfyUI: -counter)
+    late, _ = q.submit({"late": 1}, number=-1000)
+    _, pending = q.queue()
+    assert [i[1] for i in pending] == [late, front2, front] + ids
+    q.start()
+    assert wait_until(lambda: len(q.executor.ran) == 6)
+    assert q.executor.ran == [late, front2, front] + ids
+
+
+def test_delete_and_clear_cancel_pending_only(q):
+    a, _ = q.submit({"block": 1})
+    b, _ = q.submit({"x": 1})
+    c, _ = q.submit({"x": 2})
+    d, _ = q.submit({"x": 3})
+    q.start()
+    assert q.executor.started.wait(5)
+    assert q.delete([b, "unknown", a]) == [b]  # the running job cannot be deleted
+    running, pending = q.queue()
+    assert [i[1] for i in running] == [a] and [i[1] for i in pending] == [c, d]
+    assert q.clear() == [c, d]
+    assert q.queue()[1] == [] and q.queue_remaining() == 1
+    q.executor.gate.set()
+    assert wait_until(lambda: q.queue_remaining() == 0)
+    assert q.executor.ran == [a]
+    assert list(q.history()) == [a]
+    assert q.job(b).status == "cancelled"
+
+
+def test_interrupt_only_the_matching_running_job(q):
+    a, _ = q.submit({"block": 1}, extra_data={"client_id": "c1"}, targets=["9"])
+    b, _ = q.submit({"x": 1})
+    q.start()
+    assert q.executor.started.wait(5)
+    assert q.interrupt(prompt_id=b) is False  # pending, not running: nothing happens
+    assert q.interrupt(prompt_id=a) is True
+    assert wait_until(lambda: b in q.history())
+    h = q.history_item(a)[a]
+    assert h["status"]["status_str"] == "error" and h["status"]["completed"] is False
+    assert h["status"]["messages"][-1][0] == "execution_interrupted"
+    assert h["prompt"] == [h["prompt"][0], a, {"block": 1}, {"client_id": "c1"}, ["9"]]
+    assert q.job(a).status == INTERRUPTED and q.job(b).status == SUCCESS
+    assert q.interrupt() is False  # nothing running any more
+
+
+def test_history_shape_errors_and_paging(q):
+    ids = [q.submit({"i": i})[0] for i in range(5)]
+    bad, _ = q.submit({"fail": 1})
+    q.start()
+    assert wait_until(lambda: len(q.history()) == 6)
+    hist = q.history()
+    assert list(hist) == ids + [bad]  # oldest first
+    ok = hist[ids[0]]
+    assert ok["status"] == {"status_str": "success", "completed": True,
+                            "messages": ok["status"]["messages"]}
+    assert ok["outputs"]["9"]["images"][0]["filename"] == f"{ids[0]}.png"
+    assert ok["meta"]["9"] == {"node_id": "9", "display_node": "9", "parent_node": None,
+                               "real_node_id": "9"}
+    assert hist[bad]["status"]["status_str"] == "error"
+    assert q.job(bad).error == {"prompt_id": bad, "exception_message": "boom"}
+    assert list(q.history(max_items=2)) == [ids[4], bad]
+    assert list(q.history(max_items=2, offset=2)) == [ids[2], ids[3]]
+    assert list(q.history(max_items=10, offset=5)) == [ids[0]]
+    assert q.history_item("nope") == {}
+    assert q.delete_history([ids[0], ids[1]]) == 2
+    assert list(q.history()) == ids[2:] + [bad]
+    assert q.clear_history() == 4 and q.history() == {}
+
+
+def test_events_reach_listeners_with_client_id_and_status_broadcasts(q):
+    got = []
+    unsubscribe = q.subscribe(lambda ev, data, cid: got.append((ev, data, cid)))
+    q.subscribe(lambda ev, data, cid: 1 / 0)  # a broken listener must not break the queue
+    pid, _ = q.submit({"x": 1}, client_id="client-7")
+    q.start()
+    assert wait_until(lambda: pid in q.history())
+    assert wait_until(lambda: got and got[-1][0] == "status")
+    statuses = [d["status"]["exec_info"]["queue_remaining"] for ev, d, c in got if ev == "status"]
+    assert statuses[0] == 1 and statuses[-1] == 0
+    assert all(c is None for ev, d, c in got if ev == "status")
+    job_events = [(ev, c) for ev, d, c in got if ev != "status"]
+    assert job_events == [("execution_start", "client-7"), ("executed", "client-7"),
+                          ("executing", "client-7")]
+    unsubscribe()
+    n = len(got)
+    q.submit({"x": 2})
+    assert wait_until(lambda: q.queue_remaining() == 0)
+    assert len(got) == n
+
+
+def test_executor_exception_is_recorded_as_error(tmp_path):
+    class Raising:
+        def execute(self, prompt, **kw):
+            raise RuntimeError("executor bug")
+
+    queue = JobQueue(tmp_path / "x.db", Raising())
+    pid, _ = queue.submit({})
+    queue.start()
+    try:
+        assert wait_until(lambda: pid in queue.history())
+        entry = queue.history_item(pid)[pid]
+        assert entry["status"]["status_str"] == "error"
+        assert entry["status"]["messages"][0][1]["exception_message"] == "executor bug"
+    finally:
+        queue.close()
+
+
+def test_fifty_concurrent_submitters_and_pollers(q, tmp_path):
+    q.start()
+    submitted: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def client(k: int) -> None:
+        try:
+            for j in range(4):
+                pid, _ = q.submit({"k": k, "j": j}, front=(j == 2))
+                with lock:
+                    submitted.append(pid)
+                q.queue()
+                q.history(max_items=5)
+                q.queue_remaining()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(submitted) == 200 == len(set(submitted))
+    assert wait_until(lambda: q.queue_remaining() == 0, timeout=60)
+    hist = q.history()
+    assert sorted(hist) == sorted(submitted)
+    assert sorted(q.executor.ran) == sorted(submitted)  # each ran exactly once
+    with sqlite3.connect(q.store.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 200
+
+
+def test_numbers_continue_after_reopen(tmp_path):
+    ex = FakeExecutor()
+    first = JobQueue(tmp_path / "n.db", ex)
+    _, n1 = first.submit({})
+    first.close()
+    second = JobQueue(tmp_path / "n.db", ex)
+    try:
+        _, n2 = second.submit({})
+        assert n2 > n1
+        assert len(second.queue()[1]) == 2
+    finally:
+        second.close()
