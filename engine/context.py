@@ -1,0 +1,61 @@
+"""NodeContext: what a running node may see and do besides its inputs.
+
+Nodes get the job's graph, paths and model cache through `ctx`, never through globals, and report
+progress/previews/warnings through it so that the CLI, the WebSocket and the history all see the
+same events.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engine.errors import Interrupted
+
+Emit = Callable[[str, dict], None]
+
+
+def _no_emit(event: str, data: dict) -> None:
+    return None
+
+
+@dataclass
+class NodeContext:
+    """Per-node execution context (ARCHITECTURE.md §3)."""
+
+    node_id: str
+    prompt_id: str
+    prompt: dict
+    paths: Any  # engine.paths.Paths
+    models: Any  # engine.cache.ModelCache
+    extra_pnginfo: dict = field(default_factory=dict)
+    extra_data: dict = field(default_factory=dict)
+    class_type: str = ""
+    emit: Emit = _no_emit
+    interrupt: threading.Event | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def unique_id(self) -> str:
+        """ComfyUI's name for the node id (hidden input UNIQUE_ID)."""
+        return self.node_id
+
+    def check_interrupt(self) -> None:
+        """Raises Interrupted when the job was interrupted; long loops call this."""
+        if self.interrupt is not None and self.interrupt.is_set():
+            raise Interrupted()
+
+    def progress(self, value: int | float, total: int | float, preview_jpeg: bytes | None = None) -> None:
+        """Reports progress (a `progress` event, plus a `preview` event with JPEG bytes if given).
+
+        Checks the interrupt first, so a sampler's per-step callback is also the interrupt point.
+        """
+        self.check_interrupt()
+        self.emit("progress", {"value": value, "max": total, "prompt_id": self.prompt_id, "node": self.node_id})
+        if preview_jpeg is not None:
+            self.emit("preview", {"prompt_id": self.prompt_id, "node": self.node_id, "jpeg": preview_jpeg})
+
+    def warn(self, message: str) -> None:
+        """A non-fatal problem worth telling the user; goes out as a `warning` event."""
+        self.warnings.append(message)
+        self.emit("warning", {"prompt_id": self.prompt_id, "node": self.node_id, "message": message})

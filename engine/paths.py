@@ -1,0 +1,169 @@
+"""Where files live: model folders, input/output/temp/user directories, and `safe_join`.
+
+`safe_join` is a security boundary: every file name that comes from a workflow or an HTTP request
+goes through it, so it refuses anything that could leave its root folder.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from engine.errors import ModelNotFound, PathRefused
+
+MODEL_FOLDERS = ("checkpoints", "vae", "loras", "upscale_models", "embeddings", "vae_approx", "configs")
+MODEL_EXTENSIONS = frozenset({".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".pt2"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+FOLDER_EXTENSIONS = {"configs": frozenset({".yaml", ".yml", ".json"}), "input_images": IMAGE_EXTENSIONS}
+# Names other tools use in extra_model_paths.yaml for our folders.
+FOLDER_ALIASES = {"lora": "loras", "upscale": "upscale_models", "embedding": "embeddings",
+                  "checkpoint": "checkpoints", "Stable-diffusion": "checkpoints"}
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def safe_join(root: str | Path, *parts: str) -> Path:
+    """Joins untrusted relative parts under `root`, refusing any way out of it (raises PathRefused).
+
+    Refused: `..` components, absolute parts, NUL bytes, backslashes, drive letters, and paths that
+    resolve (through symlinks) outside the resolved root.
+    """
+    pieces: list[str] = []
+    for part in parts:
+        if part is None:
+            continue
+        if not isinstance(part, str):
+            raise PathRefused(f"path part must be a string, got {type(part).__name__}")
+        if "\x00" in part or "\\" in part:
+            raise PathRefused(f"refused path {part!r}: NUL or backslash")
+        if part.startswith("/") or _DRIVE.match(part) or part.startswith("~"):
+            raise PathRefused(f"refused path {part!r}: absolute")
+        for comp in part.split("/"):
+            if comp == "..":
+                raise PathRefused(f"refused path {part!r}: '..'")
+            if comp and comp != ".":
+                pieces.append(comp)
+    base = Path(root).resolve()
+    target = base.joinpath(*pieces)
+    resolved = target.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise PathRefused(f"refused path {'/'.join(pieces)!r}: leaves its folder")
+    return target
+
+
+def _split_values(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [line.strip() for line in str(value).splitlines() if line.strip()]
+
+
+def parse_extra_model_paths(path: str | Path) -> dict[str, list[str]]:
+    """Reads ComfyUI's extra_model_paths.yaml: sections with `base_path` and folder keys.
+
+    Values may hold several lines (one folder each); relative folders are taken from base_path,
+    and a relative base_path from the yaml file's own directory, as ComfyUI does.
+    """
+    path = Path(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    result: dict[str, list[str]] = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected sections of folder keys, got {type(data).__name__}")
+    for section in data.values():
+        if not isinstance(section, dict):
+            continue
+        base = section.get("base_path")
+        base_dir = Path(os.path.expanduser(str(base))) if base else path.parent
+        if not base_dir.is_absolute():
+            base_dir = path.parent / base_dir
+        for key, value in section.items():
+            if key in ("base_path", "is_default"):
+                continue
+            folder = FOLDER_ALIASES.get(key, key)
+            for item in _split_values(value):
+                p = Path(os.path.expanduser(item))
+                result.setdefault(folder, []).append(str(p if p.is_absolute() else base_dir / p))
+    return result
+
+
+@dataclass
+class Paths:
+    """The configured folders; model folders are `models_dir/<folder>` plus extra paths."""
+
+    models_dir: Path
+    input_dir: Path
+    output_dir: Path
+    temp_dir: Path
+    user_dir: Path
+    extra_model_paths: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("models_dir", "input_dir", "output_dir", "temp_dir", "user_dir"):
+            setattr(self, name, Path(getattr(self, name)).expanduser().absolute())
+
+    @classmethod
+    def from_args(cls, models_dir: str | Path, input_dir: str | Path, output_dir: str | Path,
+                  temp_dir: str | Path, user_dir: str | Path,
+                  extra_model_paths_yaml: str | Path | Iterable[str | Path] | None = None) -> "Paths":
+        """Builds Paths from CLI arguments; several yaml files may be given."""
+        extra: dict[str, list[str]] = {}
+        if extra_model_paths_yaml:
+            ymls = [extra_model_paths_yaml] if isinstance(extra_model_paths_yaml, (str, Path)) \
+                else list(extra_model_paths_yaml)
+            for yml in ymls:
+                for folder, dirs in parse_extra_model_paths(yml).items():
+                    extra.setdefault(folder, []).extend(dirs)
+        return cls(Path(models_dir), Path(input_dir), Path(output_dir), Path(temp_dir), Path(user_dir), extra)
+
+    def folder_dirs(self, folder: str) -> list[Path]:
+        """The directories searched for `folder`, the models_dir one first."""
+        if folder == "input_images":
+            return [self.input_dir]
+        dirs = [self.models_dir / folder] + [Path(d) for d in self.extra_model_paths.get(folder, [])]
+        unique: list[Path] = []
+        for d in dirs:
+            if d not in unique:
+                unique.append(d)
+        return unique
+
+    def type_dir(self, kind: str) -> Path:
+        """The folder behind ComfyUI's `type` field: output | input | temp."""
+        dirs = {"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir}
+        if kind not in dirs:
+            raise PathRefused(f"unknown folder type {kind!r}")
+        return dirs[kind]
+
+    def list_files(self, folder: str) -> list[str]:
+        """Relative file names (with '/') under the folder's directories, known extensions, sorted."""
+        exts = FOLDER_EXTENSIONS.get(folder, MODEL_EXTENSIONS)
+        names: set[str] = set()
+        for d in self.folder_dirs(folder):
+            if not d.is_dir():
+                continue
+            for dirpath, dirnames, filenames in os.walk(d, followlinks=True):
+                dirnames[:] = [n for n in dirnames if not n.startswith(".")]
+                rel_dir = Path(dirpath).relative_to(d)
+                for fn in filenames:
+                    if fn.startswith(".") or Path(fn).suffix.lower() not in exts:
+                        continue
+                    names.add((rel_dir / fn).as_posix())
+        return sorted(names, key=str.lower)
+
+    def model_path(self, folder: str, name: str) -> Path:
+        """The file `name` in the first directory of `folder` that has it (ModelNotFound otherwise)."""
+        for d in self.folder_dirs(folder):
+            candidate = safe_join(d, name)
+            if candidate.is_file():
+                return candidate
+        raise ModelNotFound(f"{folder}/{name} not found in " + ", ".join(str(d) for d in self.folder_dirs(folder)))
+
+    def ensure_dirs(self) -> None:
+        """Creates the writable folders (and models/<folder>) so a fresh checkout just works."""
+        for d in (self.input_dir, self.output_dir, self.temp_dir, self.user_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        for folder in MODEL_FOLDERS:
+            (self.models_dir / folder).mkdir(parents=True, exist_ok=True)
