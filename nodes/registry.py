@@ -252,6 +252,9 @@ class Registry:
     def __len__(self) -> int:
         return len(self._defs)
 
+    def __bool__(self) -> bool:  # an empty registry is still a registry, not "no registry"
+        return True
+
     def object_info(self, paths: Any = None) -> dict[str, dict]:
         """The whole /object_info body."""
         return {name: nd.object_info(paths) for name, nd in self._defs.items()}
@@ -274,7 +277,7 @@ def node(category: str, display_name: str | None = None, output_node: bool = Fal
     """Class decorator declaring a node; the class name is its class_type unless `name=` is given."""
 
     def wrap(cls: type) -> type:
-        target = registry or _TARGET.get() or REGISTRY
+        target = registry if registry is not None else (_TARGET.get() or REGISTRY)
         label = _MODULE_LABEL.get() or ("nodes" if cls.__module__.startswith("nodes.") else cls.__module__)
         nd = NodeDef(
             class_type=name or cls.__name__, cls=cls, category=category,
@@ -362,7 +365,7 @@ def load_all(custom_dir: str | Path | None = None, registry: Registry | None = N
     Returns the load errors ({module, error, traceback}); a broken plugin or a duplicate class
     name becomes an entry, never an exception, so one bad plugin cannot stop the application.
     """
-    registry = registry or REGISTRY
+    registry = REGISTRY if registry is None else registry
     errors: list[dict] = []
     before = len(registry.errors)
     if builtin:
