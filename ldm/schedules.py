@@ -1,0 +1,146 @@
+"""Sigma schedules: name → a decreasing list of `steps` sigmas followed by 0.
+
+Each schedule is a published formula (Karras et al. 2022, DDIM, "Align Your Steps", beta
+sampling of timesteps, ...) evaluated on a model's sigma table. The names and their order are
+ComfyUI's, so workflow files select the same schedule and get the same numbers.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ldm.model_sampling import ModelSampling
+
+__all__ = ["SCHEDULER_NAMES", "get_sigmas", "karras_sigmas", "exponential_sigmas"]
+
+
+def _append_zero(sigmas: Tensor) -> Tensor:
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> Tensor:
+    """Karras et al. (2022) eq. 5: sigmas uniform in sigma^(1/rho), plus a final 0."""
+    ramp = torch.linspace(0, 1, n)
+    min_inv_rho = sigma_min ** (1 / rho)
+    max_inv_rho = sigma_max ** (1 / rho)
+    return _append_zero((max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho)
+
+
+def exponential_sigmas(n: int, sigma_min: float, sigma_max: float) -> Tensor:
+    """Sigmas uniform in log sigma, plus a final 0."""
+    return _append_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), n).exp())
+
+
+def _normal(ms: ModelSampling, steps: int, sgm: bool = False) -> Tensor:
+    """Uniform in timestep between t(sigma_max) and t(sigma_min), mapped back through ms.sigma."""
+    start = ms.timestep(ms.sigma_max)
+    end = ms.timestep(ms.sigma_min)
+    append_zero = True
+    if sgm:
+        ts = torch.linspace(float(start), float(end), steps + 1)[:-1]
+    else:
+        if math.isclose(float(ms.sigma(end)), 0.0, abs_tol=1e-5):
+            steps += 1
+            append_zero = False
+        ts = torch.linspace(float(start), float(end), steps)
+    sigs = [float(ms.sigma(t)) for t in ts]
+    if append_zero:
+        sigs.append(0.0)
+    return torch.tensor(sigs, dtype=torch.float32)
+
+
+def _simple(ms: ModelSampling, steps: int) -> Tensor:
+    """Every (1000/steps)-th entry of the sigma table, counted from the top."""
+    stride = len(ms.sigmas) / steps
+    sigs = [float(ms.sigmas[-(1 + int(i * stride))]) for i in range(steps)]
+    return torch.tensor(sigs + [0.0], dtype=torch.float32)
+
+
+def _ddim_uniform(ms: ModelSampling, steps: int) -> Tensor:
+    """DDIM's uniform timestep skipping (1, 1+k, 1+2k, ...), reversed, ending in 0.
+
+    Like ComfyUI this can yield more than steps+1 values when 1000 is not a multiple of steps
+    (e.g. 7 steps → 8 sigmas + 0); workflows rely on that exact list.
+    """
+    sigs: list[float] = []
+    x = 1
+    if math.isclose(float(ms.sigmas[x]), 0.0, abs_tol=1e-5):
+        steps += 1
+    else:
+        sigs = [0.0]
+    stride = max(len(ms.sigmas) // steps, 1)
+    while x < len(ms.sigmas):
+        sigs.append(float(ms.sigmas[x]))
+        x += stride
+    return torch.tensor(sigs[::-1], dtype=torch.float32)
+
+
+def _beta(ms: ModelSampling, steps: int, alpha: float = 0.6, beta: float = 0.6) -> Tensor:
+    """Timesteps at the quantiles of a Beta(0.6, 0.6) law (Lee et al. 2024), duplicates dropped."""
+    import scipy.stats
+
+    total = len(ms.sigmas) - 1
+    ts = 1 - np.linspace(0, 1, steps, endpoint=False)
+    ts = np.rint(scipy.stats.beta.ppf(ts, alpha, beta) * total)
+    sigs: list[float] = []
+    last = -1.0
+    for t in ts:
+        if t != last:
+            sigs.append(float(ms.sigmas[int(t)]))
+        last = t
+    return torch.tensor(sigs + [0.0], dtype=torch.float32)
+
+
+def _linear_quadratic(ms: ModelSampling, steps: int, threshold_noise: float = 0.025) -> Tensor:
+    """Mochi's schedule: linear in the first half up to threshold_noise, quadratic after."""
+    if steps == 1:
+        sched = [1.0, 0.0]
+    else:
+        lin = steps // 2
+        lin_part = [i * threshold_noise / lin for i in range(lin)]
+        step_diff = lin - threshold_noise * steps
+        quad = steps - lin
+        quad_coef = step_diff / (lin * quad ** 2)
+        lin_coef = threshold_noise / lin - 2 * step_diff / (quad ** 2)
+        const = quad_coef * lin ** 2
+        quad_part = [quad_coef * i ** 2 + lin_coef * i + const for i in range(lin, steps)]
+        sched = [1.0 - v for v in lin_part + quad_part + [1.0]]
+    return torch.tensor(sched, dtype=torch.float32) * float(ms.sigma_max)
+
+
+def _kl_optimal(ms: ModelSampling, steps: int) -> Tensor:
+    """"Align Your Steps" KL-optimal schedule: uniform in arctan(sigma)."""
+    smin, smax = float(ms.sigma_min), float(ms.sigma_max)
+    if steps == 1:
+        return torch.tensor([smax, 0.0], dtype=torch.float32)
+    frac = torch.arange(steps, dtype=torch.float32) / (steps - 1)
+    sig = (frac * math.atan(smin) + (1 - frac) * math.atan(smax)).tan()
+    return _append_zero(sig)
+
+
+_SCHEDULES: dict[str, Callable[[ModelSampling, int], Tensor]] = {
+    "normal": _normal,
+    "karras": lambda ms, n: karras_sigmas(n, float(ms.sigma_min), float(ms.sigma_max)),
+    "exponential": lambda ms, n: exponential_sigmas(n, float(ms.sigma_min), float(ms.sigma_max)),
+    "sgm_uniform": lambda ms, n: _normal(ms, n, sgm=True),
+    "simple": _simple,
+    "ddim_uniform": _ddim_uniform,
+    "beta": _beta,
+    "linear_quadratic": _linear_quadratic,
+    "kl_optimal": _kl_optimal,
+}
+
+SCHEDULER_NAMES: list[str] = list(_SCHEDULES)
+
+
+def get_sigmas(name: str, model_sampling: ModelSampling, steps: int) -> Tensor:
+    """Sigmas (float32, CPU) of schedule `name` for `steps` steps, last value 0."""
+    if name not in _SCHEDULES:
+        raise ValueError(f"unknown scheduler {name!r}; known: {', '.join(SCHEDULER_NAMES)}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return _SCHEDULES[name](model_sampling, int(steps))
