@@ -1,0 +1,310 @@
+"""Reading single-file Stable Diffusion checkpoints safely and working out what they contain.
+
+Only two readers exist: safetensors (no code can run) and `torch.load(weights_only=True)` for
+pickled files (a pickle that needs a class or function is refused before anything runs).
+`detect` reads the family and every architecture size from key names and tensor shapes, so real
+and tiny files take the same path. `load_checkpoint` builds the modules on the meta device and
+assigns the loaded tensors, so the weights exist once in memory.
+"""
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections import Counter
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ldm.configs import (SCALE_FACTORS, TEXT_ENCODER_LAYOUTS, ModelConfig, UNetConfig,
+                         VAEConfig, default_norm_groups)
+
+UNET_PREFIX = "model.diffusion_model."
+VAE_PREFIX = "first_stage_model."
+PICKLE_EXTENSIONS = {".ckpt", ".pt", ".pth", ".bin"}
+SAFETENSORS_EXTENSIONS = {".safetensors", ".sft"}
+
+
+class CheckpointError(Exception):
+    """A file that cannot or must not be loaded, or whose layout is not recognised."""
+
+
+# ------------------------------------------------------------------------------------ reading
+def load_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """All tensors of a weights file, keyed by name (see module doc for what is accepted)."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if ext in SAFETENSORS_EXTENSIONS:
+        return _load_safetensors(path)
+    if ext in PICKLE_EXTENSIONS:
+        return _load_pickle(path)
+    raise CheckpointError(f"{path.name}: unsupported extension {path.suffix!r}; expected one of "
+                          f"{sorted(SAFETENSORS_EXTENSIONS | PICKLE_EXTENSIONS)}")
+
+
+def _load_safetensors(path: Path) -> dict[str, Tensor]:
+    from safetensors import safe_open
+
+    _check_safetensors_size(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"{path.name}: not a readable safetensors file ({e})") from e
+
+
+def _check_safetensors_size(path: Path) -> None:
+    """Refuse truncated files with a message that says so (the header records the data length)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        raw = fh.read(8)
+        if len(raw) < 8:
+            raise CheckpointError(f"{path.name}: truncated safetensors file ({size} bytes)")
+        (n,) = struct.unpack("<Q", raw)
+        if n > size - 8:
+            raise CheckpointError(f"{path.name}: truncated safetensors file (header of {n} bytes, "
+                                  f"file has {size})")
+        try:
+            header = json.loads(fh.read(n))
+        except ValueError as e:
+            raise CheckpointError(f"{path.name}: corrupt safetensors header ({e})") from e
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    need = 8 + n + max(ends, default=0)
+    if need > size:
+        raise CheckpointError(f"{path.name}: truncated safetensors file ({size} bytes, the header "
+                              f"describes {need}); download it again")
+
+
+def _load_pickle(path: Path) -> dict[str, Tensor]:
+    try:
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):  # legacy (non-zip) files cannot be memory-mapped
+                raise
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(
+            f"{path.name}: refused — only plain tensors can be loaded from pickle files "
+            f"(weights_only); this file needs code to unpickle or is corrupt: "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path.name}: expected a dict of tensors, got {type(obj).__name__}")
+    return {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The `__metadata__` strings of a safetensors header ({} for other formats)."""
+    path = Path(path)
+    if path.suffix.lower() not in SAFETENSORS_EXTENSIONS:
+        return {}
+    with path.open("rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        return dict(json.loads(fh.read(n)).get("__metadata__") or {})
+
+
+# ------------------------------------------------------------------------------------ detection
+_BLOCK_RE = re.compile(r"^model\.diffusion_model\.(input_blocks|middle_block|output_blocks)\.?(\d*)"
+                       r"\.(\d+)\.transformer_blocks\.(\d+)\.")
+
+
+def _prefix_summary(sd: dict[str, Tensor]) -> str:
+    counts = Counter(".".join(k.split(".")[:2]) for k in sd)
+    return ", ".join(f"{p}.* ({n})" for p, n in counts.most_common(12)) or "no tensors"
+
+
+def _transformer_depths(sd: dict[str, Tensor]) -> dict[tuple[str, int], int]:
+    """(block list, index) → number of transformer blocks in that block's SpatialTransformer."""
+    depths: dict[tuple[str, int], int] = {}
+    for k in sd:
+        m = _BLOCK_RE.match(k)
+        if m:
+            key = (m.group(1), int(m.group(2) or 0))
+            depths[key] = max(depths.get(key, 0), int(m.group(4)) + 1)
+    return depths
+
+
+def _unet_levels(sd: dict[str, Tensor], mc: int, depths: dict) -> tuple[list[int], list[int], int]:
+    """Walk input_blocks: (channel_mult, transformer depth per level, res blocks per level)."""
+    levels: list[list[int]] = [[]]
+    level_depth: list[int] = [0]
+    i = 1
+    while f"{UNET_PREFIX}input_blocks.{i}.0.op.weight" in sd or \
+            f"{UNET_PREFIX}input_blocks.{i}.0.out_layers.3.weight" in sd:
+        if f"{UNET_PREFIX}input_blocks.{i}.0.op.weight" in sd:
+            levels.append([])
+            level_depth.append(0)
+        else:
+            out_ch = sd[f"{UNET_PREFIX}input_blocks.{i}.0.out_layers.3.weight"].shape[0]
+            levels[-1].append(out_ch // mc)
+            level_depth[-1] = max(level_depth[-1], depths.get(("input_blocks", i), 0))
+        i += 1
+    res_counts = {len(lv) for lv in levels}
+    if len(res_counts) != 1 or 0 in res_counts:
+        raise CheckpointError(f"UNet levels have differing res-block counts: {levels}")
+    return [lv[-1] for lv in levels], level_depth, res_counts.pop()
+
+
+def _family(sd: dict[str, Tensor], context_dim: int, adm: int | None) -> str | None:
+    has = lambda p: any(k.startswith(p) for k in sd)  # noqa: E731
+    if has("conditioner.embedders.1.model.") and has("conditioner.embedders.0.transformer."):
+        return "sdxl"
+    if has("conditioner.embedders.0.model.") and not has("conditioner.embedders.1."):
+        return "sdxl_refiner"
+    if has("cond_stage_model.model."):
+        return "sd2"
+    if has("cond_stage_model.transformer."):
+        return "sd1"
+    # UNet-only files: the real sizes are unambiguous (DESIGN.md).
+    return {(768, None): "sd1", (1024, None): "sd2", (2048, 2816): "sdxl",
+            (1280, 2560): "sdxl_refiner"}.get((context_dim, adm))
+
+
+def _heads(family: str, mc: int, metadata: dict[str, str]) -> tuple[int, int]:
+    """(num_heads, num_head_channels): metadata if given, else the rule of ARCHITECTURE.md §2."""
+    if "latentgraph.num_heads" in metadata:
+        return int(metadata["latentgraph.num_heads"]), -1
+    if "latentgraph.num_head_channels" in metadata:
+        return -1, int(metadata["latentgraph.num_head_channels"])
+    if family == "sd1":
+        return (8 if mc >= 128 else 2), -1
+    return -1, (64 if mc >= 128 else mc // 2)
+
+
+def detect_unet(sd: dict[str, Tensor], family: str | None = None,
+                metadata: dict[str, str] | None = None) -> tuple[str, UNetConfig]:
+    """(family, UNetConfig) read from the `model.diffusion_model.*` shapes."""
+    metadata = metadata or {}
+    conv_in = sd.get(UNET_PREFIX + "input_blocks.0.0.weight")
+    if conv_in is None or UNET_PREFIX + "out.2.weight" not in sd:
+        raise CheckpointError(f"not a Stable Diffusion checkpoint: no UNet "
+                              f"({UNET_PREFIX}input_blocks/out) found; keys: {_prefix_summary(sd)}")
+    mc, in_ch = conv_in.shape[0], conv_in.shape[1]
+    depths = _transformer_depths(sd)
+    mult, level_depth, nres = _unet_levels(sd, mc, depths)
+    to_k = next((v for k, v in sd.items() if k.startswith(UNET_PREFIX) and
+                 k.endswith("attn2.to_k.weight")), None)
+    context_dim = to_k.shape[1] if to_k is not None else 768
+    proj_in = next((v for k, v in sd.items() if k.startswith(UNET_PREFIX) and
+                    k.endswith(".proj_in.weight")), None)
+    label = sd.get(UNET_PREFIX + "label_emb.0.0.weight")
+    adm = label.shape[1] if label is not None else None
+    family = family or _family(sd, context_dim, adm)
+    if family is None:
+        raise CheckpointError(f"unknown checkpoint layout (UNet context {context_dim}, adm {adm}, no "
+                              f"known text encoder); keys: {_prefix_summary(sd)}")
+    heads, head_ch = _heads(family, mc, metadata)
+    groups = int(metadata.get("latentgraph.norm_groups", default_norm_groups(mc)))
+    cfg = UNetConfig(in_channels=in_ch, out_channels=sd[UNET_PREFIX + "out.2.weight"].shape[0],
+                     model_channels=mc, channel_mult=tuple(mult), num_res_blocks=nres,
+                     transformer_depth=tuple(level_depth),
+                     transformer_depth_middle=depths.get(("middle_block", 0), 0),
+                     num_heads=heads, num_head_channels=head_ch, context_dim=context_dim,
+                     use_linear_in_transformer=proj_in is not None and proj_in.ndim == 2,
+                     adm_in_channels=adm, norm_groups=groups)
+    return family, cfg
+
+
+def detect_vae(sd: dict[str, Tensor], metadata: dict[str, str] | None = None,
+               prefix: str = VAE_PREFIX) -> VAEConfig | None:
+    """VAEConfig read from the `first_stage_model.*` shapes (None when the file has no VAE)."""
+    conv_in = sd.get(prefix + "encoder.conv_in.weight")
+    if conv_in is None:
+        return None
+    ch = conv_in.shape[0]
+    mult = []
+    while prefix + f"encoder.down.{len(mult)}.block.0.conv2.weight" in sd:
+        mult.append(sd[prefix + f"encoder.down.{len(mult)}.block.0.conv2.weight"].shape[0] // ch)
+    nres = 0
+    while prefix + f"encoder.down.0.block.{nres}.conv1.weight" in sd:
+        nres += 1
+    groups = int((metadata or {}).get("latentgraph.vae_norm_groups", default_norm_groups(ch)))
+    return VAEConfig(ch=ch, ch_mult=tuple(mult), num_res_blocks=nres,
+                     z_channels=sd[prefix + "encoder.conv_out.weight"].shape[0] // 2,
+                     embed_dim=sd[prefix + "quant_conv.weight"].shape[0] // 2,
+                     in_channels=conv_in.shape[1],
+                     out_ch=sd[prefix + "decoder.conv_out.weight"].shape[0], norm_groups=groups)
+
+
+def _detect_prediction(sd: dict[str, Tensor], family: str, unet: UNetConfig) -> str:
+    """`v_pred` key if present; for SD2 ComfyUI's heuristic: the std of norm1.bias of the first
+    transformer block in the last output block with attention is > 0.09 for v models."""
+    if "v_pred" in sd:
+        return "v"
+    if family != "sd2":
+        return "eps"
+    n_out = len(unet.channel_mult) * (unet.num_res_blocks + 1)
+    for i in reversed(range(n_out)):
+        bias = sd.get(f"{UNET_PREFIX}output_blocks.{i}.1.transformer_blocks.0.norm1.bias")
+        if bias is not None:
+            return "v" if float(bias.float().std()) > 0.09 else "eps"
+    return "eps"
+
+
+def detect(sd: dict[str, Tensor], *, metadata: dict[str, str] | None = None,
+           family: str | None = None, prediction: str | None = None) -> ModelConfig:
+    """ModelConfig of a single-file checkpoint; `family` / `prediction` override detection."""
+    family, unet = detect_unet(sd, family, metadata)
+    if prediction is None:
+        prediction = _detect_prediction(sd, family, unet)
+    if prediction not in ("eps", "v"):
+        raise CheckpointError(f"prediction must be 'eps' or 'v', got {prediction!r}")
+    return ModelConfig(family=family, prediction=prediction, inpaint=unet.in_channels == 9,
+                       unet=unet, vae=detect_vae(sd, metadata),
+                       text_encoders=TEXT_ENCODER_LAYOUTS[family],
+                       scale_factor=SCALE_FACTORS[family])
+
+
+# ------------------------------------------------------------------------------------ building
+def _sub_state_dict(sd: dict[str, Tensor], prefix: str, dtype: torch.dtype) -> dict[str, Tensor]:
+    """Keys under `prefix` with the prefix removed, floating tensors cast to `dtype` (a no-op —
+    no copy — when the file already has that dtype)."""
+    return {k[len(prefix):]: (v.to(dtype) if v.is_floating_point() else v)
+            for k, v in sd.items() if k.startswith(prefix)}
+
+
+def build_module(cls, cfg, weights: dict[str, Tensor], what: str) -> torch.nn.Module:
+    """Construct `cls(cfg)` without allocating weights (meta device) and assign `weights`."""
+    with torch.device("meta"):
+        module = cls(cfg)
+    try:
+        module.load_state_dict(weights, strict=True, assign=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{what} weights do not match the detected architecture: "
+                              f"{str(e)[:600]}") from e
+    return module.eval().requires_grad_(False)
+
+
+def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: str | None = None,
+                    output_vae: bool = True, output_clip: bool = True):
+    """(DiffusionModel, TextEncoder|None, VAE|None) from a single-file checkpoint."""
+    from ldm import devices
+    from ldm.model import DiffusionModel
+    from ldm.model_sampling import ModelSampling
+    from ldm.unet import UNetModel
+    from ldm.vae import VAE, AutoencoderKL
+
+    sd = load_state_dict(path)
+    config = detect(sd, metadata=read_metadata(path), family=family, prediction=prediction)
+    dtype = devices.compute_dtype(devices.offload_device())
+    unet = build_module(UNetModel, config.unet, _sub_state_dict(sd, UNET_PREFIX, dtype), "UNet")
+    model = DiffusionModel(unet, config, ModelSampling(config.prediction))
+    vae = None
+    if output_vae:
+        if config.vae is None:
+            raise CheckpointError(f"{Path(path).name} has no VAE (first_stage_model.*); "
+                                  "load one with a VAE loader")
+        vae = VAE(build_module(AutoencoderKL, config.vae,
+                               _sub_state_dict(sd, VAE_PREFIX, dtype), "VAE"))
+    clip = None
+    if output_clip:
+        from ldm.clip import TextEncoder
+
+        clip = TextEncoder.from_checkpoint(sd, config)
+    del sd
+    return model, clip, vae
