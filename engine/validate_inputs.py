@@ -1,0 +1,206 @@
+"""Per-node input checks of validation (engine.graph), with ComfyUI's error types and messages.
+
+Each problem becomes a ComfyUI-shaped error dict plus a readable line for the CLI; nothing here
+raises on malformed input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+PRIMITIVES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+
+
+@dataclass
+class NodeCheck:
+    """The result of checking one node's inputs."""
+
+    inputs: dict = field(default_factory=dict)      # canonical inputs (coerced literals, [src, idx] links)
+    links: dict = field(default_factory=dict)       # input name -> (src id, output index)
+    errors: list = field(default_factory=list)      # ComfyUI error dicts
+    lines: list = field(default_factory=list)       # readable CLI lines, parallel to errors
+    warnings: list = field(default_factory=list)
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """repr() clipped so a 10 kB prompt does not flood an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def json_safe(value: Any) -> Any:
+    """The received value as something json.dumps accepts (the 400 body is JSON)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value[:50]]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in list(value.items())[:50]}
+    return short(value)
+
+
+class _Reporter:
+    def __init__(self, check: NodeCheck, node_id: str, class_type: str, paths: Any) -> None:
+        self.check, self.node_id, self.class_type, self.paths = check, node_id, class_type, paths
+
+    def error(self, etype: str, message: str, details: str, spec: Any, value: Any, line: str,
+              **extra: Any) -> None:
+        info = {"input_name": spec.name, "input_config": spec.info(self.paths) if spec else None,
+                "received_value": json_safe(value), **extra}
+        self.check.errors.append({"type": etype, "message": message, "details": details, "extra_info": info})
+        self.check.lines.append(f"node {self.node_id} ({self.class_type}) input '{spec.name}': {line}")
+
+
+def coerce(type_name: str, value: Any) -> tuple[Any, str | None]:
+    """Converts a literal the way ComfyUI does (numeric strings accepted); returns (value, error)."""
+    try:
+        if type_name == "INT":
+            if isinstance(value, float) and not math.isfinite(value):
+                return value, "not a finite number"
+            if isinstance(value, (bool, int, float, str)):
+                return int(value), None
+        elif type_name == "FLOAT":
+            if isinstance(value, (bool, int, float, str)):
+                out = float(value)
+                return (out, None) if math.isfinite(out) else (value, "not a finite number")
+        elif type_name == "STRING":
+            if isinstance(value, (str, int, float, bool)):
+                return str(value), None
+        elif type_name == "BOOLEAN":
+            if isinstance(value, bool):
+                return value, None
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value), None
+            if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+                return value.strip().lower() == "true", None
+        else:
+            return value, None
+    except (ValueError, OverflowError) as exc:
+        return value, str(exc)
+    return value, f"a {type(value).__name__} cannot be a {type_name}"
+
+
+def types_match(out_type: Any, spec: Any, paths: Any) -> bool:
+    """Whether an output of `out_type` may feed `spec` ("*" matches anything; "A,B" unions)."""
+    want = spec.type
+    if out_type == "*" or want == "*":
+        return True
+    if want == "COMBO":
+        if out_type == "COMBO":
+            return True
+        if isinstance(out_type, (list, tuple)):
+            choices = set(spec.choices(paths))
+            return bool(out_type) and set(out_type) <= choices
+        return False
+    if not isinstance(out_type, str):
+        return False
+    return bool(set(out_type.split(",")) & set(want.split(",")))
+
+
+def check_node(node_id: str, class_type: str, raw_inputs: Any, nd: Any, prompt: dict,
+               registry: Any, paths: Any) -> NodeCheck:
+    """Checks every declared input of one node; unknown extra inputs are ignored."""
+    check = NodeCheck()
+    rep = _Reporter(check, node_id, class_type, paths)
+    if not isinstance(raw_inputs, dict):
+        raw_inputs = {}
+    for spec in nd.inputs:
+        if spec.name not in raw_inputs:
+            _missing(rep, spec)
+            continue
+        value = raw_inputs[spec.name]
+        if isinstance(value, list):
+            _check_link(rep, spec, value, prompt, registry)
+        else:
+            _check_literal(rep, spec, value)
+    return check
+
+
+def _missing(rep: _Reporter, spec: Any) -> None:
+    if spec.optional:
+        return
+    if spec.has_default:
+        rep.check.inputs[spec.name] = spec.default
+        rep.check.warnings.append(f"node {rep.node_id} ({rep.class_type}): input '{spec.name}' was missing; "
+                                  f"using its default {short(spec.default)}")
+        return
+    rep.error("required_input_missing", "Required input is missing", spec.name, spec, None,
+              "required input is missing")
+
+
+def _check_link(rep: _Reporter, spec: Any, value: list, prompt: dict, registry: Any) -> None:
+    shape_ok = (len(value) == 2 and isinstance(value[0], (str, int)) and not isinstance(value[0], bool)
+                and isinstance(value[1], int) and not isinstance(value[1], bool))
+    if not shape_ok:
+        rep.error("bad_linked_input", "Bad linked input, must be a length-2 list of [node_id, slot_index]",
+                  spec.name, spec, value, f"bad link {short(value)}: must be [node_id, output_index]")
+        return
+    src, idx = str(value[0]), value[1]
+    src_node = prompt.get(src)
+    if src_node is None:
+        rep.error("bad_linked_input", "Required input is linked to a missing node",
+                  f"{spec.name}: node {src} does not exist", spec, value, f"linked to missing node {src}")
+        return
+    rep.check.links[spec.name] = (src, idx)
+    rep.check.inputs[spec.name] = [src, idx]
+    src_def = registry.get(src_node.get("class_type")) if isinstance(src_node, dict) else None
+    if src_def is None:
+        return  # the source node carries its own error
+    if not 0 <= idx < len(src_def.outputs):
+        rep.error("bad_linked_input", "Bad linked input, output index out of range",
+                  f"{spec.name}: node {src} ({src_def.class_type}) has {len(src_def.outputs)} outputs",
+                  spec, value, f"output {idx} of node {src} ({src_def.class_type}) does not exist")
+        return
+    out_type = src_def.outputs[idx].type
+    if not types_match(out_type, spec, rep.paths):
+        want = spec.type
+        rep.error("return_type_mismatch", "Return type mismatch between linked nodes",
+                  f"{spec.name}, received_type({out_type}) mismatch input_type({want})", spec, value,
+                  f"linked output is {out_type}, expected {want}", received_type=out_type, linked_node=value)
+
+
+def _check_literal(rep: _Reporter, spec: Any, value: Any) -> None:
+    if not spec.widget and spec.type not in PRIMITIVES:
+        rep.error("invalid_input_type", f"Input '{spec.name}' must be linked to a {spec.type} output",
+                  f"{spec.name}, {short(value)}", spec, value, f"needs a link of type {spec.type}, got a value")
+        return
+    if spec.type == "COMBO":
+        _check_combo(rep, spec, value)
+        return
+    conv, err = coerce(spec.type, value)
+    if err is not None:
+        rep.error("invalid_input_type", f"Failed to convert an input value to a {spec.type} value",
+                  f"{spec.name}, {short(value)}, {err}", spec, value,
+                  f"value {short(value)} is not a valid {spec.type}")
+        return
+    lo, hi = spec.opts.get("min"), spec.opts.get("max")
+    if isinstance(conv, (int, float)) and not isinstance(conv, bool):
+        if lo is not None and conv < lo:
+            rep.error("value_smaller_than_min", f"Value {conv} smaller than min of {lo}",
+                      f"{spec.name}", spec, value, f"value {conv} is smaller than min {lo}")
+            return
+        if hi is not None and conv > hi:
+            rep.error("value_bigger_than_max", f"Value {conv} bigger than max of {hi}",
+                      f"{spec.name}", spec, value, f"value {conv} is bigger than max {hi}")
+            return
+    rep.check.inputs[spec.name] = conv
+
+
+def _check_combo(rep: _Reporter, spec: Any, value: Any) -> None:
+    is_file_list = hasattr(spec.options, "resolve")  # files("...") options, duck-typed
+    if is_file_list and rep.paths is None:
+        rep.check.inputs[spec.name] = value  # no folders to check against (schema-only validation)
+        return
+    choices = spec.choices(rep.paths)
+    if isinstance(value, (str, int, float, bool)) and value in choices:
+        rep.check.inputs[spec.name] = value
+        return
+    if isinstance(value, (int, float)) and str(value) in choices:
+        rep.check.inputs[spec.name] = str(value)
+        return
+    shown = choices if len(choices) <= 20 else choices[:20] + ["..."]
+    rep.error("value_not_in_list", "Value not in list", f"{spec.name}: {short(value)} not in {shown}",
+              spec, value, f"value {short(value)} is not one of {shown}")
