@@ -1,0 +1,262 @@
+"""Latent nodes: empty latents, resizing, compositing, batching and transforms (ComfyUI names).
+
+A LATENT is a dict with `samples` [B,C,h,w] (raw VAE latents), optional `noise_mask` and
+`batch_index` (ARCHITECTURE.md §1). Nodes never mutate their input dict.
+"""
+from __future__ import annotations
+
+import torch
+
+from ldm import image_ops as ops
+from nodes.registry import Boolean, Combo, Float, In, Int, Out, node
+
+MAX_RES = 16384
+UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
+
+
+def _copy(latent: dict, **changes) -> dict:
+    out = dict(latent)
+    out.update(changes)
+    return out
+
+
+def _batch_index(latent: dict) -> list[int]:
+    return list(latent.get("batch_index") or range(latent["samples"].shape[0]))
+
+
+@node("latent", display_name="Empty Latent Image")
+class EmptyLatentImage:
+    """A batch of all-zero latents for txt2img; 8 pixels per latent cell, 4 channels."""
+
+    INPUTS = [
+        Int("width", 512, min=16, max=MAX_RES, step=8, tooltip="The width of the latent images in pixels."),
+        Int("height", 512, min=16, max=MAX_RES, step=8, tooltip="The height of the latent images in pixels."),
+        Int("batch_size", 1, min=1, max=4096, tooltip="The number of latent images in the batch."),
+    ]
+    OUTPUTS = [Out("LATENT", tooltip="The empty latent image batch.")]
+
+    def run(self, ctx, width, height, batch_size):
+        return ({"samples": torch.zeros([batch_size, 4, height // 8, width // 8])},)
+
+
+def _target_size(samples: torch.Tensor, width: int, height: int) -> tuple[int, int]:
+    """Latent (w, h) for a pixel width/height; a 0 side follows the aspect ratio (at least 64 px)."""
+    h, w = samples.shape[-2], samples.shape[-1]
+    if width == 0 and height == 0:
+        return w, h
+    if width == 0:
+        height = max(64, height)
+        width = max(64, round(w * height / h))
+    elif height == 0:
+        width = max(64, width)
+        height = max(64, round(h * width / w))
+    return width // 8, height // 8
+
+
+@node("latent", display_name="Upscale Latent")
+class LatentUpscale:
+    """Resizes latents to a pixel size (divided by 8); a 0 side keeps the aspect ratio."""
+
+    INPUTS = [
+        In("samples", "LATENT"),
+        Combo("upscale_method", UPSCALE_METHODS),
+        Int("width", 512, min=0, max=MAX_RES, step=8),
+        Int("height", 512, min=0, max=MAX_RES, step=8),
+        Combo("crop", ["disabled", "center"]),
+    ]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples, upscale_method, width, height, crop):
+        w, h = _target_size(samples["samples"], width, height)
+        out = ops.resize(samples["samples"], w, h, upscale_method, crop)
+        return (_copy(samples, samples=out),)
+
+
+@node("latent", display_name="Upscale Latent By")
+class LatentUpscaleBy:
+    """Scales latents by a factor (e.g. the first half of a hires fix)."""
+
+    INPUTS = [
+        In("samples", "LATENT"),
+        Combo("upscale_method", UPSCALE_METHODS),
+        Float("scale_by", 1.5, min=0.01, max=8.0, step=0.01),
+    ]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples, upscale_method, scale_by):
+        s = samples["samples"]
+        w, h = round(s.shape[-1] * scale_by), round(s.shape[-2] * scale_by)
+        return (_copy(samples, samples=ops.resize(s, max(1, w), max(1, h), upscale_method)),)
+
+
+@node("latent", display_name="Latent Composite")
+class LatentComposite:
+    """Pastes samples_from onto samples_to at (x, y) pixels, with an optional feathered edge."""
+
+    INPUTS = [
+        In("samples_to", "LATENT"), In("samples_from", "LATENT"),
+        Int("x", 0, min=0, max=MAX_RES, step=8), Int("y", 0, min=0, max=MAX_RES, step=8),
+        Int("feather", 0, min=0, max=MAX_RES, step=8),
+    ]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples_to, samples_from, x, y, feather):
+        x, y, f = x // 8, y // 8, feather // 8
+        dest, src = samples_to["samples"], samples_from["samples"]
+        h = min(src.shape[-2], dest.shape[-2] - y)
+        w = min(src.shape[-1], dest.shape[-1] - x)
+        mask = torch.ones((1, 1, max(h, 0), max(w, 0)))
+        for t in range(f):
+            rate = (t + 1) / f
+            if y != 0:
+                mask[:, :, t, :] *= rate
+            if y + h < dest.shape[-2]:
+                mask[:, :, h - 1 - t, :] *= rate
+            if x != 0:
+                mask[:, :, :, t] *= rate
+            if x + w < dest.shape[-1]:
+                mask[:, :, :, w - 1 - t] *= rate
+        return (_copy(samples_to, samples=ops.composite(dest, src, x, y, mask if f else None)),)
+
+
+@node("latent", display_name="Latent Composite Masked")
+class LatentCompositeMasked:
+    """Pastes source onto destination at (x, y) pixels through an optional mask."""
+
+    INPUTS = [
+        In("destination", "LATENT"), In("source", "LATENT"),
+        Int("x", 0, min=0, max=MAX_RES, step=8), Int("y", 0, min=0, max=MAX_RES, step=8),
+        Boolean("resize_source", False),
+        In("mask", "MASK", optional=True),
+    ]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, destination, source, x, y, resize_source, mask=None):
+        dest, src = destination["samples"], source["samples"]
+        if resize_source:
+            src = ops.resize(src, dest.shape[-1], dest.shape[-2], "bilinear")
+        m = None
+        if mask is not None:
+            m = ops.mask_to_bchw(mask).float()
+            m = torch.nn.functional.interpolate(m, size=src.shape[-2:], mode="bilinear")
+        return (_copy(destination, samples=ops.composite(dest, src, x // 8, y // 8, m)),)
+
+
+@node("_for_testing", display_name="Latent Blend")
+class LatentBlend:
+    """samples1·factor + samples2·(1−factor); samples2 is resized to samples1 if needed."""
+
+    INPUTS = [In("samples1", "LATENT"), In("samples2", "LATENT"),
+              Float("blend_factor", 0.5, min=0.0, max=1.0, step=0.01)]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples1, samples2, blend_factor):
+        a, b = samples1["samples"], samples2["samples"]
+        b = ops.match_size(b, a, "bicubic")
+        return (_copy(samples1, samples=a * blend_factor + b * (1 - blend_factor)),)
+
+
+@node("latent/batch", display_name="Latent From Batch")
+class LatentFromBatch:
+    """Takes `length` latents starting at `batch_index`; their noise stays that of their index."""
+
+    INPUTS = [In("samples", "LATENT"), Int("batch_index", 0, min=0, max=63), Int("length", 1, min=1, max=64)]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples, batch_index, length):
+        s = samples["samples"]
+        start = min(s.shape[0] - 1, batch_index)
+        end = min(s.shape[0], start + length)
+        out = _copy(samples, samples=s[start:end].clone(), batch_index=_batch_index(samples)[start:end])
+        mask = samples.get("noise_mask")
+        if mask is not None and mask.shape[0] > 1:
+            mask = ops.repeat_to_batch(mask, s.shape[0])
+            out["noise_mask"] = mask[start:end].clone()
+        return (out,)
+
+
+@node("latent/batch", display_name="Repeat Latent Batch")
+class RepeatLatentBatch:
+    """Repeats the batch `amount` times; repeated items get new batch indices (new noise)."""
+
+    INPUTS = [In("samples", "LATENT"), Int("amount", 1, min=1, max=64)]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples, amount):
+        s = samples["samples"]
+        out = _copy(samples, samples=s.repeat((amount, 1, 1, 1)))
+        mask = samples.get("noise_mask")
+        if mask is not None and mask.shape[0] > 1:
+            out["noise_mask"] = ops.repeat_to_batch(mask, s.shape[0]).repeat((amount,) + (1,) * (mask.dim() - 1))
+        if "batch_index" in samples:
+            idx = samples["batch_index"]
+            offset = max(idx) - min(idx) + 1
+            out["batch_index"] = [i + k * offset for k in range(amount) for i in idx]
+        return (out,)
+
+
+@node("latent/batch", display_name="Latent Batch")
+class LatentBatch:
+    """Concatenates two latent batches (samples2 resized to samples1's size)."""
+
+    INPUTS = [In("samples1", "LATENT"), In("samples2", "LATENT")]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples1, samples2):
+        a = samples1["samples"]
+        b = ops.match_size(samples2["samples"], a, "bilinear")
+        idx1 = _batch_index(samples1)
+        idx2 = samples2.get("batch_index") or [max(idx1) + 1 + i for i in range(b.shape[0])]
+        return ({"samples": torch.cat([a, b]), "batch_index": idx1 + list(idx2)},)
+
+
+@node("latent/transform", display_name="Flip Latent")
+class LatentFlip:
+    """Mirrors latents vertically (x-axis) or horizontally (y-axis)."""
+
+    INPUTS = [In("samples", "LATENT"), Combo("flip_method", ["x-axis: vertically", "y-axis: horizontally"])]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples, flip_method):
+        dim = 2 if flip_method.startswith("x") else 3
+        return (_copy(samples, samples=torch.flip(samples["samples"], dims=[dim])),)
+
+
+@node("latent/transform", display_name="Rotate Latent")
+class LatentRotate:
+    """Rotates latents clockwise by 90, 180 or 270 degrees."""
+
+    INPUTS = [In("samples", "LATENT"), Combo("rotation", ["none", "90 degrees", "180 degrees", "270 degrees"])]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples, rotation):
+        k = {"none": 0, "90 degrees": 1, "180 degrees": 2, "270 degrees": 3}[rotation]
+        return (_copy(samples, samples=torch.rot90(samples["samples"], k=k, dims=[3, 2])),)
+
+
+@node("latent/transform", display_name="Crop Latent")
+class LatentCrop:
+    """Crops latents to width×height pixels at (x, y) (all divided by 8; kept inside the latent)."""
+
+    INPUTS = [In("samples", "LATENT"),
+              Int("width", 512, min=64, max=MAX_RES, step=8), Int("height", 512, min=64, max=MAX_RES, step=8),
+              Int("x", 0, min=0, max=MAX_RES, step=8), Int("y", 0, min=0, max=MAX_RES, step=8)]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples, width, height, x, y):
+        s = samples["samples"]
+        x, y = x // 8, y // 8
+        x = max(0, min(x, s.shape[3] - 8))
+        y = max(0, min(y, s.shape[2] - 8))
+        return (_copy(samples, samples=s[:, :, y:y + height // 8, x:x + width // 8]),)
+
+
+@node("latent/inpaint", display_name="Set Latent Noise Mask")
+class SetLatentNoiseMask:
+    """Restricts sampling to the mask (1 = repaint); the rest of the latent is kept."""
+
+    INPUTS = [In("samples", "LATENT"), In("mask", "MASK")]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples, mask):
+        return (_copy(samples, noise_mask=ops.mask_to_bchw(mask)),)
