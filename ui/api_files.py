@@ -1,0 +1,299 @@
+"""File routes of the ComfyUI-compatible API: GET /view, POST /upload/image, POST /upload/mask.
+
+Every path a client names goes through two gates: a syntactic check here (no ``..``, absolute
+paths, NUL/control characters, backslashes, drive letters — already URL-decoded by the server, so
+``%2e%2e`` arrives as ``..``) and then ``engine.paths.safe_join`` (which also refuses symlinks that
+leave the root). Uploaded bytes are only stored after Pillow has identified, verified and fully
+decoded them within a pixel budget, so a decompression bomb or a disguised script never lands in
+``input/``. Refusals are JSON 4xx (``ApiError``), never a traceback.
+"""
+from __future__ import annotations
+
+import io
+import json
+import mimetypes
+import os
+import re
+import tempfile
+import unicodedata
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
+from PIL import Image
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_PIXELS = 64 * 1024 * 1024
+FILE_TYPES = ("output", "input", "temp")
+# Pillow format name -> extensions we accept for it (first one used when a name must be fixed).
+IMAGE_FORMATS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jfif"), "WEBP": (".webp",),
+                 "GIF": (".gif",), "BMP": (".bmp",)}
+# Served as attachments, never rendered: a stored file must not become a page of our origin.
+_ACTIVE_TYPES = {"text/html", "image/svg+xml", "application/xhtml+xml", "text/javascript",
+                 "application/javascript", "application/xml", "text/xml"}
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class ApiError(Exception):
+    """A refusal with an HTTP status; the server turns it into ``{"error": {type, message}}``."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+# ------------------------------------------------------------------------------------------------
+# paths
+# ------------------------------------------------------------------------------------------------
+def check_part(part: str, what: str) -> None:
+    """Refuse a client-supplied path piece that could name something outside its root."""
+    if not isinstance(part, str):
+        raise ApiError(400, "invalid_path", f"{what} must be a string")
+    if any(ord(c) < 32 or ord(c) == 127 for c in part):
+        raise ApiError(400, "invalid_path", f"{what} contains control characters")
+    if "\\" in part or _DRIVE.match(part) or part.startswith("/") or part.startswith("~"):
+        raise ApiError(400, "invalid_path", f"{what} must be a relative path with '/' separators")
+    if any(p in ("..", ".") for p in part.split("/")):
+        raise ApiError(400, "invalid_path", f"{what} must not contain '.' or '..' components")
+    if "%" in part and re.search(r"%[0-9A-Fa-f]{2}", part):
+        raise ApiError(400, "invalid_path", f"{what} contains percent-encoded characters")
+
+
+def file_root(paths: Any, kind: str) -> Path:
+    """The directory for ``type=output|input|temp``."""
+    if kind not in FILE_TYPES:
+        raise ApiError(400, "invalid_type", f"type must be one of {', '.join(FILE_TYPES)}")
+    return Path(getattr(paths, f"{kind}_dir"))
+
+
+def _safe_join(root: Path, *parts: str) -> Path:
+    """engine.paths.safe_join, with its refusal mapped to 403."""
+    from engine import paths as engine_paths
+
+    join = getattr(engine_paths, "safe_join")
+    refused = getattr(engine_paths, "PathRefused", ValueError)
+    try:
+        return Path(join(root, *[p for p in parts if p]))
+    except refused as exc:
+        raise ApiError(403, "path_refused", str(exc)) from None
+    except (ValueError, OSError) as exc:
+        raise ApiError(400, "invalid_path", str(exc)) from None
+
+
+def resolve_file(paths: Any, kind: str, subfolder: str, filename: str) -> Path:
+    """Checked absolute path of ``<root of kind>/<subfolder>/<filename>`` (may not exist yet)."""
+    check_part(subfolder, "subfolder")
+    check_part(filename, "filename")
+    if not filename:
+        raise ApiError(400, "invalid_path", "filename is required")
+    root = file_root(paths, kind)
+    return _safe_join(root, *subfolder.split("/"), *filename.split("/"))
+
+
+def sanitize_filename(name: str, default: str = "upload") -> str:
+    """A safe basename: last path piece, no control characters, no leading dots, bounded length."""
+    name = unicodedata.normalize("NFC", str(name or ""))
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(c for c in name if ord(c) >= 32 and ord(c) != 127 and c not in ':*?"<>|')
+    name = name.strip().lstrip(".").strip()
+    if len(name) > 200:
+        stem, ext = os.path.splitext(name)
+        name = stem[: 200 - len(ext[:16])] + ext[:16]
+    return name or default
+
+
+# ------------------------------------------------------------------------------------------------
+# GET /view
+# ------------------------------------------------------------------------------------------------
+def _preview_response(path: Path, preview: str, channel: str) -> Response:
+    """Re-encode an image: ``preview=webp;90`` / ``jpeg;80`` and/or ``channel=rgb|a``."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if channel == "a":
+                alpha = img.getchannel("A") if "A" in img.getbands() else Image.new("L", img.size, 255)
+                img = Image.new("RGBA", img.size, (0, 0, 0, 0))
+                img.putalpha(alpha)
+            elif channel == "rgb":
+                img = img.convert("RGB")
+            elif img.mode not in ("RGB", "RGBA", "L"):
+                img = img.convert("RGBA")
+            fmt, quality = "png", 90
+            if preview:
+                fmt, _, q = preview.partition(";")
+                fmt = fmt.strip().lower()
+                if fmt not in ("webp", "jpeg", "jpg", "png"):
+                    raise ApiError(400, "invalid_preview", "preview format must be webp, jpeg or png")
+                quality = max(1, min(100, int(q))) if q.strip().isdigit() else 90
+            fmt = "jpeg" if fmt == "jpg" else fmt
+            if fmt == "jpeg" and img.mode != "RGB":
+                img = img.convert("RGB")
+            buf = io.BytesIO()
+            img.save(buf, format=fmt.upper(), quality=quality)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ApiError(415, "not_an_image", f"cannot re-encode this file: {exc}") from None
+    return Response(buf.getvalue(), media_type=f"image/{fmt}")
+
+
+def view_file(paths: Any, params: dict[str, str]) -> Response:
+    """The ``/view`` handler body: a file of output/input/temp, optionally re-encoded."""
+    filename = params.get("filename", "")
+    path = resolve_file(paths, params.get("type") or "output", params.get("subfolder", ""), filename)
+    if not path.is_file():
+        raise ApiError(404, "not_found", "file not found")
+    preview = params.get("preview", "") or ""
+    channel = (params.get("channel") or "rgba").lower()
+    if channel not in ("rgba", "rgb", "a"):
+        raise ApiError(400, "invalid_channel", "channel must be rgba, rgb or a")
+    if preview or channel != "rgba":
+        return _preview_response(path, preview, channel)
+    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if media in _ACTIVE_TYPES:
+        media = "application/octet-stream"
+        headers["Content-Disposition"] = f'attachment; filename="{sanitize_filename(path.name)}"'
+    else:
+        headers["Content-Disposition"] = f'inline; filename="{sanitize_filename(path.name)}"'
+    return FileResponse(path, media_type=media, headers=headers)
+
+
+# ------------------------------------------------------------------------------------------------
+# uploads
+# ------------------------------------------------------------------------------------------------
+def decode_image(data: bytes) -> Image.Image:
+    """Identify, verify and fully decode uploaded bytes; refuse non-images, bombs, broken files."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ApiError(413, "too_large", f"upload exceeds {MAX_UPLOAD_BYTES} bytes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as probe:
+                fmt, (w, h) = probe.format, probe.size
+                if fmt not in IMAGE_FORMATS:
+                    raise ApiError(415, "unsupported_image", f"image format {fmt} is not accepted")
+                if w * h > MAX_PIXELS or w <= 0 or h <= 0:
+                    raise ApiError(413, "too_many_pixels", f"image of {w}x{h} exceeds {MAX_PIXELS} pixels")
+                probe.verify()
+            img = Image.open(io.BytesIO(data))
+            img.load()
+        except ApiError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ApiError(413, "too_many_pixels", str(exc)) from None
+        except Exception as exc:  # Pillow raises many types for malformed data
+            raise ApiError(400, "invalid_image", f"not a valid image: {exc}") from None
+    return img
+
+
+def _fix_extension(name: str, fmt: str) -> str:
+    """Make the name's extension match the decoded format (a PNG never gets stored as .html)."""
+    stem, ext = os.path.splitext(name)
+    allowed = IMAGE_FORMATS[fmt]
+    return name if ext.lower() in allowed else (stem or "image") + allowed[0]
+
+
+def _store_bytes(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
+    """Write atomically; without overwrite pick ``name (1).ext``-style free names (no clobbering)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        if overwrite:
+            os.replace(tmp, folder / name)
+            return name
+        stem, ext = os.path.splitext(name)
+        for i in range(0, 10000):
+            candidate = name if i == 0 else f"{stem} ({i}){ext}"
+            try:
+                os.link(tmp, folder / candidate)  # fails if the name exists: atomic no-clobber
+                return candidate
+            except FileExistsError:
+                continue
+        raise ApiError(409, "name_exhausted", "too many files with this name")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _form_text(form: Any, key: str, default: str = "") -> str:
+    value = form.get(key)
+    return default if value is None or not isinstance(value, str) else value
+
+
+def _merge_mask(paths: Any, ref_text: str, mask: Image.Image) -> bytes:
+    """Put the mask's alpha into the referenced original image; return the PNG bytes."""
+    try:
+        ref = json.loads(ref_text)
+    except json.JSONDecodeError:
+        raise ApiError(400, "invalid_original_ref", "original_ref must be JSON") from None
+    if not isinstance(ref, dict) or not isinstance(ref.get("filename"), str):
+        raise ApiError(400, "invalid_original_ref", "original_ref needs filename, subfolder, type")
+    src = resolve_file(paths, ref.get("type") or "input", ref.get("subfolder") or "", ref["filename"])
+    if not src.is_file():
+        raise ApiError(404, "not_found", "original image not found")
+    original = decode_image(src.read_bytes()).convert("RGBA")
+    alpha = mask.convert("RGBA").getchannel("A")
+    if alpha.size != original.size:
+        alpha = alpha.resize(original.size, Image.Resampling.LANCZOS)
+    original.putalpha(alpha)
+    buf = io.BytesIO()
+    original.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def handle_upload(request: Request, paths: Any, is_mask: bool) -> dict:
+    """Body of ``/upload/image`` and ``/upload/mask`` → ``{name, subfolder, type}``."""
+    try:
+        form = await request.form(max_files=2, max_fields=20, max_part_size=1024 * 1024)
+    except Exception as exc:
+        raise ApiError(400, "invalid_form", f"expected multipart/form-data: {exc}") from None
+    upload = form.get("image")
+    if upload is None or isinstance(upload, str):
+        raise ApiError(400, "missing_image", "multipart field 'image' (a file) is required")
+    data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    fields = {k: _form_text(form, k) for k in ("type", "subfolder", "overwrite", "original_ref")}
+    return await run_in_threadpool(_process_upload, paths, data, upload.filename or "", fields, is_mask)
+
+
+def _process_upload(paths: Any, data: bytes, filename: str, fields: dict[str, str],
+                    is_mask: bool) -> dict:
+    """Validate, decode and store one upload (runs in a worker thread: decoding is CPU work)."""
+    kind = fields.get("type") or "input"
+    subfolder = fields.get("subfolder") or ""
+    overwrite = (fields.get("overwrite") or "false").lower() in ("true", "1", "yes")
+    check_part(subfolder, "subfolder")
+    root = file_root(paths, kind)
+    img = decode_image(data)
+    name = sanitize_filename(filename, default=f"upload-{uuid.uuid4().hex[:8]}")
+    if is_mask:
+        data = _merge_mask(paths, fields.get("original_ref") or "{}", img)
+        name = _fix_extension(name, "PNG")
+    else:
+        name = _fix_extension(name, img.format or "PNG")
+    folder = _safe_join(root, *subfolder.split("/")) if subfolder else root
+    stored = _store_bytes(folder, name, data, overwrite)
+    return {"name": stored, "subfolder": subfolder, "type": kind}
+
+
+def file_router(paths: Any) -> APIRouter:
+    """Routes ``/view``, ``/upload/image``, ``/upload/mask`` (included at ``/`` and ``/api``)."""
+    router = APIRouter()
+
+    @router.get("/view")
+    def view(request: Request) -> Response:
+        return view_file(paths, dict(request.query_params))
+
+    @router.post("/upload/image")
+    async def upload_image(request: Request) -> dict:
+        return await handle_upload(request, paths, is_mask=False)
+
+    @router.post("/upload/mask")
+    async def upload_mask(request: Request) -> dict:
+        return await handle_upload(request, paths, is_mask=True)
+
+    return router

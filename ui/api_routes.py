@@ -1,0 +1,354 @@
+"""JSON routes of the ComfyUI-compatible API (everything but files and the WebSocket).
+
+Shapes follow ../shared/COMPAT.md "HTTP API" exactly, because third-party clients (comfy-cli,
+ComfyScript, ComfyUI's script examples) parse them. Handlers are thin: validation is
+``engine.graph.validate``, jobs are ``engine.queue.JobQueue``; blocking calls (SQLite, listing
+model folders) run in the thread pool so the event loop keeps serving WebSockets.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ui.api_files import ApiError
+
+COMFYUI_VERSION = "0.3.64"  # what clients check for feature support
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+
+def latentgraph_version() -> str:
+    try:
+        return metadata.version("latentgraph")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+async def read_json(request: Request, *, allow_empty: bool = False) -> Any:
+    """The request body as JSON; bad JSON → 400, oversized → 413 (before parsing)."""
+    body = await request.body()
+    if len(body) > MAX_JSON_BYTES:
+        raise ApiError(413, "too_large", f"JSON body exceeds {MAX_JSON_BYTES} bytes")
+    if not body.strip():
+        if allow_empty:
+            return {}
+        raise ApiError(400, "invalid_json", "empty request body")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+
+
+def _prompt_error(kind: str, message: str, details: str = "") -> JSONResponse:
+    """ComfyUI's whole-prompt 400: ``{"error": {type, message, details, extra_info}, "node_errors": {}}``."""
+    body = {"error": {"type": kind, "message": message, "details": details, "extra_info": {}},
+            "node_errors": {}}
+    return JSONResponse(body, status_code=400)
+
+
+def _opt_int(value: Any, name: str, default: int | None) -> int | None:
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer") from None
+
+
+def _ids(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ApiError(400, "invalid_parameter", "delete must be a list of prompt ids")
+    return [str(v) for v in value]
+
+
+class Api:
+    """The services the routes use (the queue itself announces queue changes to the hub)."""
+
+    def __init__(self, paths: Any, queue: Any, registry: Any, executor: Any = None) -> None:
+        self.paths, self.queue, self.registry = paths, queue, registry
+        self.executor = executor if executor is not None else getattr(queue, "executor", None)
+
+    # -- /prompt -----------------------------------------------------------------------------
+    def submit(self, body: Any) -> JSONResponse:
+        """Validate and queue a prompt; ComfyUI's 200/400 bodies."""
+        if not isinstance(body, dict):
+            return _prompt_error("invalid_prompt", "Invalid prompt: request body must be an object")
+        prompt = body.get("prompt")
+        if prompt is None:
+            return _prompt_error("no_prompt", "No prompt provided")
+        if not isinstance(prompt, dict):
+            return _prompt_error("invalid_prompt", "Invalid prompt: prompt must be an object")
+        extra = body.get("extra_data") or {}
+        if not isinstance(extra, dict):
+            return _prompt_error("invalid_prompt", "Invalid prompt: extra_data must be an object")
+        client_id = body.get("client_id")
+        if client_id is not None:
+            extra = {**extra, "client_id": str(client_id)}
+        targets = body.get("partial_execution_targets")
+        if targets is not None and not (isinstance(targets, list) and all(isinstance(t, (str, int)) for t in targets)):
+            return _prompt_error("invalid_prompt", "partial_execution_targets must be a list of node ids")
+        targets = [str(t) for t in targets] if targets else None
+        prompt_id = body.get("prompt_id")
+        if prompt_id is not None and (not isinstance(prompt_id, (str, int)) or not str(prompt_id).strip()
+                                      or len(str(prompt_id)) > 200):
+            return _prompt_error("invalid_prompt", "prompt_id must be a non-empty string")
+        number = body.get("number")
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
+            return _prompt_error("invalid_prompt", "number must be a number")
+        from engine.graph import validate
+
+        try:
+            v = validate(prompt, self.registry, self.paths, targets=targets)
+        except Exception as exc:  # a malformed graph must be a 400, never a 500
+            return _prompt_error("invalid_prompt", f"Invalid prompt: {exc}")
+        if not v.ok:
+            return JSONResponse({"error": v.error, "node_errors": v.node_errors or {}}, status_code=400)
+        try:
+            pid, num = self.queue.submit(
+                v.prompt, prompt_id=None if prompt_id is None else str(prompt_id),
+                number=number, front=bool(body.get("front")), extra_data=extra,
+                client_id=None if client_id is None else str(client_id), targets=targets,
+                outputs_to_execute=list(v.outputs or []))
+        except ValueError as exc:  # duplicate prompt_id and the like
+            return _prompt_error("invalid_prompt", f"Invalid prompt: {exc}")
+        return JSONResponse({"prompt_id": pid, "number": num, "node_errors": v.node_errors or {}})
+
+    def exec_info(self) -> dict:
+        return {"exec_info": {"queue_remaining": int(self.queue.queue_remaining())}}
+
+    # -- /queue, /history ---------------------------------------------------------------------
+    def queue_state(self) -> dict:
+        running, pending = self.queue.queue()
+        return {"queue_running": running, "queue_pending": pending}
+
+    def queue_post(self, body: Any) -> dict:
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_parameter", "body must be an object")
+        if body.get("clear"):
+            self.queue.clear()
+        if "delete" in body:
+            self.queue.delete(_ids(body["delete"]))
+        return {}
+
+    def history_post(self, body: Any) -> dict:
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_parameter", "body must be an object")
+        if body.get("clear"):
+            self.queue.clear_history()
+        if "delete" in body:
+            self.queue.delete_history(_ids(body["delete"]))
+        return {}
+
+    def history_one(self, prompt_id: str) -> dict:
+        return self.queue.history_item(prompt_id) or {}
+
+    # -- info ------------------------------------------------------------------------------------
+    def object_info(self, class_type: str | None = None) -> dict:
+        if class_type is None:
+            return {nd.class_type: nd.object_info(self.paths) for nd in self.registry.all()}
+        nd = self.registry.get(class_type)
+        return {} if nd is None else {class_type: nd.object_info(self.paths)}
+
+    def interrupt(self, body: Any) -> dict:
+        prompt_id = body.get("prompt_id") if isinstance(body, dict) else None
+        self.queue.interrupt(None if prompt_id is None else str(prompt_id))
+        return {}
+
+    def free(self, body: Any) -> dict:
+        """Drop cached models (and cached node outputs with free_memory), then empty device caches."""
+        body = body if isinstance(body, dict) else {}
+        unload, free_mem = bool(body.get("unload_models")), bool(body.get("free_memory"))
+        if unload or free_mem:
+            _clear_executor_caches(self.executor, unload, free_mem)
+            try:
+                from ldm import devices
+                devices.soft_empty_cache()
+            except ImportError:
+                pass
+        return {}
+
+    def models(self, folder: str | None = None) -> list[str]:
+        from engine.paths import MODEL_FOLDERS
+
+        if folder is None:
+            return list(MODEL_FOLDERS)
+        if folder not in MODEL_FOLDERS:
+            raise ApiError(404, "not_found", f"unknown model folder {folder!r}")
+        return self.paths.list_files(folder)
+
+    def embeddings(self) -> list[str]:
+        return [os.path.splitext(n)[0] for n in self.paths.list_files("embeddings")]
+
+
+def _clear_executor_caches(executor: Any, unload: bool, free_mem: bool) -> None:
+    """Ask the executor to forget models / outputs; tolerant of which API it offers."""
+    if executor is None:
+        return
+    if hasattr(executor, "free"):
+        executor.free(unload_models=unload, free_memory=free_mem)
+        return
+    targets = []
+    if unload:
+        targets.append(getattr(executor, "models", None))
+    if free_mem:
+        targets += [getattr(executor, "models", None), getattr(executor, "cache", None)]
+    for cache in targets:
+        if cache is not None and hasattr(cache, "clear"):
+            cache.clear()
+
+
+def _ram() -> tuple[int, int]:
+    """(total, available) bytes from /proc/meminfo or sysconf (no psutil dependency)."""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+        total = int(info["MemTotal"].split()[0]) * 1024
+        free = int(info.get("MemAvailable", info["MemFree"]).split()[0]) * 1024
+        return total, free
+    except (OSError, KeyError, ValueError):
+        try:
+            page = os.sysconf("SC_PAGE_SIZE")
+            return page * os.sysconf("SC_PHYS_PAGES"), page * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return 0, 0
+
+
+def _devices(ram_total: int, ram_free: int) -> list[dict]:
+    """The compute device as ComfyUI lists it; torch is only consulted if already imported."""
+    torch = sys.modules.get("torch")
+    dev = {"name": "cpu", "type": "cpu", "index": None, "vram_total": ram_total, "vram_free": ram_free,
+           "torch_vram_total": ram_total, "torch_vram_free": ram_free}
+    if torch is None:
+        return [dev]
+    try:
+        from ldm import devices as ldm_devices
+        device = ldm_devices.get_device()
+    except Exception:
+        device = torch.device("cpu")
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        reserved = torch.cuda.memory_reserved(device)
+        dev = {"name": f"{device} {torch.cuda.get_device_name(device)}", "type": "cuda",
+               "index": device.index or 0, "vram_total": total, "vram_free": free,
+               "torch_vram_total": reserved, "torch_vram_free": reserved - torch.cuda.memory_allocated(device)}
+    elif device.type != "cpu":
+        dev = {**dev, "name": str(device), "type": device.type}
+    return [dev]
+
+
+def system_stats() -> dict:
+    total, free = _ram()
+    torch = sys.modules.get("torch")
+    try:
+        torch_version = torch.__version__ if torch is not None else metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = ""
+    return {"system": {"os": os.name, "ram_total": total,
+                       "ram_free": free, "comfyui_version": COMFYUI_VERSION,
+                       "latentgraph_version": latentgraph_version(),
+                       "python_version": sys.version, "pytorch_version": str(torch_version),
+                       "embedded_python": False, "argv": list(sys.argv), "platform": platform.platform()},
+            "devices": _devices(total, free)}
+
+
+def api_router(api: Api) -> APIRouter:
+    """The JSON routes; included once at ``/`` and once under ``/api``."""
+    r = APIRouter()
+    th = run_in_threadpool
+
+    @r.post("/prompt")
+    async def post_prompt(request: Request) -> JSONResponse:
+        return await th(api.submit, await read_json(request))
+
+    @r.get("/prompt")
+    async def get_prompt() -> dict:
+        return await th(api.exec_info)
+
+    @r.get("/queue")
+    async def get_queue() -> dict:
+        return await th(api.queue_state)
+
+    @r.post("/queue")
+    async def post_queue(request: Request) -> dict:
+        return await th(api.queue_post, await read_json(request))
+
+    @r.get("/history")
+    async def get_history(request: Request) -> dict:
+        q = request.query_params
+        max_items = _opt_int(q.get("max_items"), "max_items", None)
+        offset = _opt_int(q.get("offset"), "offset", 0) or 0
+        return await th(api.queue.history, max_items, max(0, offset))
+
+    @r.get("/history/{prompt_id}")
+    async def get_history_one(prompt_id: str) -> dict:
+        return await th(api.history_one, prompt_id)
+
+    @r.post("/history")
+    async def post_history(request: Request) -> dict:
+        return await th(api.history_post, await read_json(request))
+
+    @r.get("/object_info")
+    async def object_info() -> dict:
+        return await th(api.object_info)
+
+    @r.get("/object_info/{class_type}")
+    async def object_info_one(class_type: str) -> dict:
+        return await th(api.object_info, class_type)
+
+    @r.get("/system_stats")
+    async def get_system_stats() -> dict:
+        return await th(system_stats)
+
+    @r.post("/interrupt")
+    async def post_interrupt(request: Request) -> dict:
+        return await th(api.interrupt, await read_json(request, allow_empty=True))
+
+    @r.post("/free")
+    async def post_free(request: Request) -> dict:
+        return await th(api.free, await read_json(request, allow_empty=True))
+
+    @r.get("/embeddings")
+    async def get_embeddings() -> list:
+        return await th(api.embeddings)
+
+    @r.get("/models")
+    async def get_models() -> list:
+        return await th(api.models)
+
+    @r.get("/models/{folder}")
+    async def get_models_folder(folder: str) -> list:
+        return await th(api.models, folder)
+
+    _add_probe_routes(r)
+    return r
+
+
+def _add_probe_routes(r: APIRouter) -> None:
+    """Small routes frontends probe at start-up; answering them avoids noisy errors."""
+
+    @r.get("/extensions")
+    async def extensions() -> list:
+        return []
+
+    @r.get("/features")
+    async def features() -> dict:
+        return {"supports_preview_metadata": False, "max_upload_size": 50 * 1024 * 1024}
+
+    @r.get("/settings")
+    async def settings() -> dict:
+        return {}
+
+    @r.get("/settings/{setting_id}")
+    async def setting(setting_id: str) -> Any:
+        return None
+
+    @r.get("/users")
+    async def users() -> dict:
+        return {"storage": "server", "migrated": True}

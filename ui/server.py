@@ -1,0 +1,268 @@
+"""The one server process: ComfyUI-compatible HTTP + WebSocket API and the Gradio editor.
+
+``create_app`` wires the routes (at ``/`` and ``/api``), ``/ws``, ``/lg-static`` and finally the
+editor (mounted at ``/`` last, so API routes registered before it keep priority). Two pure-ASGI
+middlewares guard everything, HTTP and WebSocket alike: the optional bearer token and the
+request-body size limit. Every error leaves as JSON; tracebacks stay in the server log.
+``serve(args)`` builds the engine objects from the CLI arguments and runs uvicorn.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import sys
+from contextlib import asynccontextmanager
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ui.api_files import MAX_UPLOAD_BYTES, ApiError, file_router
+from ui.api_routes import MAX_JSON_BYTES, Api, api_router
+from ui.ws import WsHub
+
+log = logging.getLogger("latentgraph.server")
+ROOT = Path(__file__).resolve().parent.parent
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+TOKEN_COOKIE = "lg_token"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _error_body(kind: str, message: str) -> dict:
+    return {"error": {"type": kind, "message": message, "details": "", "extra_info": {}}}
+
+
+async def _send_json(send: Any, status: int, body: dict, headers: list | None = None) -> None:
+    data = json.dumps(body).encode()
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs + (headers or [])})
+    await send({"type": "http.response.body", "body": data})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit: by Content-Length up front, by counting when streamed."""
+
+    def __init__(self, app: Any, json_limit: int = MAX_JSON_BYTES,
+                 upload_limit: int = MAX_UPLOAD_BYTES + 1024 * 1024) -> None:
+        self.app, self.json_limit, self.upload_limit = app, json_limit, upload_limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.upload_limit if "/upload/" in scope.get("path", "") else self.json_limit
+        if "/gradio_api/" in scope.get("path", ""):  # the editor's own uploads: Gradio limits them
+            limit = self.upload_limit
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await _send_json(send, 413, _error_body("too_large", f"request body exceeds {limit} bytes"))
+        seen, started = 0, False
+
+        async def counting_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            started = started or message.get("type") == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_json(send, 413, _error_body("too_large", f"request body exceeds {limit} bytes"))
+
+
+class TokenAuthMiddleware:
+    """Every route needs ``Authorization: Bearer T``, ``?token=T`` or the cookie set from it."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self.token = app, token.encode()
+
+    def _presented(self, scope: dict) -> list[bytes]:
+        headers = dict(scope.get("headers") or [])
+        found = []
+        auth = headers.get(b"authorization", b"")
+        if auth[:7].lower() == b"bearer ":
+            found.append(auth[7:].strip())
+        for value in parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", []):
+            found.append(value.encode())
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
+        except Exception:
+            pass
+        if TOKEN_COOKIE in cookie:
+            found.append(cookie[TOKEN_COOKIE].value.encode())
+        return found
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        presented = self._presented(scope)
+        if any(hmac.compare_digest(p, self.token) for p in presented):
+            if scope["type"] == "http" and b"token=" in scope.get("query_string", b""):
+                return await self.app(scope, receive, self._with_cookie(send))
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await _send_json(send, 401, _error_body("unauthorized", "missing or wrong token"),
+                         [(b"www-authenticate", b"Bearer")])
+
+    def _with_cookie(self, send: Any) -> Any:
+        """A browser that opened ``/?token=T`` keeps access for the assets it loads next."""
+        value = f"{TOKEN_COOKIE}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict".encode()
+
+        async def wrapped(message: dict) -> None:
+            if message.get("type") == "http.response.start":
+                message = {**message, "headers": list(message.get("headers") or []) + [(b"set-cookie", value)]}
+            await send(message)
+        return wrapped
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON; unexpected ones are logged with their traceback, answered without it."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(_error_body(exc.kind, exc.message), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found" if exc.status_code == 404 else "http_error"
+        return JSONResponse(_error_body(kind, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(_error_body("invalid_request", str(exc.errors())[:2000]), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(_error_body("internal_error", f"{type(exc).__name__}: {exc}"), status_code=500)
+
+
+def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None = None,
+               executor: Any = None, start_queue: bool = True, editor: bool = True) -> FastAPI:
+    """The FastAPI app: API at ``/`` and ``/api``, ``/ws``, ``/lg-static``, editor at ``/`` (last).
+
+    With ``start_queue`` the app starts the queue's worker on start-up and stops it on shutdown.
+    """
+    hub = WsHub(queue.queue_remaining)
+    api = Api(paths, queue, registry, executor)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        hub.attach(asyncio.get_running_loop())
+        queue.subscribe(hub.on_queue_event)
+        if start_queue:
+            queue.start()
+        try:
+            yield
+        finally:
+            await hub.close_all()
+            if start_queue:
+                await asyncio.to_thread(queue.stop)
+
+    app = FastAPI(title="Latentgraph", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.hub, app.state.api = hub, api
+    _install_error_handlers(app)
+    for prefix in ("", "/api"):
+        app.include_router(api_router(api), prefix=prefix)
+        app.include_router(file_router(paths), prefix=prefix)
+        app.add_api_websocket_route(f"{prefix}/ws", hub.serve)
+    if STATIC_DIR.is_dir():
+        from fastapi.staticfiles import StaticFiles
+        app.mount("/lg-static", StaticFiles(directory=STATIC_DIR), name="lg-static")
+    app.add_middleware(BodyLimitMiddleware)
+    if auth_token:
+        app.add_middleware(TokenAuthMiddleware, token=auth_token)
+    if editor:
+        _mount_editor(app, paths, queue, registry)
+    return app
+
+
+def _mount_editor(app: FastAPI, paths: Any, queue: Any, registry: Any) -> None:
+    """Mount the Gradio editor at ``/`` if its module (and gradio) can be imported."""
+    try:
+        from ui.editor_app import mount_editor
+    except ImportError as exc:
+        log.warning("editor not available (%s); serving the API only", exc)
+        return
+    try:
+        mount_editor(app, paths=paths, queue=queue, registry=registry)
+    except ImportError as exc:
+        log.warning("editor not available (%s); serving the API only", exc)
+
+
+# ------------------------------------------------------------------------------------------------
+# serve
+# ------------------------------------------------------------------------------------------------
+def _arg(args: Any, name: str, default: Any = None) -> Any:
+    value = getattr(args, name, None)
+    return default if value is None else value
+
+
+def build_services(args: Any) -> tuple[Any, Any, Any, Any]:
+    """Paths, registry (nodes loaded), executor and job queue from the CLI arguments."""
+    from engine.executor import Executor
+    from engine.paths import Paths
+    from engine.queue import JobQueue
+    from nodes.registry import REGISTRY, load_all
+
+    _select_device(args)
+    paths = Paths.from_args(_arg(args, "models_dir", ROOT / "models"), _arg(args, "input_dir", ROOT / "input"),
+                            _arg(args, "output_dir", ROOT / "output"), _arg(args, "temp_dir", ROOT / "temp"),
+                            _arg(args, "user_dir", ROOT / "user"), _arg(args, "extra_model_paths_config"))
+    paths.ensure_dirs()
+    for err in load_all(_arg(args, "custom_nodes_dir", ROOT / "custom_nodes")):
+        print(f"[latentgraph] node load error in {err.get('module')}: {err.get('error')}", file=sys.stderr)
+    executor = Executor(REGISTRY, paths)
+    queue = JobQueue(Path(paths.user_dir) / "latentgraph.db", executor)
+    return paths, REGISTRY, executor, queue
+
+
+def _select_device(args: Any) -> None:
+    if not (getattr(args, "cpu", False) or getattr(args, "device", None)):
+        return
+    try:
+        from ldm import devices
+    except ImportError:
+        return
+    devices.set_device("cpu" if getattr(args, "cpu", False) else args.device)
+
+
+def serve(args: Any) -> None:
+    """Run the server until Ctrl-C / SIGTERM; the queue worker stops with it."""
+    import uvicorn
+
+    host, port = _arg(args, "listen", "127.0.0.1"), int(_arg(args, "port", 8188))
+    token = _arg(args, "auth_token")
+    if host not in LOCAL_HOSTS:
+        print(f"[latentgraph] WARNING: listening on {host}: the API is reachable from other machines"
+              + ("" if token else " and has NO authentication (use --auth-token)"), file=sys.stderr)
+    paths, registry, executor, queue = build_services(args)
+    app = create_app(paths, queue, registry, auth_token=token, executor=executor)
+    print(f"[latentgraph] serving on http://{host}:{port}/", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, ws="websockets-sansio", log_level="warning",
+                timeout_graceful_shutdown=5)

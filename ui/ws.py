@@ -1,0 +1,165 @@
+"""WebSocket hub: ComfyUI's ``/ws?clientId=`` channel.
+
+The job queue runs its worker in a thread and calls its subscribers there; WebSockets belong to the
+asyncio loop. ``WsHub.on_queue_event`` is that subscriber: it never touches a socket, it only hands
+the event to the loop with ``call_soon_threadsafe``. On the loop, each connection has its own
+bounded outbox and sender task, so one slow or vanished browser never stalls the worker or the
+other clients. A client that disconnects mid-job loses nothing: the job goes on and its history
+entry holds the result.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+import uuid
+from typing import Any, Callable
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+log = logging.getLogger("latentgraph.ws")
+
+PREVIEW_IMAGE = 1          # binary event type: preview image
+FORMAT_JPEG = 1            # image format inside a preview frame
+OUTBOX_LIMIT = 2048        # messages buffered per client before it is dropped as too slow
+
+
+class _Client:
+    """One connected socket with its outbox and sender task."""
+
+    def __init__(self, sid: str, ws: WebSocket) -> None:
+        self.sid, self.ws = sid, ws
+        self.outbox: asyncio.Queue = asyncio.Queue(OUTBOX_LIMIT)
+        self.task: asyncio.Task | None = None
+
+    async def pump(self) -> None:
+        """Send queued frames in order until the socket fails or a None arrives."""
+        while True:
+            item = await self.outbox.get()
+            if item is None:
+                return
+            try:
+                if isinstance(item, bytes):
+                    await self.ws.send_bytes(item)
+                else:
+                    await self.ws.send_text(item)
+            except Exception:  # closed / reset: the receive loop cleans up
+                return
+
+    def offer(self, item: str | bytes) -> bool:
+        try:
+            self.outbox.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+
+def preview_frame(jpeg: bytes) -> bytes:
+    """Binary preview frame: big-endian event type 1, image format 1 (JPEG), then the bytes."""
+    return struct.pack(">II", PREVIEW_IMAGE, FORMAT_JPEG) + bytes(jpeg)
+
+
+class WsHub:
+    """Connected clients by sid, plus the bridge from queue-worker events to the sockets."""
+
+    def __init__(self, queue_remaining: Callable[[], int]) -> None:
+        self._queue_remaining = queue_remaining
+        self._clients: dict[str, set[_Client]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember the server's loop; events arriving before this are dropped (nobody listens)."""
+        self._loop = loop
+
+    async def close_all(self) -> None:
+        for clients in list(self._clients.values()):
+            for client in list(clients):
+                client.offer(None)  # type: ignore[arg-type]
+                try:
+                    await client.ws.close(code=1001)
+                except Exception:
+                    pass
+        self._clients.clear()
+
+    @property
+    def client_count(self) -> int:
+        return sum(len(c) for c in self._clients.values())
+
+    # -- connection ----------------------------------------------------------------------------
+    async def serve(self, ws: WebSocket) -> None:
+        """Run one ``/ws`` connection: register, send the initial status, read until it closes."""
+        sid = (ws.query_params.get("clientId") or "").strip()[:128] or uuid.uuid4().hex
+        await ws.accept()
+        client = _Client(sid, ws)
+        self._clients.setdefault(sid, set()).add(client)
+        client.task = asyncio.create_task(client.pump())
+        client.offer(self._status_text(await self._remaining(), sid))
+        try:
+            while True:
+                message = await ws.receive()
+                if message.get("type") == "websocket.disconnect":
+                    break
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        group = self._clients.get(client.sid)
+        if group is not None:
+            group.discard(client)
+            if not group:
+                self._clients.pop(client.sid, None)
+        client.offer(None)  # type: ignore[arg-type]
+        if client.task is not None and not client.task.done():
+            client.task.cancel()
+
+    # -- sending (loop thread) ----------------------------------------------------------------
+    def send(self, item: str | bytes, sid: str | None) -> None:
+        """Queue a frame for one sid, or for everyone when sid is None (ComfyUI's broadcast)."""
+        groups = list(self._clients.values()) if sid is None else [self._clients.get(sid, set())]
+        for group in groups:
+            for client in list(group):
+                if not client.offer(item):
+                    log.warning("dropping slow websocket client %s", client.sid)
+                    self._drop(client)
+
+    def send_json(self, event: str, data: Any, sid: str | None) -> None:
+        self.send(json.dumps({"type": event, "data": data}, default=str), sid)
+
+    async def _remaining(self) -> int:
+        try:
+            return int(await asyncio.to_thread(self._queue_remaining))
+        except Exception:
+            log.exception("queue_remaining failed")
+            return 0
+
+    @staticmethod
+    def _status_text(remaining: int, sid: str | None = None) -> str:
+        data: dict[str, Any] = {"status": {"exec_info": {"queue_remaining": remaining}}}
+        if sid is not None:
+            data["sid"] = sid
+        return json.dumps({"type": "status", "data": data})
+
+    # -- bridge from the queue's worker thread -------------------------------------------------
+    def on_queue_event(self, event: str, data: Any, client_id: str | None = None) -> None:
+        """JobQueue subscriber (any thread): forward the event into the loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._dispatch, event, data, client_id)
+        except RuntimeError:  # loop closed while shutting down
+            pass
+
+    def _dispatch(self, event: str, data: Any, client_id: str | None) -> None:
+        if event == "preview":
+            jpeg = data.get("jpeg") if isinstance(data, dict) else None
+            if jpeg:
+                self.send(preview_frame(jpeg), client_id)
+        elif event == "status":
+            self.send_json("status", data, None)  # the queue's broadcast on every queue change
+        else:
+            self.send_json(event, data, client_id)
