@@ -1,0 +1,514 @@
+"""Samplers in the k-diffusion formulation: pure functions over a denoiser and a sigma list.
+
+`denoiser(x, sigma_batch, **extra_args) -> denoised x0`. Every sampler has the signature
+`sample_<name>(denoiser, x, sigmas, *, extra_args=None, callback=None, noise_sampler=None,
+seed=None, **opts) -> x` where x is already noised to sigmas[0]. Stochastic samplers draw
+ancestral noise from `torch.Generator().manual_seed(seed)` (one randn of x's shape per call)
+and SDE samplers from a torchsde Brownian tree seeded with seed, the same sources ComfyUI uses,
+so a seed gives the same image. `callback` receives {"x", "i", "sigma", "sigma_hat", "denoised"}.
+
+Notation follows the papers: t = −log σ (the half log-SNR λ), h = t_next − t.
+Multistep solvers of higher order live in ldm/samplers_multistep.py.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+Denoiser = Callable[..., Tensor]
+NoiseSampler = Callable[[Tensor, Tensor], Tensor]
+Callback = Callable[[dict], Any] | None
+
+__all__ = ["SAMPLERS", "SAMPLER_NAMES", "get_sampler", "default_noise_sampler",
+           "BrownianTreeNoiseSampler", "get_ancestral_step", "to_d"]
+
+
+# ---------------------------------------------------------------------------- helpers
+def to_d(x: Tensor, sigma: Tensor, denoised: Tensor) -> Tensor:
+    """Probability-flow ODE derivative dx/dσ = (x − D(x, σ)) / σ (Karras et al. eq. 4)."""
+    return (x - denoised) / sigma
+
+
+def get_ancestral_step(sigma_from: Tensor, sigma_to: Tensor, eta: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Split a step into a deterministic move to sigma_down and fresh noise of std sigma_up."""
+    if not eta:
+        return sigma_to, torch.zeros_like(sigma_to)
+    up = torch.minimum(sigma_to, eta * (sigma_to ** 2 * (sigma_from ** 2 - sigma_to ** 2)
+                                        / sigma_from ** 2).clamp(min=0) ** 0.5)
+    down = (sigma_to ** 2 - up ** 2).clamp(min=0) ** 0.5
+    return down, up
+
+
+def default_noise_sampler(x: Tensor, seed: int | None = None) -> NoiseSampler:
+    """Fresh N(0, I) of x's shape per call from one generator seeded with seed (ComfyUI's default)."""
+    gen = None
+    if seed is not None:
+        gen = torch.Generator(device=x.device)
+        gen.manual_seed(int(seed))
+    return lambda sigma, sigma_next: torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=gen)
+
+
+class BrownianTreeNoiseSampler:
+    """Noise from a Brownian motion W over [sigma_min, sigma_max]: (W(σ_next) − W(σ))/√|σ_next − σ|.
+
+    The same Brownian path is queried for every step, so SDE samplers converge as steps grow and
+    are reproducible given the seed (torchsde.BrownianTree with entropy=seed).
+    """
+
+    def __init__(self, x: Tensor, sigma_min: Tensor | float, sigma_max: Tensor | float,
+                 seed: int | None = None) -> None:
+        import torchsde
+
+        t0, t1 = float(sigma_min), float(sigma_max)
+        self.sign = 1.0
+        if t0 > t1:
+            t0, t1, self.sign = t1, t0, -1.0
+        if seed is None:
+            seed = int(torch.randint(0, 2 ** 63 - 1, []).item())
+        self.dtype, self.device = x.dtype, x.device
+        self.tree = torchsde.BrownianTree(torch.tensor(t0), torch.zeros_like(x, device="cpu"),
+                                          torch.tensor(t1), entropy=int(seed))
+
+    def __call__(self, sigma: Tensor, sigma_next: Tensor) -> Tensor:
+        a, b = float(sigma), float(sigma_next)
+        sign = 1.0
+        if a > b:
+            a, b, sign = b, a, -1.0
+        w = self.tree(torch.tensor(a), torch.tensor(b)).to(self.dtype).to(self.device)
+        return w * (self.sign * sign) / math.sqrt(abs(b - a))
+
+
+def brownian_noise_sampler(x: Tensor, sigmas: Tensor, seed: int | None) -> BrownianTreeNoiseSampler:
+    """Tree over [smallest positive sigma, largest sigma] of this schedule (ComfyUI's choice)."""
+    return BrownianTreeNoiseSampler(x, sigmas[sigmas > 0].min(), sigmas.max(), seed=seed)
+
+
+def _setup(x: Tensor, extra_args: dict | None, noise_sampler: NoiseSampler | None, seed: int | None):
+    extra = dict(extra_args or {})
+    if seed is None:
+        seed = extra.pop("seed", None)
+    else:
+        extra.pop("seed", None)
+    ns = noise_sampler or default_noise_sampler(x, seed)
+    return extra, ns, x.new_ones([x.shape[0]])
+
+
+def _report(callback: Callback, x: Tensor, i: int, sigma: Tensor, sigma_hat: Tensor, denoised: Tensor) -> None:
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma_hat, "denoised": denoised})
+
+
+def _t(sigma: Tensor) -> Tensor:
+    return sigma.log().neg()
+
+
+def _sigma(t: Tensor) -> Tensor:
+    return t.neg().exp()
+
+
+# ---------------------------------------------------------------------------- Euler family
+@torch.no_grad()
+def sample_euler(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                 callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                 seed: int | None = None, s_churn: float = 0.0, s_tmin: float = 0.0,
+                 s_tmax: float = float("inf"), s_noise: float = 1.0) -> Tensor:
+    """Euler's method on the probability-flow ODE (Karras et al. 2022, Algorithm 2, optional churn)."""
+    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    n = len(sigmas) - 1
+    for i in range(n):
+        sigma = sigmas[i]
+        gamma = min(s_churn / n, 2 ** 0.5 - 1) if s_tmin <= sigma <= s_tmax else 0.0
+        sigma_hat = sigma * (gamma + 1)
+        if gamma > 0:
+            x = x + ns(sigma, sigmas[i + 1]) * s_noise * (sigma_hat ** 2 - sigma ** 2) ** 0.5
+        denoised = denoiser(x, sigma_hat * s_in, **extra)
+        d = to_d(x, sigma_hat, denoised)
+        _report(callback, x, i, sigma, sigma_hat, denoised)
+        x = x + d * (sigmas[i + 1] - sigma_hat)
+    return x
+
+
+@torch.no_grad()
+def sample_euler_ancestral(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                           callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                           seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """Ancestral Euler: deterministic step to sigma_down, then fresh noise sigma_up (k-diffusion)."""
+    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    for i in range(len(sigmas) - 1):
+        denoised = denoiser(x, sigmas[i] * s_in, **extra)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigmas[i + 1] == 0:
+            x = denoised
+            continue
+        down, up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        x = x + to_d(x, sigmas[i], denoised) * (down - sigmas[i])
+        x = x + ns(sigmas[i], sigmas[i + 1]) * s_noise * up
+    return x
+
+
+@torch.no_grad()
+def sample_heun(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                seed: int | None = None, s_churn: float = 0.0, s_tmin: float = 0.0,
+                s_tmax: float = float("inf"), s_noise: float = 1.0) -> Tensor:
+    """Heun's 2nd-order method (Karras et al. 2022, Algorithm 2); Euler on the last step to 0."""
+    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    n = len(sigmas) - 1
+    for i in range(n):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        gamma = min(s_churn / n, 2 ** 0.5 - 1) if s_tmin <= sigma <= s_tmax else 0.0
+        sigma_hat = sigma * (gamma + 1)
+        if gamma > 0:
+            x = x + ns(sigma, sigma_next) * s_noise * (sigma_hat ** 2 - sigma ** 2) ** 0.5
+        denoised = denoiser(x, sigma_hat * s_in, **extra)
+        d = to_d(x, sigma_hat, denoised)
+        _report(callback, x, i, sigma, sigma_hat, denoised)
+        dt = sigma_next - sigma_hat
+        if sigma_next == 0:
+            x = x + d * dt
+            continue
+        x_2 = x + d * dt
+        d_2 = to_d(x_2, sigma_next, denoiser(x_2, sigma_next * s_in, **extra))
+        x = x + (d + d_2) / 2 * dt
+    return x
+
+
+@torch.no_grad()
+def sample_heunpp2(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                   callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                   seed: int | None = None) -> Tensor:
+    """Heun++ (ComfyUI's heunpp2): Heun with up to three slopes weighted by sigma/(k·sigma_0)."""
+    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    s_end = sigmas[-1]
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoiser(x, sigma * s_in, **extra)
+        d = to_d(x, sigma, denoised)
+        _report(callback, x, i, sigma, sigma, denoised)
+        dt = sigma_next - sigma
+        if sigma_next == s_end:
+            x = x + d * dt
+            continue
+        x_2 = x + d * dt
+        d_2 = to_d(x_2, sigma_next, denoiser(x_2, sigma_next * s_in, **extra))
+        if sigmas[i + 2] == s_end:
+            w2 = sigma_next / (2 * sigmas[0])
+            x = x + (d * (1 - w2) + d_2 * w2) * dt
+            continue
+        x_3 = x_2 + d_2 * (sigmas[i + 2] - sigma_next)
+        d_3 = to_d(x_3, sigmas[i + 2], denoiser(x_3, sigmas[i + 2] * s_in, **extra))
+        w2, w3 = sigma_next / (3 * sigmas[0]), sigmas[i + 2] / (3 * sigmas[0])
+        x = x + ((1 - w2 - w3) * d + w2 * d_2 + w3 * d_3) * dt
+    return x
+
+
+@torch.no_grad()
+def sample_dpm_2(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                 callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                 seed: int | None = None) -> Tensor:
+    """DPM-Solver-2 style midpoint method in log sigma (Karras et al. 2022, k-diffusion's dpm_2)."""
+    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoiser(x, sigma * s_in, **extra)
+        d = to_d(x, sigma, denoised)
+        _report(callback, x, i, sigma, sigma, denoised)
+        if sigma_next == 0:
+            x = x + d * (sigma_next - sigma)
+            continue
+        sigma_mid = sigma.log().lerp(sigma_next.log(), 0.5).exp()
+        x_2 = x + d * (sigma_mid - sigma)
+        d_2 = to_d(x_2, sigma_mid, denoiser(x_2, sigma_mid * s_in, **extra))
+        x = x + d_2 * (sigma_next - sigma)
+    return x
+
+
+@torch.no_grad()
+def sample_dpm_2_ancestral(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                           callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                           seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """Ancestral DPM-2: midpoint step to sigma_down, then fresh noise (k-diffusion)."""
+    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    for i in range(len(sigmas) - 1):
+        sigma = sigmas[i]
+        denoised = denoiser(x, sigma * s_in, **extra)
+        down, up = get_ancestral_step(sigma, sigmas[i + 1], eta)
+        d = to_d(x, sigma, denoised)
+        _report(callback, x, i, sigma, sigma, denoised)
+        if down == 0:
+            x = x + d * (down - sigma)
+        else:
+            sigma_mid = sigma.log().lerp(down.log(), 0.5).exp()
+            x_2 = x + d * (sigma_mid - sigma)
+            d_2 = to_d(x_2, sigma_mid, denoiser(x_2, sigma_mid * s_in, **extra))
+            x = x + d_2 * (down - sigma)
+        if sigmas[i + 1] > 0:
+            x = x + ns(sigma, sigmas[i + 1]) * s_noise * up
+    return x
+
+
+def _lms_coefficient(order: int, t, i: int, j: int) -> float:
+    """∫ over [t_i, t_{i+1}] of the Lagrange basis polynomial j through t_i, t_{i−1}, ... (scipy quad)."""
+    from scipy import integrate
+
+    def basis(tau: float) -> float:
+        prod = 1.0
+        for k in range(order):
+            if k != j:
+                prod *= (tau - t[i - k]) / (t[i - j] - t[i - k])
+        return prod
+
+    return integrate.quad(basis, t[i], t[i + 1], epsrel=1e-4)[0]
+
+
+@torch.no_grad()
+def sample_lms(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+               callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+               seed: int | None = None, order: int = 4) -> Tensor:
+    """Linear multistep (Adams–Bashforth in sigma) with numerically integrated coefficients."""
+    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    t = sigmas.detach().cpu().double().numpy()
+    ds: list[Tensor] = []
+    for i in range(len(sigmas) - 1):
+        denoised = denoiser(x, sigmas[i] * s_in, **extra)
+        ds.append(to_d(x, sigmas[i], denoised))
+        ds = ds[-order:]
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        cur = min(i + 1, order)
+        coeffs = [_lms_coefficient(cur, t, i, j) for j in range(cur)]
+        x = x + sum(c * d for c, d in zip(coeffs, reversed(ds)))
+    return x
+
+
+# ---------------------------------------------------------------------------- DPM-Solver++ family
+@torch.no_grad()
+def sample_dpmpp_2s_ancestral(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                              callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                              seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """Ancestral DPM-Solver++(2S), single-step 2nd order (Lu et al. 2022b)."""
+    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    for i in range(len(sigmas) - 1):
+        sigma = sigmas[i]
+        denoised = denoiser(x, sigma * s_in, **extra)
+        down, up = get_ancestral_step(sigma, sigmas[i + 1], eta)
+        _report(callback, x, i, sigma, sigma, denoised)
+        if down == 0:
+            x = x + to_d(x, sigma, denoised) * (down - sigma)
+        else:
+            t, t_next = _t(sigma), _t(down)
+            h = t_next - t
+            s = t + 0.5 * h
+            x_2 = (_sigma(s) / _sigma(t)) * x - (-0.5 * h).expm1() * denoised
+            denoised_2 = denoiser(x_2, _sigma(s) * s_in, **extra)
+            x = (_sigma(t_next) / _sigma(t)) * x - (-h).expm1() * denoised_2
+        if sigmas[i + 1] > 0:
+            x = x + ns(sigma, sigmas[i + 1]) * s_noise * up
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                     callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                     seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0, r: float = 0.5) -> Tensor:
+    """DPM-Solver++ (stochastic, 2 stages per step) with Brownian-tree noise (k-diffusion)."""
+    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    if seed is None:
+        seed = (extra_args or {}).get("seed")
+    ns = noise_sampler or brownian_noise_sampler(x, sigmas, seed)
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoiser(x, sigma * s_in, **extra)
+        _report(callback, x, i, sigma, sigma, denoised)
+        if sigma_next == 0:
+            x = x + to_d(x, sigma, denoised) * (sigma_next - sigma)
+            continue
+        t, t_next = _t(sigma), _t(sigma_next)
+        h = t_next - t
+        s = t + h * r
+        fac = 1 / (2 * r)
+        down, up = get_ancestral_step(_sigma(t), _sigma(s), eta)
+        s_ = _t(down)
+        x_2 = (_sigma(s_) / _sigma(t)) * x - (t - s_).expm1() * denoised
+        x_2 = x_2 + ns(_sigma(t), _sigma(s)) * s_noise * up
+        denoised_2 = denoiser(x_2, _sigma(s) * s_in, **extra)
+        down, up = get_ancestral_step(_sigma(t), _sigma(t_next), eta)
+        t_next_ = _t(down)
+        denoised_d = (1 - fac) * denoised + fac * denoised_2
+        x = (_sigma(t_next_) / _sigma(t)) * x - (t - t_next_).expm1() * denoised_d
+        x = x + ns(_sigma(t), _sigma(t_next)) * s_noise * up
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                    callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                    seed: int | None = None) -> Tensor:
+    """DPM-Solver++(2M): 2nd-order multistep in data prediction (Lu et al. 2022b)."""
+    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    old_denoised = None
+    for i in range(len(sigmas) - 1):
+        denoised = denoiser(x, sigmas[i] * s_in, **extra)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        t, t_next = _t(sigmas[i]), _t(sigmas[i + 1])
+        h = t_next - t
+        if old_denoised is None or sigmas[i + 1] == 0:
+            denoised_d = denoised
+        else:
+            r = (t - _t(sigmas[i - 1])) / h
+            denoised_d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
+        x = (_sigma(t_next) / _sigma(t)) * x - (-h).expm1() * denoised_d
+        old_denoised = denoised
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                        callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                        seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0,
+                        solver_type: str = "midpoint") -> Tensor:
+    """DPM-Solver++(2M) SDE (Lu et al. 2022b) with Brownian-tree noise; midpoint or heun correction."""
+    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    if seed is None:
+        seed = (extra_args or {}).get("seed")
+    ns = noise_sampler or brownian_noise_sampler(x, sigmas, seed)
+    old_denoised, h_last = None, None
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoiser(x, sigma * s_in, **extra)
+        _report(callback, x, i, sigma, sigma, denoised)
+        if sigma_next == 0:
+            x = denoised
+            continue
+        h = _t(sigma_next) - _t(sigma)
+        eta_h = eta * h
+        x = sigma_next / sigma * (-eta_h).exp() * x + (-h - eta_h).expm1().neg() * denoised
+        if old_denoised is not None:
+            r = h_last / h
+            if solver_type == "heun":
+                coef = (-h - eta_h).expm1().neg() / (-h - eta_h) + 1
+            else:
+                coef = 0.5 * (-h - eta_h).expm1().neg()
+            x = x + coef * (1 / r) * (denoised - old_denoised)
+        if eta:
+            x = x + ns(sigma, sigma_next) * sigma_next * (-2 * eta_h).expm1().neg().sqrt() * s_noise
+        old_denoised, h_last = denoised, h
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                        callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                        seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """DPM-Solver++(3M) SDE: 3rd-order multistep exponential integrator with Brownian-tree noise."""
+    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    if seed is None:
+        seed = (extra_args or {}).get("seed")
+    ns = noise_sampler or brownian_noise_sampler(x, sigmas, seed)
+    den_1 = den_2 = h_1 = h_2 = None
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoiser(x, sigma * s_in, **extra)
+        _report(callback, x, i, sigma, sigma, denoised)
+        if sigma_next == 0:
+            x = denoised
+            continue
+        h = _t(sigma_next) - _t(sigma)
+        h_eta = h * (eta + 1)
+        x = torch.exp(-h_eta) * x + (-h_eta).expm1().neg() * denoised
+        phi_2 = h_eta.neg().expm1() / h_eta + 1
+        if h_2 is not None:
+            r0, r1 = h_1 / h, h_2 / h
+            d1_0, d1_1 = (denoised - den_1) / r0, (den_1 - den_2) / r1
+            d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
+            d2 = (d1_0 - d1_1) / (r0 + r1)
+            x = x + phi_2 * d1 - (phi_2 / h_eta - 0.5) * d2
+        elif h_1 is not None:
+            x = x + phi_2 * (denoised - den_1) / (h_1 / h)
+        if eta:
+            x = x + ns(sigma, sigma_next) * sigma_next * (-2 * h * eta).expm1().neg().sqrt() * s_noise
+        den_1, den_2, h_1, h_2 = denoised, den_1, h, h_1
+    return x
+
+
+# ---------------------------------------------------------------------------- DDPM / LCM
+@torch.no_grad()
+def sample_ddpm(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                seed: int | None = None) -> Tensor:
+    """DDPM ancestral sampling (Ho et al. 2020, eq. 11) between arbitrary sigmas, in VP space."""
+    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_prev = sigmas[i], sigmas[i + 1]
+        denoised = denoiser(x, sigma * s_in, **extra)
+        _report(callback, x, i, sigma, sigma, denoised)
+        eps = (x - denoised) / sigma
+        a_cum = 1 / (sigma * sigma + 1)
+        a_cum_prev = 1 / (sigma_prev * sigma_prev + 1)
+        alpha = a_cum / a_cum_prev
+        x_vp = x / (1.0 + sigma ** 2) ** 0.5
+        mu = (1.0 / alpha).sqrt() * (x_vp - (1 - alpha) * eps / (1 - a_cum).sqrt())
+        if sigma_prev > 0:
+            mu = mu + ((1 - alpha) * (1.0 - a_cum_prev) / (1.0 - a_cum)).sqrt() * ns(sigma, sigma_prev)
+            mu = mu * (1.0 + sigma_prev ** 2) ** 0.5
+        x = mu
+    return x
+
+
+@torch.no_grad()
+def sample_lcm(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+               callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+               seed: int | None = None) -> Tensor:
+    """Latent Consistency Model sampling: jump to x0, re-noise to the next sigma (Luo et al. 2023)."""
+    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    for i in range(len(sigmas) - 1):
+        denoised = denoiser(x, sigmas[i] * s_in, **extra)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        x = denoised
+        if sigmas[i + 1] > 0:
+            x = x + ns(sigmas[i], sigmas[i + 1]) * sigmas[i + 1]
+    return x
+
+
+def _build_table() -> dict[str, Callable[..., Tensor]]:
+    from ldm import samplers_multistep as ms
+
+    table = {
+        "euler": sample_euler, "euler_ancestral": sample_euler_ancestral, "heun": sample_heun,
+        "heunpp2": sample_heunpp2, "dpm_2": sample_dpm_2, "dpm_2_ancestral": sample_dpm_2_ancestral,
+        "lms": sample_lms, "dpm_fast": ms.sample_dpm_fast, "dpm_adaptive": ms.sample_dpm_adaptive,
+        "dpmpp_2s_ancestral": sample_dpmpp_2s_ancestral,
+        "dpmpp_sde": sample_dpmpp_sde, "dpmpp_sde_gpu": sample_dpmpp_sde,
+        "dpmpp_2m": sample_dpmpp_2m, "dpmpp_2m_sde": sample_dpmpp_2m_sde,
+        "dpmpp_2m_sde_gpu": sample_dpmpp_2m_sde, "dpmpp_3m_sde": sample_dpmpp_3m_sde,
+        "dpmpp_3m_sde_gpu": sample_dpmpp_3m_sde, "ddpm": sample_ddpm, "lcm": sample_lcm,
+        "ipndm": ms.sample_ipndm, "ipndm_v": ms.sample_ipndm_v, "deis": ms.sample_deis,
+        "res_multistep": ms.sample_res_multistep,
+        "res_multistep_ancestral": ms.sample_res_multistep_ancestral,
+        # ComfyUI's ddim is the euler computation (COMPAT.md).
+        "ddim": sample_euler, "uni_pc": ms.sample_uni_pc, "uni_pc_bh2": ms.sample_uni_pc_bh2,
+    }
+    return table
+
+
+SAMPLERS: dict[str, Callable[..., Tensor]] = _build_table()
+
+# ComfyUI's KSAMPLER_NAMES order followed by ddim, uni_pc, uni_pc_bh2 (names we implement).
+_COMFY_ORDER = [
+    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
+    "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp",
+    "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
+    "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep",
+    "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp",
+    "ddim", "uni_pc", "uni_pc_bh2",
+]
+SAMPLER_NAMES: list[str] = [n for n in _COMFY_ORDER if n in SAMPLERS]
+
+
+def get_sampler(name: str) -> Callable[..., Tensor]:
+    """The sampler function registered under a ComfyUI sampler name."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; known: {', '.join(SAMPLER_NAMES)}")
+    return SAMPLERS[name]
