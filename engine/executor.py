@@ -22,13 +22,11 @@ import networkx as nx
 from engine.cache import ModelCache, OutputCache, SizeOf, estimate_nbytes
 from engine.context import NodeContext
 from engine.errors import Interrupted
+from engine.events import MESSAGE_EVENTS
 from engine.graph import Validation, validate
 from engine.validate_inputs import short
 
 Emit = Callable[[str, dict], None]
-# Events ComfyUI also records in history status.messages.
-MESSAGE_EVENTS = ("execution_start", "execution_cached", "execution_success", "execution_error",
-                  "execution_interrupted")
 
 
 @dataclass

@@ -1,0 +1,370 @@
+"""Latentgraph command line: the composition root.
+
+    python main.py                      # serve (ComfyUI-compatible API + editor) on 127.0.0.1:8188
+    python main.py run WORKFLOW.json    # run headless, print output files
+    python main.py validate WORKFLOW    # exit 0 when valid, 2 with readable lines otherwise
+    python main.py nodes [--json]       # node palette / object_info
+
+This is the only place that wires engine, nodes, ldm and ui together; ldm and ui are imported
+lazily so `validate`/`nodes` stay fast. Extra node modules: LATENTGRAPH_EXTRA_NODES=mod[,mod]
+(each module's `register(registry)` is called if present); LATENTGRAPH_BUILTIN_NODES=0 skips
+nodes/ (tests use this to stay independent of torch).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+EXIT_OK, EXIT_RUNTIME, EXIT_INVALID = 0, 1, 2
+
+
+def _add_path_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models-dir", default=str(ROOT / "models"))
+    p.add_argument("--input-dir", default=str(ROOT / "input"))
+    p.add_argument("--output-dir", default=str(ROOT / "output"))
+    p.add_argument("--temp-dir", default=str(ROOT / "temp"))
+    p.add_argument("--user-dir", default=str(ROOT / "user"))
+    p.add_argument("--extra-model-paths-config", action="append", default=[], metavar="YAML",
+                   help="ComfyUI extra_model_paths.yaml (may be repeated)")
+    p.add_argument("--custom-nodes", default=str(ROOT / "custom_nodes"), metavar="DIR",
+                   help="folder of node plugins (each module/package loaded in isolation)")
+    p.add_argument("--cpu", action="store_true", help="run models on the CPU")
+    p.add_argument("--device", default=None, help="torch device, e.g. cuda:1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of every subcommand."""
+    parser = argparse.ArgumentParser(prog="latentgraph", description="ComfyUI-compatible node graphs for Stable Diffusion")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="start the HTTP/WS API and the editor (default)")
+    _add_path_args(serve)
+    serve.add_argument("--listen", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8188)
+    serve.add_argument("--auth-token", default=None)
+    run = sub.add_parser("run", help="run a workflow headless")
+    _add_path_args(run)
+    run.add_argument("workflow")
+    run.add_argument("--set", action="append", default=[], metavar="ID_OR_TITLE.input=value",
+                     help="override an input (value parsed as JSON, else taken as a string)")
+    run.add_argument("--target", action="append", default=None, metavar="ID", help="run only these nodes")
+    run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    val = sub.add_parser("validate", help="validate a workflow (exit 0 valid, 2 invalid)")
+    _add_path_args(val)
+    val.add_argument("workflow")
+    val.add_argument("--set", action="append", default=[], metavar="ID_OR_TITLE.input=value")
+    val.add_argument("--json", action="store_true")
+    nodes = sub.add_parser("nodes", help="list the node palette")
+    _add_path_args(nodes)
+    nodes.add_argument("--json", action="store_true", help="print /object_info")
+    tiny = sub.add_parser("make-tiny-models", help="write the tiny test models into DIR")
+    tiny.add_argument("dir")
+    demo = sub.add_parser("train-demo", help="train the small demo model on this CPU")
+    demo.add_argument("--out", default=None)
+    demo.add_argument("--minutes", type=float, default=None)
+    return parser
+
+
+def make_paths(args: argparse.Namespace) -> Any:
+    from engine.paths import Paths
+
+    return Paths.from_args(args.models_dir, args.input_dir, args.output_dir, args.temp_dir, args.user_dir,
+                           args.extra_model_paths_config or None)
+
+
+def load_nodes(custom_dir: str | None) -> list[dict]:
+    """Fills nodes.registry.REGISTRY: builtin nodes/, custom_dir plugins, LATENTGRAPH_EXTRA_NODES."""
+    from nodes.registry import REGISTRY, load_all
+
+    builtin = os.environ.get("LATENTGRAPH_BUILTIN_NODES", "1") != "0"
+    errors = load_all(custom_dir, builtin=builtin)
+    for name in filter(None, (m.strip() for m in os.environ.get("LATENTGRAPH_EXTRA_NODES", "").split(","))):
+        try:
+            module = importlib.import_module(name)
+            if callable(getattr(module, "register", None)):
+                module.register(REGISTRY)
+        except Exception as exc:
+            errors.append({"module": name, "error": f"{type(exc).__name__}: {exc}"})
+    return errors
+
+
+def _setup_device(args: argparse.Namespace) -> None:
+    if getattr(args, "cpu", False) or getattr(args, "device", None):
+        from ldm.devices import set_device
+
+        set_device("cpu" if args.cpu else args.device)
+
+
+def _eprint(*parts: Any) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def load_prompt(path: str) -> dict:
+    """The canonical prompt of a .json/.png file (engine.formats.load_any; plain API JSON fallback)."""
+    try:
+        from engine.formats import load_any
+    except ImportError:
+        load_any = None
+    if load_any is not None:
+        return load_any(path).prompt
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    return data.get("prompt", data) if isinstance(data, dict) and isinstance(data.get("prompt"), dict) else data
+
+
+def _find_node(prompt: dict, key: str) -> str:
+    if key in prompt:
+        return key
+    for field in ("title", "class_type"):
+        hits = [nid for nid, n in prompt.items() if isinstance(n, dict) and
+                (n.get("_meta", {}).get("title") if field == "title" else n.get("class_type")) == key]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise ValueError(f"'{key}' matches several nodes ({', '.join(hits)}); use a node id")
+    raise ValueError(f"no node with id, title or type '{key}'")
+
+
+def apply_sets(prompt: dict, sets: list[str]) -> dict:
+    """Applies `--set ID_OR_TITLE.input=value` overrides (value as JSON if it parses)."""
+    for item in sets:
+        left, eq, raw = item.partition("=")
+        target, dot, name = left.rpartition(".")
+        if not eq or not dot or not target or not name:
+            raise ValueError(f"--set {item!r}: expected ID_OR_TITLE.input=value")
+        nid = _find_node(prompt, target)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        prompt[nid].setdefault("inputs", {})[name] = value
+    return prompt
+
+
+def _prepare(args: argparse.Namespace) -> tuple[dict, Any, list[dict]]:
+    errors = load_nodes(args.custom_nodes)
+    for err in errors:
+        _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
+    prompt = apply_sets(load_prompt(args.workflow), list(args.set or []))
+    return prompt, make_paths(args), errors
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.graph import validate
+    from nodes.registry import REGISTRY
+
+    try:
+        prompt, paths, _ = _prepare(args)
+    except Exception as exc:
+        _eprint(f"error: cannot load {args.workflow}: {exc}")
+        return EXIT_INVALID
+    val = validate(prompt, REGISTRY, paths)
+    if args.json:
+        print(json.dumps({"ok": val.ok and not val.node_errors, "outputs": val.outputs, "warnings": val.warnings,
+                          **val.response_body(), "lines": val.lines()}, indent=2))
+    else:
+        for line in val.warnings:
+            _eprint(f"warning: {line}")
+        for line in val.lines():
+            print(line)
+        if val.ok and not val.node_errors:
+            print(f"ok: {len(val.prompt)} nodes, outputs {', '.join(val.outputs)}")
+    return EXIT_OK if val.ok and not val.node_errors else EXIT_INVALID
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    from nodes.registry import REGISTRY
+
+    errors = load_nodes(args.custom_nodes)
+    paths = make_paths(args)
+    if args.json:
+        print(json.dumps(REGISTRY.object_info(paths), indent=1))
+    else:
+        for nd in sorted(REGISTRY.all(), key=lambda n: (n.category, n.class_type)):
+            ins = ", ".join(f"{s.name}:{s.type}" + ("?" if s.optional else "") for s in nd.inputs)
+            outs = ", ".join(o.label for o in nd.outputs) or ("(output)" if nd.output_node else "-")
+            print(f"{nd.category:<24} {nd.class_type:<28} ({ins}) -> {outs}")
+    for err in errors:
+        _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
+    return EXIT_OK
+
+
+class _Bars:
+    """tqdm bars on a TTY: one over the prompt's nodes, one per node's progress ticks."""
+
+    def __init__(self, prompt: dict, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.tqdm, self.enabled, self.prompt = tqdm, enabled, prompt
+        self.outer = tqdm(total=len(prompt), desc="nodes", unit="node", disable=not enabled, leave=False)
+        self.inner = None
+
+    def _close_inner(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+            self.inner = None
+
+    def __call__(self, event: str, data: dict) -> None:
+        if event == "warning":
+            (self.tqdm.write if self.enabled else _eprint)(f"warning: {data.get('message')}")
+        elif event == "execution_cached":
+            self.outer.update(len(data.get("nodes") or []))
+        elif event == "executing":
+            self._close_inner()
+            if data.get("node") is None:
+                self.outer.close()
+                return
+            node = self.prompt.get(data["node"], {})
+            self.outer.set_description(f"{data['node']} {node.get('class_type', '')}")
+            self.outer.update(1)
+        elif event == "progress" and self.enabled:
+            if self.inner is None:
+                self.inner = self.tqdm(total=data.get("max"), desc=f"  node {data.get('node')}", leave=False)
+            self.inner.n = data.get("value", 0)
+            self.inner.refresh()
+
+
+def _output_files(result: Any, paths: Any) -> list[str]:
+    """Paths of the files listed in UI outputs ({filename, subfolder, type} entries)."""
+    from engine.paths import safe_join
+
+    found = []
+    for ui in result.outputs.values():
+        for items in ui.values() if isinstance(ui, dict) else []:
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict) and "filename" in item:
+                    try:
+                        root = paths.type_dir(item.get("type", "output"))
+                        found.append(str(safe_join(root, item.get("subfolder") or "", item["filename"])))
+                    except Exception:
+                        continue
+    return found
+
+
+def _error_text(err: dict) -> str:
+    """`node 3 (KSampler) failed: ValueError: ...` plus the inputs it was given."""
+    head = f"node {err.get('node_id')} ({err.get('node_type')})"
+    text = f"error: {head} failed: {err.get('exception_type')}: {err.get('exception_message')}"
+    inputs = err.get("current_inputs") or {}
+    if inputs:
+        text += "\n  inputs: " + ", ".join(f"{k}={str(v)[:60]}" for k, v in inputs.items())
+    return text
+
+
+def _execute_interruptible(executor: Any, prompt: dict, targets: Any, emit: Any) -> Any:
+    """Runs in a worker thread so Ctrl-C becomes a clean interrupt instead of a traceback."""
+    interrupt, box = threading.Event(), {}
+
+    def work() -> None:
+        box["result"] = executor.execute(prompt, prompt_id=str(uuid.uuid4()), targets=targets,
+                                         emit=emit, interrupt=interrupt)
+
+    worker = threading.Thread(target=work, name="latentgraph-run", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        try:
+            worker.join(0.2)
+        except KeyboardInterrupt:
+            interrupt.set()
+            _eprint("interrupting...")
+    return box["result"]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.executor import Executor
+    from engine.graph import validate
+    from nodes.registry import REGISTRY
+
+    _setup_device(args)
+    try:
+        prompt, paths, _ = _prepare(args)
+    except Exception as exc:
+        _eprint(f"error: cannot load {args.workflow}: {exc}")
+        return EXIT_INVALID
+    val = validate(prompt, REGISTRY, paths, args.target)
+    if not val.ok:
+        if args.json:
+            print(json.dumps({"status": "invalid", **val.response_body(), "lines": val.lines()}, indent=2))
+        for line in val.lines():
+            _eprint(line)
+        return EXIT_INVALID
+    for line in val.lines():
+        _eprint(f"skipped: {line}")
+    for d in (paths.output_dir, paths.temp_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    bars = _Bars(val.prompt, enabled=sys.stderr.isatty() and not args.json)
+    result = _execute_interruptible(Executor(REGISTRY, paths), prompt, args.target, bars)
+    files = _output_files(result, paths)
+    if args.json:
+        print(json.dumps({"status": result.status, "prompt_id": result.prompt_id, "files": files,
+                          "outputs": result.outputs, "ran": result.ran, "cached": result.cached,
+                          "timings": result.timings, "warnings": result.warnings, "error": result.error},
+                         indent=2, default=repr))
+    if result.status == "success":
+        if not args.json:
+            print("\n".join(files) if files else "done (no output files)")
+        return EXIT_OK
+    if result.status == "interrupted":
+        _eprint(f"interrupted at node {result.error.get('node_id')} ({result.error.get('node_type')})")
+    else:
+        _eprint(_error_text(result.error or {}))
+    return EXIT_RUNTIME
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _setup_device(args)
+    errors = load_nodes(args.custom_nodes)
+    for err in errors:
+        _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
+    args.paths = make_paths(args)
+    args.paths.ensure_dirs()
+    args.load_errors = errors
+    from ui.server import serve
+
+    result = serve(args)
+    return int(result or 0)
+
+
+def cmd_make_tiny(args: argparse.Namespace) -> int:
+    from ldm.tiny import make_tiny_models
+
+    for name, path in make_tiny_models(Path(args.dir)).items():
+        print(f"{name}: {path}")
+    return EXIT_OK
+
+
+def cmd_train_demo(args: argparse.Namespace) -> int:
+    from tools.train_demo import main as train_main
+
+    argv = (["--out", args.out] if args.out else []) + (["--minutes", str(args.minutes)] if args.minutes else [])
+    return int(train_main(argv) or 0)
+
+
+COMMANDS = {"serve": cmd_serve, "run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
+            "make-tiny-models": cmd_make_tiny, "train-demo": cmd_train_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses argv (serve when no subcommand is given) and dispatches."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["serve", *argv]
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `main.py nodes | head`
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
