@@ -163,6 +163,9 @@ def _check_link(rep: _Reporter, spec: Any, value: list, prompt: dict, registry: 
 
 
 def _check_literal(rep: _Reporter, spec: Any, value: Any) -> None:
+    if spec.type == "*":  # an any-typed socket takes a literal as it is
+        rep.check.inputs[spec.name] = value
+        return
     if not spec.widget and spec.type not in PRIMITIVES:
         rep.error("invalid_input_type", f"Input '{spec.name}' must be linked to a {spec.type} output",
                   f"{spec.name}, {short(value)}", spec, value, f"needs a link of type {spec.type}, got a value")
