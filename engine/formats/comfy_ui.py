@@ -1,0 +1,251 @@
+"""ComfyUI's UI workflow (the frontend's save format) → the canonical prompt or a native document.
+
+The UI format stores widget values positionally (``widgets_values``) in the declaration order of
+a node's widget inputs, with one extra frontend-only value after every input declared
+``control_after_generate`` ("fixed" | "increment" | "decrement" | "randomize", a boolean in 2023
+files). Which widgets occupy a slot changed over the frontend's history (a widget converted to a
+socket kept its value in some versions and not in others), so the layout is chosen by matching
+the value count against the plausible layouts, then checking the control slots hold control
+values. Frontend-only nodes are resolved: Note/MarkdownNote dropped, Reroute chains followed,
+PrimitiveNode values become literals of their targets.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping
+
+from engine.formats.comfy_api import (BYPASS, MUTED, NORMAL, FormatError, finish_graph, get_registry,
+                                      node_title)
+from engine.formats.native import new_document
+
+NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
+REROUTE, PRIMITIVE = "Reroute", "PrimitiveNode"
+FRONTEND_ONLY = NOTE_TYPES | {REROUTE, PRIMITIVE}
+CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
+_MODES = {2: MUTED, 4: BYPASS}
+_CTRL = object()  # marks a control_after_generate slot in a layout
+
+__all__ = ["is_ui_workflow", "ui_to_prompt", "ui_to_native", "widget_values", "CONTROL_VALUES"]
+
+
+def is_ui_workflow(obj: Any) -> bool:
+    """True for a ComfyUI frontend workflow: a ``nodes`` list and ``links``."""
+    return isinstance(obj, Mapping) and isinstance(obj.get("nodes"), list) and "links" in obj
+
+
+def _is_control(value: Any) -> bool:
+    return isinstance(value, bool) or value in CONTROL_VALUES
+
+
+# -- positional widget values ----------------------------------------------------------------
+def _layouts(specs: list, linked: set[str], socketed: set[str]) -> Iterator[list]:
+    """Plausible slot layouts, most likely first: (excluded widgets) × (which control slots exist)."""
+    seen: list[list] = []
+    for exclude, controls in (((), "all"), (linked, "included"), (linked, "all"), (socketed, "included"),
+                              (socketed, "all"), ((), "none"), (linked, "none"), (socketed, "none")):
+        layout: list = []
+        for spec in specs:
+            ctl = bool(spec.opts.get("control_after_generate"))
+            if spec.name in exclude:
+                if ctl and controls == "all":
+                    layout.append(_CTRL)
+                continue
+            layout.append(spec.name)
+            if ctl and controls != "none":
+                layout.append(_CTRL)
+        if layout not in seen:
+            seen.append(layout)
+            yield layout
+
+
+def _lenient(specs: list, values: list) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fallback when no layout matches the count: walk in order, skipping control-like values
+    after control widgets; surplus trailing values (e.g. LoadImage's upload button) are ignored."""
+    out: dict[str, Any] = {}
+    controls: dict[str, Any] = {}
+    i = 0
+    for spec in specs:
+        if i >= len(values):
+            break
+        out[spec.name] = values[i]
+        i += 1
+        if spec.opts.get("control_after_generate") and i < len(values) and _is_control(values[i]):
+            controls[spec.name] = _control_name(values[i])
+            i += 1
+    return out, controls
+
+
+def widget_values(node: Mapping, nd: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(values by input name, control modes by input name)`` of one UI node."""
+    raw = node.get("widgets_values")
+    if isinstance(raw, Mapping):  # some nodes save a keyed object instead of a list
+        return dict(raw), {}
+    values = list(raw or [])
+    specs = [s for s in nd.inputs if s.widget]
+    entries = [i for i in node.get("inputs") or [] if isinstance(i, Mapping) and isinstance(i.get("widget"), Mapping)]
+    socketed = {i["widget"].get("name") for i in entries}
+    linked = {i["widget"].get("name") for i in entries if i.get("link") is not None}
+    for layout in _layouts(specs, linked, socketed):
+        if len(layout) != len(values):
+            continue
+        if all(_is_control(v) for slot, v in zip(layout, values) if slot is _CTRL):
+            return _assign(layout, values)
+    return _lenient(specs, values)
+
+
+def _assign(layout: list, values: list) -> tuple[dict[str, Any], dict[str, Any]]:
+    out: dict[str, Any] = {}
+    controls: dict[str, Any] = {}
+    last = None
+    for slot, value in zip(layout, values):
+        if slot is _CTRL:
+            if last is not None:
+                controls[last] = _control_name(value)
+            continue
+        out[slot] = value
+        last = slot
+    return out, controls
+
+
+def _control_name(value: Any) -> str:
+    """The 2023 boolean form meant "randomize" (true) or "fixed" (false)."""
+    if isinstance(value, bool):
+        return "randomize" if value else "fixed"
+    return str(value)
+
+
+# -- links and frontend-only nodes -----------------------------------------------------------
+class _Graph:
+    """Indexes a UI workflow's nodes and links and resolves link sources through Reroutes/Primitives."""
+
+    def __init__(self, workflow: Mapping) -> None:
+        if not is_ui_workflow(workflow):
+            raise FormatError("not a ComfyUI UI workflow (expected a nodes list and links)")
+        self.nodes = {str(n["id"]): n for n in workflow["nodes"] if isinstance(n, Mapping) and "id" in n}
+        self.links: dict[int, tuple[str, int, str, int, Any]] = {}
+        for link in workflow.get("links") or []:
+            if isinstance(link, Mapping):  # newer object form
+                link = [link.get("id"), link.get("origin_id"), link.get("origin_slot"),
+                        link.get("target_id"), link.get("target_slot"), link.get("type")]
+            if isinstance(link, (list, tuple)) and len(link) >= 5 and link[0] is not None:
+                typ = link[5] if len(link) > 5 else None
+                self.links[int(link[0])] = (str(link[1]), int(link[2]), str(link[3]), int(link[4]), typ)
+
+    def source(self, link_id: Any, depth: int = 0) -> tuple[str, Any] | None:
+        """``("link", [src, slot])`` or ``("value", literal)`` for a link id, None when it leads nowhere."""
+        if link_id is None or depth > 256:
+            return None
+        link = self.links.get(int(link_id))
+        if link is None:
+            return None
+        src, slot = link[0], link[1]
+        node = self.nodes.get(src)
+        if node is None:
+            return None
+        kind = node.get("type")
+        if kind == REROUTE:
+            inputs = node.get("inputs") or [{}]
+            return self.source(inputs[0].get("link"), depth + 1)
+        if kind == PRIMITIVE:
+            values = node.get("widgets_values")
+            return ("value", values[0]) if isinstance(values, list) and values else None
+        if kind in NOTE_TYPES:
+            return None
+        return "link", [src, slot]
+
+
+def _input_name(entry: Mapping) -> str:
+    widget = entry.get("widget")
+    if isinstance(widget, Mapping) and widget.get("name"):
+        return str(widget["name"])
+    return str(entry.get("name"))
+
+
+def _real_nodes(graph: _Graph) -> Iterator[tuple[str, Mapping]]:
+    for nid, node in graph.nodes.items():
+        if node.get("type") not in FRONTEND_ONLY:
+            yield nid, node
+
+
+def _node_inputs(graph: _Graph, node: Mapping, registry: Any, warnings: list) -> tuple[dict, dict, dict, list]:
+    """Widget values, then links/primitive literals; returns (inputs, controls, input types, linked names)."""
+    nd = registry.get(node.get("type"))
+    if nd is not None:
+        inputs, controls = widget_values(node, nd)
+    else:
+        raw = node.get("widgets_values")
+        inputs, controls = (dict(raw) if isinstance(raw, Mapping) else {}), {}
+        warnings.append(f"node {node.get('id')}: unknown node type {node.get('type')!r}; "
+                        "its widget values cannot be mapped")
+    types: dict[str, Any] = {}
+    linked: list[str] = []
+    for entry in node.get("inputs") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        name = _input_name(entry)
+        types[name] = entry.get("type")
+        src = graph.source(entry.get("link"))
+        if src is None:
+            continue
+        inputs[name] = src[1]
+        if src[0] == "link":
+            linked.append(name)
+    return inputs, controls, types, linked
+
+
+def ui_to_prompt(workflow: Mapping, registry: Any = None, warnings: list | None = None) -> dict[str, dict]:
+    """The canonical API prompt of a ComfyUI UI workflow (positional widgets through the schemas)."""
+    registry = get_registry(registry)
+    warnings = warnings if warnings is not None else []
+    graph = _Graph(workflow)
+    nodes: dict[str, dict] = {}
+    for nid, node in _real_nodes(graph):
+        inputs, _controls, types, _linked = _node_inputs(graph, node, registry, warnings)
+        outputs = {i: o.get("type") for i, o in enumerate(node.get("outputs") or []) if isinstance(o, Mapping)}
+        nodes[nid] = {"class_type": node.get("type"), "inputs": inputs,
+                      "mode": _MODES.get(node.get("mode"), NORMAL),
+                      "_meta": {"title": node_title(registry, node.get("type"), node.get("title"))},
+                      "input_types": types, "output_types": outputs}
+    return finish_graph(nodes, registry)
+
+
+def ui_to_native(workflow: Mapping, registry: Any = None, warnings: list | None = None) -> dict:
+    """A native editor document keeping positions, sizes, titles, colours, modes, groups, viewport.
+
+    Reroutes become direct links, PrimitiveNodes become widget values, notes are dropped.
+    """
+    registry = get_registry(registry)
+    warnings = warnings if warnings is not None else []
+    graph = _Graph(workflow)
+    nodes, links = [], []
+    for nid, node in _real_nodes(graph):
+        inputs, controls, types, linked = _node_inputs(graph, node, registry, warnings)
+        nd = registry.get(node.get("type"))
+        widget_names = {s.name for s in nd.inputs if s.widget} if nd is not None else set()
+        base = widget_values(node, nd)[0] if nd is not None else {}
+        for name in linked:
+            src = inputs.pop(name)
+            if name in base:  # keep the value: it comes back when the link is removed in the editor
+                inputs[name] = base[name]
+            links.append({"id": len(links) + 1, "from": [src[0], src[1]], "to": [nid, name],
+                          "type": types.get(name) or "*"})
+        nodes.append({
+            "id": nid, "type": node.get("type"),
+            "title": node_title(registry, node.get("type"), node.get("title")),
+            "pos": _pair(node.get("pos")), "size": _pair(node.get("size"), (300.0, 120.0)),
+            "color": node.get("color"), "mode": _MODES.get(node.get("mode"), NORMAL),
+            "widgets": inputs, "controls": controls,
+            "converted": [n for n in linked if n in widget_names]})
+    groups = [{"title": g.get("title", ""), "bounds": [float(v) for v in (g.get("bounding") or [0, 0, 0, 0])],
+               "color": g.get("color")} for g in workflow.get("groups") or [] if isinstance(g, Mapping)]
+    ds = ((workflow.get("extra") or {}).get("ds") or {}) if isinstance(workflow.get("extra"), Mapping) else {}
+    view = {"scale": float(ds.get("scale", 1.0)), "offset": _pair(ds.get("offset"))}
+    return new_document(nodes, links, groups, view)
+
+
+def _pair(value: Any, default: tuple[float, float] = (0.0, 0.0)) -> list[float]:
+    """[x, y] from a list or the {"0": x, "1": y} object some frontend versions saved."""
+    if isinstance(value, Mapping):
+        value = [value.get("0"), value.get("1")]
+    if isinstance(value, (list, tuple)) and len(value) >= 2 and all(isinstance(v, (int, float)) for v in value[:2]):
+        return [float(value[0]), float(value[1])]
+    return list(default)
