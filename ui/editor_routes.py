@@ -1,0 +1,227 @@
+"""HTTP routes used only by the browser graph editor (everything else goes through the ComfyUI API).
+
+- ``POST /lg/queue``   {workflow: native document, client_id, count?, front?}
+  converts the editor document to the canonical prompt in Python (``engine.formats.native``),
+  validates it (``engine.graph.validate``) and submits it to the same ``JobQueue`` the API uses,
+  with the document in ``extra_data.extra_pnginfo.workflow`` so SaveImage embeds it in the PNG.
+  → ``{prompt_ids: [...], numbers: [...]}`` or 400 ``{error, node_errors}`` in ComfyUI's shape.
+- ``POST /lg/import``  JSON body (any supported format) or a multipart ``file`` (.json / .png)
+  → ``{workflow: native document, kind}``.
+- ``GET /lg/workflows`` → ``{workflows: [{name, title}]}`` from the example folder;
+  ``GET /lg/workflows/{name}`` → ``{name, title, workflow}`` (plain safe names only).
+
+The browser is presentation only: conversion, validation and execution all happen here and in the
+engine, exactly as for API clients.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+DEFAULT_WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,80}$")
+MAX_COUNT = 100
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+
+
+def prompt_error(message: str, kind: str = "invalid_prompt", details: str = "") -> dict:
+    """A whole-prompt error body in ComfyUI's shape (no per-node errors)."""
+    return {"error": {"type": kind, "message": message, "details": details, "extra_info": {}},
+            "node_errors": {}}
+
+
+def _bad(body: dict, status: int = 400) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+def workflow_to_prompt(doc: Any, registry: Any, paths: Any) -> tuple[Any, dict | None]:
+    """Convert and validate an editor document → (Validation, None) or (None, ComfyUI error body)."""
+    from engine.formats import native
+    from engine.graph import validate
+
+    if not native.is_native(doc):
+        return None, prompt_error("The workflow is not a Latentgraph editor document.")
+    try:
+        prompt = native.to_prompt(doc, registry)
+    except Exception as exc:  # conversion errors are user errors: report them, never 500
+        return None, prompt_error(f"Cannot convert the workflow: {exc}", details=type(exc).__name__)
+    result = validate(prompt, registry, paths)
+    if not result.ok:
+        error = result.error or prompt_error("Prompt outputs failed validation")["error"]
+        return None, {"error": error, "node_errors": result.node_errors or {}}
+    return result, None
+
+
+def submit_workflow(body: dict, paths: Any, queue: Any, registry: Any) -> tuple[dict, int]:
+    """The /lg/queue work (blocking: conversion, validation, SQLite) → (response body, status)."""
+    doc = body["workflow"]
+    try:
+        count = max(1, min(MAX_COUNT, int(body.get("count", 1))))
+    except (TypeError, ValueError):
+        return prompt_error("count must be an integer."), 400
+    result, error = workflow_to_prompt(doc, registry, paths)
+    if error is not None:
+        return error, 400
+    client_id = body.get("client_id") if isinstance(body.get("client_id"), str) else None
+    ids, numbers = [], []
+    for _ in range(count):
+        extra: dict = {"extra_pnginfo": {"workflow": doc}}
+        if client_id:
+            extra["client_id"] = client_id
+        pid, number = queue.submit(result.prompt, front=bool(body.get("front")), extra_data=extra,
+                                   client_id=client_id, **_outputs_kw(queue, result))
+        ids.append(pid)
+        numbers.append(number)
+    return {"prompt_ids": ids, "numbers": numbers, "node_errors": {}}, 200
+
+
+def _outputs_kw(queue: Any, result: Any) -> dict:
+    """Pass the validated output list when the queue accepts it (it shows in /queue items)."""
+    import inspect
+
+    try:
+        accepts = "outputs_to_execute" in inspect.signature(queue.submit).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return {"outputs_to_execute": list(result.outputs or [])} if accepts else {}
+
+
+def import_any(source: Any, registry: Any) -> tuple[dict, str]:
+    """Load any supported workflow (native, ComfyUI UI, ComfyUI API, PNG bytes) → (native doc, kind).
+
+    A PNG's ``workflow`` chunk (native or UI) is preferred because it keeps the layout; without
+    one, the canonical ``prompt`` is laid out automatically by ``native.from_prompt``.
+    """
+    from engine.formats import comfy_ui, load_any, native
+
+    if native.is_native(source):
+        return native.migrate(source, registry), "native"
+    loaded = load_any(source, registry)
+    workflow, kind = loaded.workflow, str(loaded.kind or "")
+    if native.is_native(workflow):
+        return native.migrate(workflow, registry), kind
+    if comfy_ui.is_ui_workflow(workflow):
+        return comfy_ui.ui_to_native(workflow, registry), kind
+    if isinstance(loaded.prompt, dict) and loaded.prompt:
+        return native.from_prompt(loaded.prompt, registry), kind
+    raise ValueError("No workflow found in this file.")
+
+
+def _read_title(doc: dict, name: str) -> str:
+    """A workflow's display title: its own title/meta, else the file name made readable."""
+    for key in ("title", "name"):
+        if isinstance(doc.get(key), str) and doc[key].strip():
+            return doc[key].strip()
+    extra = doc.get("extra") if isinstance(doc.get("extra"), dict) else {}
+    if isinstance(extra.get("title"), str) and extra["title"].strip():
+        return extra["title"].strip()
+    return name.replace("_", " ").replace("-", " ").strip().capitalize()
+
+
+def list_workflows(folder: Path) -> list[dict]:
+    """The example workflows (``*.json`` directly in ``folder``), default first, then by name."""
+    items = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if not _SAFE_NAME.match(path.stem):
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict):
+            items.append({"name": path.stem, "title": _read_title(doc, path.stem)})
+    items.sort(key=lambda it: (it["name"] != "default", it["name"]))
+    return items
+
+
+async def _queue_route(request: Request, paths: Any, queue: Any, registry: Any) -> JSONResponse:
+    try:
+        body = await request.json()
+    except ValueError:
+        return _bad(prompt_error("The request body is not JSON.", "no_prompt"))
+    if not isinstance(body, dict) or not isinstance(body.get("workflow"), dict):
+        return _bad(prompt_error("No workflow in the request.", "no_prompt"))
+    response, status = await asyncio.to_thread(submit_workflow, body, paths, queue, registry)
+    return JSONResponse(response, status_code=status)
+
+
+async def _import_body(request: Request) -> tuple[Any, str]:
+    """Read the import request: a JSON body, or a multipart ``file`` (JSON text or PNG bytes)."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file") or form.get("image")
+        if upload is None or not hasattr(upload, "read"):
+            raise ValueError("No file in the upload.")
+        data = await upload.read()
+        return data, str(getattr(upload, "filename", "") or "")
+    data = await request.body()
+    return data, "body.json"
+
+
+def _parse_import(data: bytes, filename: str) -> Any:
+    """Turn uploaded bytes into what ``load_any`` accepts: a dict for JSON, the bytes for PNG."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ValueError("The file is too large.")
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return data
+    try:
+        obj = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{filename or 'The file'} is neither JSON nor PNG.") from exc
+    if not isinstance(obj, dict):
+        raise ValueError("The JSON is not a workflow object.")
+    return obj
+
+
+async def _import_route(request: Request, paths: Any, registry: Any) -> JSONResponse:
+    try:
+        data, filename = await _import_body(request)
+        source = _parse_import(data, filename)
+    except ValueError as exc:
+        return _bad({"error": str(exc)})
+    try:
+        doc, kind = await asyncio.to_thread(import_any, source, registry)
+    except Exception as exc:  # any format problem is the user's file, not a server crash
+        return _bad({"error": f"Cannot import {filename or 'the file'}: {exc}"})
+    return JSONResponse({"workflow": doc, "kind": kind})
+
+
+def make_router(paths: Any, queue: Any, registry: Any,
+                workflows_dir: Path | None = None) -> APIRouter:
+    """Build the ``/lg/*`` routes bound to one engine (paths, job queue, node registry)."""
+    folder = Path(workflows_dir) if workflows_dir else DEFAULT_WORKFLOWS_DIR
+    router = APIRouter()
+
+    @router.post("/lg/queue")
+    async def lg_queue(request: Request) -> JSONResponse:
+        return await _queue_route(request, paths, queue, registry)
+
+    @router.post("/lg/import")
+    async def lg_import(request: Request) -> JSONResponse:
+        return await _import_route(request, paths, registry)
+
+    @router.get("/lg/workflows")
+    async def lg_workflows() -> JSONResponse:
+        return JSONResponse({"workflows": list_workflows(folder)})
+
+    @router.get("/lg/workflows/{name}")
+    async def lg_workflow(name: str) -> JSONResponse:
+        stem = name[:-5] if name.endswith(".json") else name
+        path = folder / f"{stem}.json"
+        if not _SAFE_NAME.match(stem) or not path.is_file():
+            return _bad({"error": f"No example workflow named {name!r}."}, 404)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            doc, _kind = import_any(raw, registry)
+        except Exception as exc:
+            return _bad({"error": f"Cannot read workflow {stem!r}: {exc}"}, 500)
+        return JSONResponse({"name": stem, "title": _read_title(raw, stem), "workflow": doc})
+
+    return router

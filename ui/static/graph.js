@@ -1,0 +1,301 @@
+// Graph model of the editor: the native document (ARCHITECTURE.md §3) plus node schemas from
+// /object_info, typed connections, and snapshot-based undo/redo. No DOM here.
+
+export const WIDGET_TYPES = new Set(['INT', 'FLOAT', 'STRING', 'BOOLEAN', 'COMBO']);
+export const CONTROL_MODES = ['fixed', 'increment', 'decrement', 'randomize'];
+const UNDO_LIMIT = 120;
+
+// One input of a node schema: {name, type, options, optional, widget: bool, choices?}.
+function parseInput(name, spec, optional) {
+  const raw = Array.isArray(spec) ? spec : [spec];
+  let type = raw[0];
+  const options = (raw[1] && typeof raw[1] === 'object') ? raw[1] : {};
+  let choices = null;
+  if (Array.isArray(type)) { choices = type; type = 'COMBO'; }
+  else if (type === 'COMBO') { choices = options.options || []; }
+  return { name, type: String(type), options, optional, widget: WIDGET_TYPES.has(type), choices };
+}
+
+// Normalise one /object_info entry into {type, title, category, inputs[], outputs[], ...}.
+export function parseSchema(type, info) {
+  const req = (info.input && info.input.required) || {};
+  const opt = (info.input && info.input.optional) || {};
+  const order = info.input_order || {};
+  const names = (o, listed) => (listed && listed.length ? listed.filter((n) => n in o) : Object.keys(o));
+  const inputs = [];
+  for (const n of names(req, order.required)) inputs.push(parseInput(n, req[n], false));
+  for (const n of names(opt, order.optional)) inputs.push(parseInput(n, opt[n], true));
+  const outTypes = info.output || [];
+  const outputs = outTypes.map((t, i) => ({
+    type: Array.isArray(t) ? 'COMBO' : String(t),
+    name: (info.output_name && info.output_name[i]) || String(t),
+    isList: !!(info.output_is_list && info.output_is_list[i]),
+  }));
+  return {
+    type, inputs, outputs, title: info.display_name || info.name || type,
+    category: info.category || 'other', description: info.description || '',
+    outputNode: !!info.output_node,
+  };
+}
+
+export function typesCompatible(outType, inType) {
+  if (outType === '*' || inType === '*') return true;
+  const a = String(outType).split(','), b = String(inType).split(',');
+  return a.some((t) => b.includes(t));
+}
+
+export function widgetDefault(inp) {
+  const o = inp.options;
+  if (o.default !== undefined) return o.default;
+  switch (inp.type) {
+    case 'INT': case 'FLOAT': return o.min !== undefined ? Math.max(0, o.min) : 0;
+    case 'STRING': return '';
+    case 'BOOLEAN': return false;
+    case 'COMBO': return inp.choices && inp.choices.length ? inp.choices[0] : '';
+    default: return null;
+  }
+}
+
+// Clamp/round a number widget value to its declared min/max/step (ComfyUI semantics).
+export function clampNumber(inp, value) {
+  const o = inp.options;
+  let v = Number(value);
+  if (!Number.isFinite(v)) v = Number(widgetDefault(inp)) || 0;
+  if (o.min !== undefined) v = Math.max(o.min, v);
+  if (o.max !== undefined) v = Math.min(o.max, v);
+  if (inp.type === 'INT') {
+    const step = o.step && o.step >= 1 ? o.step : 1;
+    const base = o.min !== undefined && Number.isFinite(o.min) ? o.min : 0;
+    v = Math.round((v - base) / step) * step + base;
+    if (o.max !== undefined && v > o.max) v -= step;
+    return Math.round(v);
+  }
+  const r = o.round !== undefined && o.round !== false ? o.round : (o.step || 0);
+  if (r > 0) v = Math.round(v / r) * r;
+  return Number(v.toFixed(10));
+}
+
+export class Graph {
+  constructor() {
+    this.schemas = {};
+    this.nodes = new Map();      // id -> node doc object
+    this.links = new Map();      // id -> link doc object
+    this.groups = [];
+    this.view = { scale: 1, offset: [0, 0] };
+    this.extra = {};
+    this.undoStack = [];
+    this.redoStack = [];
+    this.listeners = [];
+  }
+
+  setSchemas(objectInfo) {
+    this.schemas = {};
+    for (const [type, info] of Object.entries(objectInfo || {})) this.schemas[type] = parseSchema(type, info);
+  }
+
+  schema(type) { return this.schemas[type] || null; }
+  onChange(fn) { this.listeners.push(fn); }
+  emit(kind, detail) { for (const fn of this.listeners) fn(kind, detail); }
+
+  nextNodeId() {
+    let m = 0;
+    for (const id of this.nodes.keys()) { const n = parseInt(id, 10); if (n > m) m = n; }
+    return String(m + 1);
+  }
+
+  nextLinkId() {
+    let m = 0;
+    for (const id of this.links.keys()) if (id > m) m = id;
+    return m + 1;
+  }
+
+  // A new node of `type` at `pos` with all widget defaults filled.
+  addNode(type, pos, { id = null, silent = false } = {}) {
+    const s = this.schema(type);
+    if (!s) throw new Error(`Unknown node type ${type}`);
+    const node = {
+      id: id || this.nextNodeId(), type, title: s.title, pos: [Math.round(pos[0]), Math.round(pos[1])],
+      size: [240, 0], color: null, mode: 'normal', widgets: {}, controls: {}, converted: [],
+    };
+    for (const inp of s.inputs) {
+      if (!inp.widget) continue;
+      node.widgets[inp.name] = widgetDefault(inp);
+      if (inp.options.control_after_generate) node.controls[inp.name] = 'randomize';
+    }
+    this.nodes.set(node.id, node);
+    if (!silent) this.emit('add', node.id);
+    return node;
+  }
+
+  // Socket inputs of a node: declared sockets plus widgets converted to sockets.
+  socketInputs(node) {
+    const s = this.schema(node.type);
+    if (!s) {
+      const names = [...this.links.values()].filter((l) => l.to[0] === node.id).map((l) => ({ name: l.to[1], type: l.type }));
+      return names;
+    }
+    return s.inputs.filter((i) => !i.widget || node.converted.includes(i.name) || i.options.forceInput);
+  }
+
+  inputType(node, name) {
+    const s = this.schema(node.type);
+    const inp = s && s.inputs.find((i) => i.name === name);
+    return inp ? inp.type : null;
+  }
+
+  outputType(node, index) {
+    const s = this.schema(node.type);
+    return s && s.outputs[index] ? s.outputs[index].type : null;
+  }
+
+  linkInto(nodeId, name) {
+    for (const l of this.links.values()) if (l.to[0] === nodeId && l.to[1] === name) return l;
+    return null;
+  }
+
+  // Why a connection from (src, out) to (dst, input) is refused, or null when it is allowed.
+  checkConnect(srcId, outIndex, dstId, inputName) {
+    const src = this.nodes.get(srcId), dst = this.nodes.get(dstId);
+    if (!src || !dst) return 'missing node';
+    if (srcId === dstId) return 'a node cannot feed itself';
+    const outType = this.outputType(src, outIndex), inType = this.inputType(dst, inputName);
+    if (!outType || !inType) return 'unknown socket';
+    if (!typesCompatible(outType, inType)) return `type mismatch: ${outType} → ${inType}`;
+    if (this.reaches(dstId, srcId)) return 'this link would make a cycle';
+    return null;
+  }
+
+  reaches(fromId, targetId) {     // is targetId downstream of fromId?
+    const seen = new Set([fromId]); const stack = [fromId];
+    while (stack.length) {
+      const cur = stack.pop();
+      if (cur === targetId) return true;
+      for (const l of this.links.values()) {
+        if (l.from[0] === cur && !seen.has(l.to[0])) { seen.add(l.to[0]); stack.push(l.to[0]); }
+      }
+    }
+    return false;
+  }
+
+  // Connect; replaces any link already in that input (one link per input). Returns link or throws.
+  connect(srcId, outIndex, dstId, inputName) {
+    const why = this.checkConnect(srcId, outIndex, dstId, inputName);
+    if (why) throw new Error(why);
+    const old = this.linkInto(dstId, inputName);
+    if (old) this.links.delete(old.id);
+    const dst = this.nodes.get(dstId);
+    const s = this.schema(dst.type);
+    const inp = s.inputs.find((i) => i.name === inputName);
+    const converts = inp.widget && !dst.converted.includes(inputName);
+    if (converts) dst.converted.push(inputName);
+    const link = { id: this.nextLinkId(), from: [srcId, outIndex], to: [dstId, inputName],
+      type: this.outputType(this.nodes.get(srcId), outIndex) };
+    this.links.set(link.id, link);
+    if (converts) this.emit('node', dstId);
+    this.emit('links');
+    return link;
+  }
+
+  removeLink(id) { if (this.links.delete(id)) this.emit('links'); }
+
+  removeNodes(ids) {
+    const set = new Set(ids);
+    for (const [lid, l] of [...this.links]) if (set.has(l.from[0]) || set.has(l.to[0])) this.links.delete(lid);
+    for (const id of set) this.nodes.delete(id);
+    this.emit('remove', [...set]);
+  }
+
+  // Widget → socket and back. Converting back drops the link that fed it.
+  toggleConverted(nodeId, name) {
+    const node = this.nodes.get(nodeId);
+    const i = node.converted.indexOf(name);
+    if (i >= 0) {
+      node.converted.splice(i, 1);
+      const l = this.linkInto(nodeId, name);
+      if (l) this.links.delete(l.id);
+    } else node.converted.push(name);
+    this.emit('node', nodeId);
+  }
+
+  serialize() {
+    return {
+      format: 'latentgraph', version: 1,
+      nodes: [...this.nodes.values()].map((n) => JSON.parse(JSON.stringify(n))),
+      links: [...this.links.values()].map((l) => ({ id: l.id, from: [...l.from], to: [...l.to], type: l.type })),
+      groups: this.groups.map((g) => ({ title: g.title, bounds: [...g.bounds], color: g.color })),
+      view: { scale: this.view.scale, offset: [...this.view.offset] },
+      ...(Object.keys(this.extra).length ? { extra: this.extra } : {}),
+    };
+  }
+
+  // Replace the whole graph with a native document (validated loosely; unknown types are kept).
+  load(doc, { keepView = false } = {}) {
+    if (!doc || doc.format !== 'latentgraph') throw new Error('Not a Latentgraph workflow document');
+    this.nodes.clear(); this.links.clear();
+    for (const n of doc.nodes || []) {
+      const node = {
+        id: String(n.id), type: n.type, title: n.title || (this.schema(n.type) || {}).title || n.type,
+        pos: [...(n.pos || [0, 0])], size: [...(n.size || [240, 0])], color: n.color ?? null,
+        mode: n.mode || 'normal', widgets: { ...(n.widgets || {}) }, controls: { ...(n.controls || {}) },
+        converted: [...(n.converted || [])],
+      };
+      this.fillDefaults(node);
+      this.nodes.set(node.id, node);
+    }
+    for (const l of doc.links || []) {
+      const link = { id: Number(l.id), from: [String(l.from[0]), Number(l.from[1])], to: [String(l.to[0]), l.to[1]], type: l.type };
+      if (this.nodes.has(link.from[0]) && this.nodes.has(link.to[0])) this.links.set(link.id, link);
+    }
+    this.groups = (doc.groups || []).map((g) => ({ title: g.title || 'Group', bounds: [...g.bounds], color: g.color || '#3f5f7f' }));
+    if (!keepView && doc.view) this.view = { scale: doc.view.scale || 1, offset: [...(doc.view.offset || [0, 0])] };
+    this.extra = doc.extra && typeof doc.extra === 'object' ? { ...doc.extra } : {};
+    this.emit('load');
+  }
+
+  fillDefaults(node) {
+    const s = this.schema(node.type);
+    if (!s) return;
+    for (const inp of s.inputs) {
+      if (inp.widget && !(inp.name in node.widgets) && !node.converted.includes(inp.name)) node.widgets[inp.name] = widgetDefault(inp);
+      if (inp.options.control_after_generate && !(inp.name in node.controls)) node.controls[inp.name] = 'fixed';
+    }
+  }
+
+  // Undo/redo: snapshots of the document taken *before* each user action.
+  checkpoint() {
+    this.undoStack.push(JSON.stringify(this.serialize()));
+    if (this.undoStack.length > UNDO_LIMIT) this.undoStack.shift();
+    this.redoStack = [];
+  }
+
+  undo() { return this.swap(this.undoStack, this.redoStack); }
+  redo() { return this.swap(this.redoStack, this.undoStack); }
+
+  swap(from, to) {
+    if (!from.length) return false;
+    to.push(JSON.stringify(this.serialize()));
+    this.load(JSON.parse(from.pop()), { keepView: true });
+    return true;
+  }
+
+  // Apply control_after_generate (fixed/increment/decrement/randomize); returns the changed node ids.
+  applyControls() {
+    const changed = [];
+    for (const node of this.nodes.values()) {
+      const s = this.schema(node.type);
+      if (!s || node.mode === 'muted') continue;
+      for (const [name, mode] of Object.entries(node.controls || {})) {
+        const inp = s.inputs.find((i) => i.name === name);
+        if (!inp || mode === 'fixed' || node.converted.includes(name)) continue;
+        const min = inp.options.min ?? 0, max = Math.min(inp.options.max ?? 0xffffffff, Number.MAX_SAFE_INTEGER);
+        let v = Number(node.widgets[name]) || 0;
+        if (mode === 'increment') v = v + 1 > max ? min : v + 1;
+        else if (mode === 'decrement') v = v - 1 < min ? max : v - 1;
+        else if (mode === 'randomize') v = min + Math.floor(Math.random() * Math.min(max - min + 1, 2 ** 50));
+        node.widgets[name] = v;
+        if (!changed.includes(node.id)) changed.push(node.id);
+      }
+    }
+    return changed;
+  }
+}

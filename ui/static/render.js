@@ -1,0 +1,260 @@
+// Rendering: DOM divs for nodes and groups, one SVG layer for links, the pan/zoom transform.
+// Links are redrawn once per animation frame however many changes were made (UI-NOTES pitfall 6).
+import { buildWidgets } from './widgets.js';
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const TYPE_COLORS = {
+  MODEL: '#b39ddb', CLIP: '#ffd54f', VAE: '#ef5350', CONDITIONING: '#ffa726', LATENT: '#ec407a',
+  IMAGE: '#64b5f6', MASK: '#81c784', UPSCALE_MODEL: '#9575cd', INT: '#4db6ac', FLOAT: '#aed581',
+  STRING: '#90a4ae', BOOLEAN: '#f06292', COMBO: '#a1887f',
+};
+
+export function typeColor(type) {
+  if (TYPE_COLORS[type]) return TYPE_COLORS[type];
+  let h = 0;
+  for (const c of String(type)) h = (h * 31 + c.charCodeAt(0)) % 360;
+  return `hsl(${h}, 55%, 62%)`;
+}
+
+export function el(tag, cls, attrs = {}, text = null) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, v);
+  if (text !== null) e.textContent = text;
+  return e;
+}
+
+export class Renderer {
+  constructor(editor, canvas) {
+    this.editor = editor;
+    this.graph = editor.graph;
+    this.canvas = canvas;
+    this.world = el('div', 'lg-world');
+    this.groupLayer = el('div', 'lg-groups');
+    this.svg = document.createElementNS(SVG_NS, 'svg');
+    this.svg.setAttribute('class', 'lg-links');
+    this.nodeLayer = el('div', 'lg-nodes');
+    this.world.append(this.groupLayer, this.svg, this.nodeLayer);
+    canvas.appendChild(this.world);
+    this.nodeEls = new Map();
+    this.socketCache = new Map();
+    this.linksPending = false;
+    this.tempPath = null;
+  }
+
+  applyView() {
+    const v = this.graph.view;
+    this.world.style.transform = `translate(${v.offset[0]}px, ${v.offset[1]}px) scale(${v.scale})`;
+    this.canvas.style.setProperty('--lg-grid', `${24 * v.scale}px`);
+    this.canvas.style.backgroundPosition = `${v.offset[0]}px ${v.offset[1]}px`;
+  }
+
+  // Screen (client) coordinates → world coordinates.
+  toWorld(clientX, clientY) {
+    const r = this.canvas.getBoundingClientRect(), v = this.graph.view;
+    return [(clientX - r.left - v.offset[0]) / v.scale, (clientY - r.top - v.offset[1]) / v.scale];
+  }
+
+  renderAll() {
+    this.nodeLayer.textContent = '';
+    this.nodeEls.clear();
+    this.socketCache.clear();
+    const frag = document.createDocumentFragment();
+    for (const node of this.graph.nodes.values()) frag.appendChild(this.buildNode(node));
+    this.nodeLayer.appendChild(frag);
+    for (const node of this.graph.nodes.values()) this.measure(node);
+    this.renderGroups();
+    this.applyView();
+    this.drawLinks();
+  }
+
+  renderNode(id) {
+    const node = this.graph.nodes.get(id);
+    const old = this.nodeEls.get(id);
+    this.socketCache.delete(id);
+    if (!node) { if (old) old.remove(); this.nodeEls.delete(id); this.scheduleLinks(); return; }
+    const fresh = this.buildNode(node);
+    if (old) old.replaceWith(fresh); else this.nodeLayer.appendChild(fresh);
+    this.measure(node);
+    this.scheduleLinks();
+  }
+
+  measure(node) {
+    const e = this.nodeEls.get(node.id);
+    if (e) node.size = [node.size[0] || 240, e.offsetHeight];
+  }
+
+  buildNode(node) {
+    const g = this.graph, schema = g.schema(node.type);
+    const e = el('div', 'lg-node', { 'data-id': node.id, 'data-type': node.type, 'data-mode': node.mode });
+    if (!schema) e.classList.add('lg-missing');
+    if (this.editor.selection.has(node.id)) e.classList.add('lg-selected');
+    e.style.left = `${node.pos[0]}px`; e.style.top = `${node.pos[1]}px`;
+    e.style.width = `${node.size[0] || 240}px`;
+    if (node.color) e.style.setProperty('--lg-node-color', node.color);
+    const head = el('div', 'lg-node-header');
+    head.append(el('span', 'lg-node-title', {}, node.title || node.type),
+      el('span', 'lg-node-badge', { 'data-badge': node.id }));
+    if (node.mode !== 'normal') head.appendChild(el('span', 'lg-node-mode', {}, node.mode));
+    e.appendChild(head);
+    if (!schema) e.appendChild(el('div', 'lg-node-error', {}, `Unknown node type “${node.type}”`));
+    e.appendChild(this.buildSockets(node, schema));
+    if (schema) e.appendChild(buildWidgets(this.editor, node, schema));
+    e.appendChild(el('div', 'lg-node-messages'));
+    const prev = el('img', 'lg-preview', { alt: '' });
+    prev.hidden = true;
+    e.appendChild(prev);
+    this.nodeEls.set(node.id, e);
+    return e;
+  }
+
+  buildSockets(node, schema) {
+    const box = el('div', 'lg-node-io');
+    const ins = this.graph.socketInputs(node);
+    const outs = schema ? schema.outputs : [];
+    const rows = Math.max(ins.length, outs.length);
+    for (let r = 0; r < rows; r++) {
+      const row = el('div', 'lg-io-row');
+      const inp = ins[r];
+      if (inp) {
+        const s = el('div', 'lg-socket lg-in', { 'data-input': inp.name, 'data-type': inp.type, title: `${inp.name}: ${inp.type}` });
+        const dot = el('span', 'lg-dot');
+        dot.style.setProperty('--lg-type-color', typeColor(inp.type));
+        s.append(dot, el('span', 'lg-socket-label', {}, inp.name + (inp.optional ? '?' : '')));
+        if (inp.widget) {
+          const back = el('button', 'lg-unconvert', { 'data-unconvert': inp.name, title: 'Convert back to a widget', type: 'button' }, '⇄');
+          s.appendChild(back);
+        }
+        if (this.graph.linkInto(node.id, inp.name)) s.classList.add('lg-linked');
+        row.appendChild(s);
+      } else row.appendChild(el('div', 'lg-socket-gap'));
+      const out = outs[r];
+      if (out) {
+        const s = el('div', 'lg-socket lg-out', { 'data-output': String(r), 'data-type': out.type, title: `${out.name}: ${out.type}` });
+        const dot = el('span', 'lg-dot');
+        dot.style.setProperty('--lg-type-color', typeColor(out.type));
+        s.append(el('span', 'lg-socket-label', {}, out.name), dot);
+        row.appendChild(s);
+      }
+      box.appendChild(row);
+    }
+    return box;
+  }
+
+  nodeEl(id) { return this.nodeEls.get(id) || null; }
+
+  moveNode(id) {
+    const node = this.graph.nodes.get(id), e = this.nodeEls.get(id);
+    if (node && e) { e.style.left = `${node.pos[0]}px`; e.style.top = `${node.pos[1]}px`; }
+    this.scheduleLinks();
+  }
+
+  // Socket dot centre relative to its node (layout offsets are unaffected by the transform).
+  socketOffsets(id) {
+    if (this.socketCache.has(id)) return this.socketCache.get(id);
+    const e = this.nodeEls.get(id);
+    const res = { in: {}, out: {} };
+    if (e) {
+      for (const dot of e.querySelectorAll('.lg-socket .lg-dot')) {
+        let x = dot.offsetWidth / 2, y = dot.offsetHeight / 2, cur = dot;
+        while (cur && cur !== e) { x += cur.offsetLeft; y += cur.offsetTop; cur = cur.offsetParent; }
+        const s = dot.parentElement;
+        if (s.dataset.input !== undefined) res.in[s.dataset.input] = [x, y];
+        else res.out[s.dataset.output] = [x, y];
+      }
+    }
+    this.socketCache.set(id, res);
+    return res;
+  }
+
+  socketPos(id, kind, key) {
+    const node = this.graph.nodes.get(id);
+    if (!node) return null;
+    const off = this.socketOffsets(id)[kind][String(key)];
+    return off ? [node.pos[0] + off[0], node.pos[1] + off[1]] : [node.pos[0] + (kind === 'out' ? node.size[0] : 0), node.pos[1] + 14];
+  }
+
+  scheduleLinks() {
+    if (this.linksPending) return;
+    this.linksPending = true;
+    requestAnimationFrame(() => { this.linksPending = false; this.drawLinks(); });
+  }
+
+  static curve(a, b) {
+    const dx = Math.max(40, Math.abs(b[0] - a[0]) * 0.5);
+    return `M${a[0]},${a[1]} C${a[0] + dx},${a[1]} ${b[0] - dx},${b[1]} ${b[0]},${b[1]}`;
+  }
+
+  drawLinks() {
+    const parts = [];
+    for (const l of this.graph.links.values()) {
+      const a = this.socketPos(l.from[0], 'out', l.from[1]), b = this.socketPos(l.to[0], 'in', l.to[1]);
+      if (!a || !b) continue;
+      parts.push(`<path class="lg-link" data-link="${l.id}" data-type="${String(l.type).replace(/"/g, '')}" stroke="${typeColor(l.type)}" d="${Renderer.curve(a, b)}"/>`);
+    }
+    this.svg.innerHTML = parts.join('');
+    if (this.tempPath) this.svg.appendChild(this.tempPath);
+    for (const [id, e] of this.nodeEls) {
+      for (const s of e.querySelectorAll('.lg-in')) s.classList.toggle('lg-linked', !!this.graph.linkInto(id, s.dataset.input));
+    }
+  }
+
+  // The link being dragged by the user (null to remove it).
+  setTempLink(a, b, type, refused = false) {
+    if (!a) { if (this.tempPath) this.tempPath.remove(); this.tempPath = null; return; }
+    if (!this.tempPath) {
+      this.tempPath = document.createElementNS(SVG_NS, 'path');
+      this.svg.appendChild(this.tempPath);
+    }
+    this.tempPath.setAttribute('class', refused ? 'lg-link lg-temp lg-refused' : 'lg-link lg-temp');
+    this.tempPath.setAttribute('stroke', refused ? '#ff1744' : typeColor(type));
+    this.tempPath.setAttribute('d', Renderer.curve(a, b));
+  }
+
+  renderGroups() {
+    this.groupLayer.textContent = '';
+    this.graph.groups.forEach((g, i) => {
+      const e = el('div', 'lg-group', { 'data-group': String(i) });
+      e.style.left = `${g.bounds[0]}px`; e.style.top = `${g.bounds[1]}px`;
+      e.style.width = `${g.bounds[2]}px`; e.style.height = `${g.bounds[3]}px`;
+      e.style.setProperty('--lg-group-color', g.color || '#3f5f7f');
+      const head = el('div', 'lg-group-title', {}, g.title);
+      const tools = el('span', 'lg-group-tools');
+      tools.append(el('button', 'lg-group-color', { type: 'button', title: 'Change colour', 'data-group-color': String(i) }, '●'),
+        el('button', 'lg-group-delete', { type: 'button', title: 'Remove group (keeps its nodes)', 'data-group-delete': String(i) }, '×'));
+      head.appendChild(tools);
+      e.append(head, el('div', 'lg-group-resize', { 'data-group-resize': String(i) }));
+      this.groupLayer.appendChild(e);
+    });
+  }
+
+  setSelected(ids) {
+    for (const [id, e] of this.nodeEls) e.classList.toggle('lg-selected', ids.has(id));
+  }
+
+  // Bounding box of all nodes and groups in world coordinates, or null for an empty graph.
+  bounds() {
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const n of this.graph.nodes.values()) {
+      x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1]);
+      x1 = Math.max(x1, n.pos[0] + (n.size[0] || 240)); y1 = Math.max(y1, n.pos[1] + (n.size[1] || 100));
+    }
+    for (const g of this.graph.groups) {
+      x0 = Math.min(x0, g.bounds[0]); y0 = Math.min(y0, g.bounds[1]);
+      x1 = Math.max(x1, g.bounds[0] + g.bounds[2]); y1 = Math.max(y1, g.bounds[1] + g.bounds[3]);
+    }
+    return Number.isFinite(x0) ? [x0, y0, x1, y1] : null;
+  }
+
+  fitView() {
+    const b = this.bounds(), r = this.canvas.getBoundingClientRect();
+    if (!b || r.width < 10) { this.graph.view = { scale: 1, offset: [0, 0] }; this.applyView(); return; }
+    const pad = 40;
+    const s = Math.max(0.1, Math.min(1.5, (r.width - 2 * pad) / (b[2] - b[0]), (r.height - 2 * pad) / (b[3] - b[1])));
+    this.graph.view = {
+      scale: Number(s.toFixed(4)),
+      offset: [Math.round((r.width - (b[2] - b[0]) * s) / 2 - b[0] * s), Math.round((r.height - (b[3] - b[1]) * s) / 2 - b[1] * s)],
+    };
+    this.applyView();
+  }
+}

@@ -1,0 +1,225 @@
+// Run panel: queue (button, Ctrl+Enter, N times, front), the job list with cancel, interrupt,
+// per-node execution state from /ws events, the progress bar, live latent previews on the running
+// node, and the gallery of results (click → view, load the image's workflow back).
+
+function el(tag, cls, attrs = {}, text = null) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, v);
+  if (text !== null) e.textContent = text;
+  return e;
+}
+
+const GALLERY_MAX = 48;
+
+export class RunPanel {
+  constructor(editor, side) {
+    this.editor = editor;
+    this.api = editor.api;
+    this.ours = new Set();
+    this.running = null;          // node id currently executing
+    this.previewUrls = new Map(); // node id -> object URL
+    this.busy = false;
+    this.build(side);
+    this.bindEvents();
+  }
+
+  build(side) {
+    const row = el('div', 'lg-run-row');
+    this.queueBtn = el('button', 'lg-btn lg-primary', { type: 'button', 'data-action': 'queue', title: 'Queue (Ctrl+Enter)' }, 'Queue');
+    this.count = el('input', 'lg-input lg-count', { type: 'number', min: 1, max: 100, value: 1, 'data-field': 'batch-count', title: 'Queue this many times' });
+    this.stopBtn = el('button', 'lg-btn', { type: 'button', 'data-action': 'interrupt', title: 'Stop the running job' }, 'Stop');
+    row.append(this.queueBtn, el('span', 'lg-times', {}, '×'), this.count, this.stopBtn);
+    this.status = el('div', 'lg-run-status', { 'data-run-status': '1' }, 'Idle');
+    this.bar = el('div', 'lg-progress', { 'data-progress': '1' });
+    this.barFill = el('div', 'lg-progress-fill');
+    this.barText = el('span', 'lg-progress-text', {}, '');
+    this.bar.append(this.barFill, this.barText);
+    this.queueList = el('div', 'lg-queue-list', { 'data-queue-list': '1' });
+    this.gallery = el('div', 'lg-gallery', { 'data-gallery': '1' });
+    this.viewer = el('div', 'lg-viewer', { 'data-viewer': '1' });
+    this.viewer.hidden = true;
+    side.append(row, this.status, this.bar, el('h4', 'lg-side-title', {}, 'Queue'), this.queueList,
+      el('h4', 'lg-side-title', {}, 'Results'), this.gallery, this.viewer);
+    this.queueBtn.addEventListener('click', () => this.queue({}));
+    this.stopBtn.addEventListener('click', () => this.interrupt());
+    this.queueList.addEventListener('click', (e) => {
+      const b = e.target.closest('[data-cancel]');
+      if (b) this.cancel(b.dataset.cancel, b.dataset.state);
+    });
+    this.gallery.addEventListener('click', (e) => {
+      const it = e.target.closest('[data-gallery-item]');
+      if (it) this.view(it);
+    });
+  }
+
+  bindEvents() {
+    const a = this.api;
+    a.on('status', () => this.refreshQueue());
+    a.on('execution_start', (d) => { this.editor.clearRunState(); this.setStatus(`Running ${short(d.prompt_id)}`); });
+    a.on('execution_cached', (d) => { for (const id of d.nodes || []) this.editor.setNodeState(String(id), 'cached'); });
+    a.on('executing', (d) => this.onExecuting(d));
+    a.on('progress', (d) => this.onProgress(d));
+    a.on('executed', (d) => this.onExecuted(d));
+    a.on('execution_success', () => this.setStatus('Done'));
+    a.on('execution_error', (d) => this.onError(d));
+    a.on('execution_interrupted', () => { this.setStatus('Interrupted'); this.editor.toast('Interrupted', 'info'); });
+    a.on('preview', (blob) => this.onPreview(blob));
+    a.on('connected', (up) => this.editor.root.classList.toggle('lg-offline', !up));
+  }
+
+  setStatus(text) { this.status.textContent = text; }
+
+  // Queue the current graph `count` times, applying control-after-generate after each.
+  async queue({ front = false } = {}) {
+    if (this.busy) return;
+    const ae = document.activeElement;
+    if (ae && this.editor.root.contains(ae) && ae.blur) ae.blur();   // commit a widget being edited
+    this.busy = true;
+    this.queueBtn.disabled = true;
+    const n = Math.max(1, Math.min(100, parseInt(this.count.value, 10) || 1));
+    try {
+      for (let i = 0; i < n; i++) {
+        const res = await this.api.queueWorkflow(this.editor.getGraph(), { front });
+        this.editor.clearErrors();
+        for (const id of res.prompt_ids || []) this.ours.add(id);
+        this.setStatus(`Queued ${(res.prompt_ids || []).map(short).join(', ')}`);
+        const changed = this.editor.graph.applyControls();
+        for (const id of changed) this.editor.renderer.renderNode(id);
+        if (changed.length) this.editor.changed({ widget: true });
+      }
+    } catch (e) {
+      if (e.status === 400 && e.body && e.body.error) this.editor.showValidation(e.body);
+      else this.editor.toast(`Queue failed: ${e.message}`, 'error');
+      this.setStatus('Not queued');
+    } finally {
+      this.busy = false;
+      this.queueBtn.disabled = false;
+      this.refreshQueue();
+    }
+  }
+
+  async interrupt() {
+    try { await this.api.interrupt(); } catch (e) { this.editor.toast(`Interrupt failed: ${e.message}`, 'error'); }
+  }
+
+  async cancel(id, state) {
+    try {
+      if (state === 'running') await this.api.interrupt();
+      else await this.api.deleteFromQueue([id]);
+    } catch (e) { this.editor.toast(`Cancel failed: ${e.message}`, 'error'); }
+    this.refreshQueue();
+  }
+
+  async refreshQueue() {
+    let q;
+    try { q = await this.api.getQueue(); } catch { return; }
+    const items = [...(q.queue_running || []).map((i) => [i, 'running']), ...(q.queue_pending || []).map((i) => [i, 'pending'])];
+    this.queueList.textContent = '';
+    if (!items.length) this.queueList.appendChild(el('div', 'lg-empty', {}, 'Nothing queued'));
+    for (const [item, state] of items) {
+      const row = el('div', `lg-queue-item lg-${state}`, { 'data-prompt-id': item[1], 'data-state': state });
+      row.append(el('span', null, {}, `#${item[0]} ${short(item[1])}`), el('span', 'lg-queue-state', {}, state),
+        el('button', 'lg-btn lg-small', { type: 'button', 'data-cancel': item[1], 'data-state': state, title: state === 'running' ? 'Interrupt' : 'Remove from queue' }, '×'));
+      this.queueList.appendChild(row);
+    }
+  }
+
+  onExecuting(d) {
+    if (this.running) this.editor.setNodeState(this.running, 'done');
+    this.running = d.node === null || d.node === undefined ? null : String(d.node);
+    if (this.running) {
+      this.editor.setNodeState(this.running, 'running');
+      this.setProgress(0, 0);
+      return;
+    }
+    this.setProgress(0, 0);
+    this.refreshQueue();
+  }
+
+  setProgress(value, max) {
+    this.bar.dataset.value = String(value);
+    this.bar.dataset.max = String(max);
+    this.barFill.style.width = max ? `${Math.round((100 * value) / max)}%` : '0%';
+    this.barText.textContent = max ? `step ${value}/${max}` : '';
+  }
+
+  onProgress(d) {
+    this.setProgress(d.value, d.max);
+    if (d.node !== undefined && d.node !== null) this.running = String(d.node);
+  }
+
+  onPreview(blob) {
+    const id = this.running;
+    const node = id && this.editor.renderer.nodeEl(id);
+    if (!node) return;
+    const img = node.querySelector('.lg-preview');
+    const old = this.previewUrls.get(id);
+    const url = URL.createObjectURL(blob);
+    img.src = url;
+    img.hidden = false;
+    img.dataset.live = '1';
+    this.previewUrls.set(id, url);
+    if (old) setTimeout(() => URL.revokeObjectURL(old), 1000);
+  }
+
+  onExecuted(d) {
+    const id = String(d.node);
+    this.editor.setNodeState(id, 'done');
+    const images = (d.output && d.output.images) || [];
+    for (const img of images) this.addImage(img, d.prompt_id, id);
+    const last = images[images.length - 1];
+    const nodeEl = this.editor.renderer.nodeEl(id);
+    if (last && nodeEl) {
+      const p = nodeEl.querySelector('.lg-preview');
+      p.src = this.api.viewUrl(last); p.hidden = false; delete p.dataset.live;
+    }
+  }
+
+  onError(d) {
+    const id = d.node_id !== undefined && d.node_id !== null ? String(d.node_id) : null;
+    const msg = `${d.exception_type || 'Error'}: ${d.exception_message || 'the job failed'}`;
+    if (id) this.editor.setNodeError(id, [msg]);
+    this.setStatus(`Failed${id ? ` at node ${id} (${d.node_type || ''})` : ''}`);
+    this.editor.toast(`Run failed${id ? ` in node ${id}` : ''}: ${msg}`, 'error');
+    this.setProgress(0, 0);
+  }
+
+  addImage(img, promptId, nodeId) {
+    const url = this.api.viewUrl(img);
+    const item = el('figure', 'lg-gallery-item', { 'data-gallery-item': '1', 'data-filename': img.filename,
+      'data-subfolder': img.subfolder || '', 'data-type': img.type || 'output', 'data-prompt-id': promptId || '', 'data-node': nodeId || '' });
+    item.appendChild(el('img', null, { src: url, alt: img.filename, loading: 'lazy' }));
+    this.gallery.prepend(item);
+    while (this.gallery.children.length > GALLERY_MAX) this.gallery.lastChild.remove();
+  }
+
+  view(item) {
+    const img = { filename: item.dataset.filename, subfolder: item.dataset.subfolder, type: item.dataset.type };
+    const url = this.api.viewUrl(img);
+    this.viewer.textContent = '';
+    const load = el('button', 'lg-btn', { type: 'button', 'data-action': 'load-image-workflow' }, 'Load workflow');
+    const close = el('button', 'lg-btn', { type: 'button', 'data-action': 'close-viewer' }, 'Close');
+    const open = el('a', 'lg-btn', { href: url, target: '_blank', rel: 'noopener' }, 'Open');
+    load.addEventListener('click', () => this.editor.io.loadFromImage(url, img.filename));
+    close.addEventListener('click', () => { this.viewer.hidden = true; });
+    const bar = el('div', 'lg-viewer-bar');
+    bar.append(load, open, close);
+    this.viewer.append(el('img', null, { src: url, alt: img.filename }), el('div', 'lg-viewer-name', {}, img.filename), bar);
+    this.viewer.hidden = false;
+  }
+
+  // Show recent results from the server history on page load.
+  async loadHistory() {
+    let h;
+    try { h = await fetch('/api/history?max_items=12', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : {})); } catch { return; }
+    const entries = Object.entries(h || {});
+    for (const [pid, item] of entries) {
+      for (const [nid, out] of Object.entries(item.outputs || {})) {
+        for (const img of out.images || []) if (img.type !== 'temp') this.addImage(img, pid, nid);
+      }
+    }
+  }
+}
+
+function short(id) { return String(id || '').slice(0, 8); }

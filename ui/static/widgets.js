@@ -1,0 +1,168 @@
+// In-place widgets of a node: numbers (min/max/step enforced), sliders for floats in [0,1],
+// prompts, combos (+ refresh), toggles, seed control-after-generate, image upload with thumbnail,
+// and the "convert to input" switch. Each widget row carries data-widget="<input name>".
+import { clampNumber, CONTROL_MODES } from './graph.js';
+
+function el(tag, cls, attrs = {}, text = null) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, v);
+  if (text !== null) e.textContent = text;
+  return e;
+}
+
+// Record an undo step, set the value, persist. Returns the value actually stored.
+function commit(editor, node, name, value) {
+  if (node.widgets[name] === value) return value;
+  editor.graph.checkpoint();
+  node.widgets[name] = value;
+  editor.changed({ widget: [node.id, name] });
+  return value;
+}
+
+function numberWidget(editor, node, inp) {
+  const o = inp.options;
+  const isSlider = inp.type === 'FLOAT' && (o.display === 'slider' || (o.min >= 0 && o.max <= 1 && o.max > o.min));
+  const box = el('span', 'lg-num-box');
+  const num = el('input', 'lg-input lg-number', {
+    type: 'number', 'data-field': inp.name, min: o.min, max: o.max,
+    step: o.step !== undefined ? o.step : (inp.type === 'INT' ? 1 : 'any'),
+  });
+  num.value = node.widgets[inp.name];
+  let slider = null;
+  if (isSlider) {
+    slider = el('input', 'lg-input lg-slider', { type: 'range', min: o.min, max: o.max, step: o.step || 0.01, 'data-slider': inp.name });
+    slider.value = node.widgets[inp.name];
+    slider.addEventListener('input', () => { num.value = slider.value; });
+    slider.addEventListener('change', () => { num.value = commit(editor, node, inp.name, clampNumber(inp, slider.value)); });
+    box.appendChild(slider);
+  }
+  num.addEventListener('change', () => {
+    const v = clampNumber(inp, num.value);
+    num.value = v;
+    if (slider) slider.value = v;
+    commit(editor, node, inp.name, v);
+  });
+  box.appendChild(num);
+  return box;
+}
+
+function stringWidget(editor, node, inp) {
+  const multi = !!inp.options.multiline;
+  const e = multi ? el('textarea', 'lg-input lg-text', { rows: 3, 'data-field': inp.name, spellcheck: 'false' })
+    : el('input', 'lg-input lg-text', { type: 'text', 'data-field': inp.name });
+  e.value = node.widgets[inp.name] ?? '';
+  if (inp.options.placeholder) e.placeholder = inp.options.placeholder;
+  e.addEventListener('change', () => commit(editor, node, inp.name, e.value));
+  return e;
+}
+
+function comboWidget(editor, node, inp) {
+  const box = el('span', 'lg-combo-box');
+  const sel = el('select', 'lg-input lg-combo', { 'data-field': inp.name });
+  const value = node.widgets[inp.name];
+  const choices = [...(inp.choices || [])];
+  if (value !== undefined && value !== null && value !== '' && !choices.includes(value)) {
+    choices.unshift(value);   // keep a missing file visible instead of silently switching
+    sel.classList.add('lg-missing-value');
+    sel.title = `“${value}” is not available on the server`;
+  }
+  for (const c of choices) sel.appendChild(el('option', null, { value: String(c) }, String(c)));
+  sel.value = String(value ?? '');
+  sel.addEventListener('change', () => {
+    const v = choices.find((c) => String(c) === sel.value);
+    commit(editor, node, inp.name, v === undefined ? sel.value : v);
+    if (inp.options.image_upload) editor.renderer.renderNode(node.id);
+  });
+  const refresh = el('button', 'lg-refresh', { type: 'button', title: 'Refresh lists from the server', 'data-refresh': inp.name }, '↻');
+  refresh.addEventListener('click', () => editor.refreshObjectInfo());
+  box.append(sel, refresh);
+  return box;
+}
+
+function boolWidget(editor, node, inp) {
+  const label = el('label', 'lg-toggle');
+  const cb = el('input', 'lg-input lg-check', { type: 'checkbox', 'data-field': inp.name });
+  cb.checked = !!node.widgets[inp.name];
+  const text = el('span', 'lg-toggle-text');
+  const show = () => { text.textContent = cb.checked ? (inp.options.label_on || 'true') : (inp.options.label_off || 'false'); };
+  show();
+  cb.addEventListener('change', () => { show(); commit(editor, node, inp.name, cb.checked); });
+  label.append(cb, text);
+  return label;
+}
+
+function controlWidget(editor, node, inp) {
+  const sel = el('select', 'lg-input lg-control', { 'data-control': inp.name, title: 'control after generate' });
+  for (const m of CONTROL_MODES) sel.appendChild(el('option', null, { value: m }, m));
+  sel.value = node.controls[inp.name] || 'fixed';
+  sel.addEventListener('change', () => {
+    editor.graph.checkpoint();
+    node.controls[inp.name] = sel.value;
+    editor.changed({});
+  });
+  return sel;
+}
+
+function imageUpload(editor, node, inp) {
+  const box = el('div', 'lg-image-box');
+  const value = node.widgets[inp.name];
+  if (value) {
+    const img = el('img', 'lg-thumb', { alt: String(value), 'data-thumb': inp.name, loading: 'lazy' });
+    const sub = String(value).includes('/') ? String(value).split('/').slice(0, -1).join('/') : '';
+    img.src = editor.api.viewUrl({ filename: String(value).split('/').pop(), subfolder: sub, type: 'input' });
+    box.appendChild(img);
+  }
+  const file = el('input', 'lg-file', { type: 'file', accept: 'image/*', 'data-upload': inp.name });
+  file.hidden = true;
+  const btn = el('button', 'lg-btn lg-upload', { type: 'button' }, 'Upload image…');
+  btn.addEventListener('click', () => file.click());
+  file.addEventListener('change', async () => {
+    if (!file.files.length) return;
+    try {
+      const res = await editor.api.uploadImage(file.files[0]);
+      const name = res.subfolder ? `${res.subfolder}/${res.name}` : res.name;
+      await editor.refreshObjectInfo({ quiet: true });
+      commit(editor, node, inp.name, name);
+      editor.renderer.renderNode(node.id);
+    } catch (e) {
+      editor.toast(`Upload failed: ${e.message}`, 'error');
+    }
+  });
+  box.append(btn, file);
+  return box;
+}
+
+function widgetControl(editor, node, inp) {
+  switch (inp.type) {
+    case 'INT': case 'FLOAT': return numberWidget(editor, node, inp);
+    case 'STRING': return stringWidget(editor, node, inp);
+    case 'BOOLEAN': return boolWidget(editor, node, inp);
+    case 'COMBO': return comboWidget(editor, node, inp);
+    default: return el('span', 'lg-unsupported', {}, inp.type);
+  }
+}
+
+// All widget rows of a node (widgets converted to sockets are shown as sockets instead).
+export function buildWidgets(editor, node, schema) {
+  const box = el('div', 'lg-node-widgets');
+  for (const inp of schema.inputs) {
+    if (!inp.widget || node.converted.includes(inp.name) || inp.options.forceInput) continue;
+    const multi = inp.type === 'STRING' && inp.options.multiline;
+    const row = el('div', `lg-widget${multi ? ' lg-widget-multi' : ''}`, { 'data-widget': inp.name, 'data-wtype': inp.type });
+    if (inp.options.tooltip) row.title = inp.options.tooltip;
+    const conv = el('button', 'lg-convert', { type: 'button', title: 'Convert to input socket', 'data-convert': inp.name }, '○');
+    conv.addEventListener('click', (ev) => {
+      ev.stopPropagation();
+      editor.graph.checkpoint();
+      editor.graph.toggleConverted(node.id, inp.name);
+      editor.changed({});
+    });
+    row.append(conv, el('span', 'lg-widget-label', {}, inp.name));
+    row.appendChild(widgetControl(editor, node, inp));
+    if (inp.options.control_after_generate) row.appendChild(controlWidget(editor, node, inp));
+    box.appendChild(row);
+    if (inp.type === 'COMBO' && inp.options.image_upload) box.appendChild(imageUpload(editor, node, inp));
+  }
+  return box;
+}
