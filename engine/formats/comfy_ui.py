@@ -22,7 +22,7 @@ REROUTE, PRIMITIVE = "Reroute", "PrimitiveNode"
 FRONTEND_ONLY = NOTE_TYPES | {REROUTE, PRIMITIVE}
 CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 _MODES = {2: MUTED, 4: BYPASS}
-_CTRL = object()  # marks a control_after_generate slot in a layout
+_CTRL = "\x00control"  # a layout slot ("\x00control", widget name) holds a control value
 
 __all__ = ["is_ui_workflow", "ui_to_prompt", "ui_to_native", "widget_values", "CONTROL_VALUES"]
 
@@ -47,11 +47,11 @@ def _layouts(specs: list, linked: set[str], socketed: set[str]) -> Iterator[list
             ctl = bool(spec.opts.get("control_after_generate"))
             if spec.name in exclude:
                 if ctl and controls == "all":
-                    layout.append(_CTRL)
+                    layout.append((_CTRL, spec.name))
                 continue
             layout.append(spec.name)
             if ctl and controls != "none":
-                layout.append(_CTRL)
+                layout.append((_CTRL, spec.name))
         if layout not in seen:
             seen.append(layout)
             yield layout
@@ -87,7 +87,7 @@ def widget_values(node: Mapping, nd: Any) -> tuple[dict[str, Any], dict[str, Any
     for layout in _layouts(specs, linked, socketed):
         if len(layout) != len(values):
             continue
-        if all(_is_control(v) for slot, v in zip(layout, values) if slot is _CTRL):
+        if all(_is_control(v) for slot, v in zip(layout, values) if isinstance(slot, tuple)):
             return _assign(layout, values)
     return _lenient(specs, values)
 
@@ -95,14 +95,11 @@ def widget_values(node: Mapping, nd: Any) -> tuple[dict[str, Any], dict[str, Any
 def _assign(layout: list, values: list) -> tuple[dict[str, Any], dict[str, Any]]:
     out: dict[str, Any] = {}
     controls: dict[str, Any] = {}
-    last = None
     for slot, value in zip(layout, values):
-        if slot is _CTRL:
-            if last is not None:
-                controls[last] = _control_name(value)
-            continue
-        out[slot] = value
-        last = slot
+        if isinstance(slot, tuple):
+            controls[slot[1]] = _control_name(value)
+        else:
+            out[slot] = value
     return out, controls
 
 
