@@ -239,3 +239,46 @@ def test_numbers_continue_after_reopen(tmp_path):
         assert len(second.queue()[1]) == 2
     finally:
         second.close()
+
+
+def test_real_executor_success_error_and_interrupt(tmp_path):
+    """The queue over engine.executor.Executor with the shared stub nodes (no torch)."""
+    from engine.executor import Executor
+    from engine.paths import Paths
+    from tests.stub_nodes import make_registry
+
+    paths = Paths(tmp_path / "m", tmp_path / "i", tmp_path / "o", tmp_path / "t", tmp_path / "u")
+    paths.ensure_dirs()
+    queue = JobQueue(paths.user_dir / "latentgraph.db", Executor(make_registry(), paths))
+    events = []
+    queue.subscribe(lambda ev, data, cid: events.append((ev, data, cid)))
+    ok = {"1": {"class_type": "StubInt", "inputs": {"value": 3}},
+          "2": {"class_type": "StubOutput", "inputs": {"value": ["1", 0]}}}
+    bad = {"1": {"class_type": "StubInt", "inputs": {"value": 3}},
+           "2": {"class_type": "StubFail", "inputs": {"value": ["1", 0], "fail": True}},
+           "3": {"class_type": "StubOutput", "inputs": {"value": ["2", 0]}}}
+    slow = {"1": {"class_type": "StubInt", "inputs": {"value": 4}},
+            "2": {"class_type": "StubSleep", "inputs": {"value": ["1", 0], "seconds": 0.05, "steps": 100}},
+            "3": {"class_type": "StubOutput", "inputs": {"value": ["2", 0]}}}
+    a, _ = queue.submit(ok, client_id="me", outputs_to_execute=["2"])
+    b, _ = queue.submit(bad)
+    c, _ = queue.submit(slow)
+    queue.start()
+    try:
+        assert wait_until(lambda: any(ev == "progress" and d["prompt_id"] == c for ev, d, _ in events))
+        assert queue.interrupt(c)
+        assert wait_until(lambda: queue.queue_remaining() == 0)
+        hist = queue.history()
+        assert list(hist) == [a, b, c]
+        assert hist[a]["outputs"] == {"2": {"text": ["3"]}} and hist[a]["prompt"][4] == ["2"]
+        assert hist[a]["status"]["status_str"] == "success" and hist[a]["status"]["completed"]
+        assert [m[0] for m in hist[a]["status"]["messages"]][-1] == "execution_success"
+        assert hist[b]["status"]["status_str"] == "error"
+        assert hist[b]["status"]["messages"][-1][0] == "execution_error"
+        assert hist[c]["status"]["status_str"] == "error"
+        assert hist[c]["status"]["messages"][-1][0] == "execution_interrupted"
+        assert (queue.job(a).status, queue.job(b).status, queue.job(c).status) == (
+            "success", "error", "interrupted")
+        assert ("executing", {"node": None, "display_node": None, "prompt_id": a}, "me") in events
+    finally:
+        queue.close()
