@@ -1,0 +1,188 @@
+"""Loader nodes: checkpoints, VAEs, LoRAs, upscale models, clip skip (ComfyUI names and inputs).
+
+Loaded weights go through the engine's model cache keyed by (path, size, mtime, options), so two
+workflows that load the same file share one copy; LoRA loaders clone before patching, so the
+cached base model is never altered.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nodes.registry import Combo, Float, In, Int, Out, files, node
+
+
+def file_key(path: Path, *options) -> tuple:
+    """A cache key that changes when the file does."""
+    st = path.stat()
+    return (str(path), st.st_size, st.st_mtime_ns) + tuple(options)
+
+
+def _stat_fingerprint(ctx, folder: str, name: str) -> str:
+    try:
+        return repr(file_key(ctx.paths.model_path(folder, name)))
+    except Exception as exc:  # reported by run(); only the signature is affected here
+        return f"missing:{exc}"
+
+
+def cached_load(ctx, folder: str, name: str, kind: str, loader, *options):
+    """Loads `folder/name` through the model cache (loader receives the resolved Path)."""
+    path = ctx.paths.model_path(folder, name)
+    key = (kind,) + file_key(path, *options)
+    return ctx.models.get(key, lambda: loader(path)) if ctx.models is not None else loader(path)
+
+
+@node("loaders", display_name="Load Checkpoint")
+class CheckpointLoaderSimple:
+    """Loads a single-file Stable Diffusion checkpoint (SD1.x, SD2.x, SDXL; .safetensors or .ckpt)."""
+
+    INPUTS = [Combo("ckpt_name", files("checkpoints"), tooltip="The name of the checkpoint (model) to load.")]
+    OUTPUTS = [Out("MODEL", tooltip="The model used for denoising latents."),
+               Out("CLIP", tooltip="The CLIP model used for encoding text prompts."),
+               Out("VAE", tooltip="The VAE model used for encoding and decoding images to and from latent space.")]
+
+    @classmethod
+    def fingerprint(cls, ctx, ckpt_name, **_):
+        return _stat_fingerprint(ctx, "checkpoints", ckpt_name)
+
+    def run(self, ctx, ckpt_name):
+        from ldm.checkpoint import load_checkpoint
+
+        model, clip, vae = cached_load(ctx, "checkpoints", ckpt_name, "checkpoint", load_checkpoint)
+        if clip is not None:
+            clip.embedding_dirs = [str(d) for d in ctx.paths.folder_dirs("embeddings")]
+        return (model, clip, vae)
+
+
+@node("advanced/loaders/deprecated", display_name="Load Checkpoint With Config (DEPRECATED)")
+class CheckpointLoader:
+    """Loads a checkpoint; the config file is accepted for old workflows but the architecture is
+    always read from the weights themselves."""
+
+    INPUTS = [Combo("config_name", files("configs")), Combo("ckpt_name", files("checkpoints"))]
+    OUTPUTS = [Out("MODEL"), Out("CLIP"), Out("VAE")]
+
+    @classmethod
+    def fingerprint(cls, ctx, config_name, ckpt_name):
+        return _stat_fingerprint(ctx, "checkpoints", ckpt_name)
+
+    def run(self, ctx, config_name, ckpt_name):
+        ctx.paths.model_path("configs", config_name)  # must exist, as ComfyUI requires
+        ctx.warn("CheckpointLoader: the config file is ignored; the architecture is detected from the weights")
+        return CheckpointLoaderSimple().run(ctx, ckpt_name)
+
+
+@node("loaders", display_name="Load VAE")
+class VAELoader:
+    """Loads a standalone VAE file (plain or first_stage_model.* keys)."""
+
+    INPUTS = [Combo("vae_name", files("vae"))]
+    OUTPUTS = [Out("VAE")]
+
+    @classmethod
+    def fingerprint(cls, ctx, vae_name):
+        return _stat_fingerprint(ctx, "vae", vae_name)
+
+    def run(self, ctx, vae_name):
+        from ldm.checkpoint import load_vae
+
+        return (cached_load(ctx, "vae", vae_name, "vae", load_vae),)
+
+
+def _apply_lora(ctx, model, clip, lora_name: str, strength_model: float, strength_clip: float):
+    """Clones model/clip and records the LoRA's patches on the clones (the cached base stays intact)."""
+    from ldm.lora import load_lora, lora_patches
+
+    lora_sd = cached_load(ctx, "loras", lora_name, "lora", load_lora)
+    use_model = model is not None and strength_model != 0
+    use_clip = clip is not None and strength_clip != 0
+    match = lora_patches(
+        lora_sd,
+        unet_params=dict(model.unet.named_parameters()) if model is not None else None,
+        te_params={s: list(m.named_parameters()) for s, m in clip.stack.items()} if clip is not None else None,
+        unet_config=model.config.unet if model is not None else None)
+    new_model, new_clip = model, clip
+    if use_model and match.unet:
+        new_model = model.clone()
+        new_model.add_patches(match.unet, strength_model)
+    if use_clip and match.te:
+        new_clip = clip.clone()
+        new_clip.add_patches(match.te, strength_clip)
+    if match.unmatched:
+        ctx.warn(f"LoRA {lora_name}: {len(match.unmatched)} keys matched no weight "
+                 f"(e.g. {match.unmatched[:3]})")
+    if not match.unet and not match.te:
+        raise ValueError(f"input 'lora_name': {lora_name} matches no weight of this model "
+                         "(a LoRA for another model family?)")
+    return new_model, new_clip
+
+
+@node("loaders", display_name="Load LoRA")
+class LoraLoader:
+    """Applies a LoRA (kohya / diffusers / peft names) to the model and text encoder."""
+
+    INPUTS = [In("model", "MODEL", tooltip="The diffusion model the LoRA will be applied to."),
+              In("clip", "CLIP", tooltip="The CLIP model the LoRA will be applied to."),
+              Combo("lora_name", files("loras"), tooltip="The name of the LoRA."),
+              Float("strength_model", 1.0, min=-100.0, max=100.0, step=0.01,
+                    tooltip="How strongly to modify the diffusion model. This value can be negative."),
+              Float("strength_clip", 1.0, min=-100.0, max=100.0, step=0.01,
+                    tooltip="How strongly to modify the CLIP model. This value can be negative.")]
+    OUTPUTS = [Out("MODEL", tooltip="The modified diffusion model."),
+               Out("CLIP", tooltip="The modified CLIP model.")]
+
+    @classmethod
+    def fingerprint(cls, ctx, lora_name, **_):
+        return _stat_fingerprint(ctx, "loras", lora_name)
+
+    def run(self, ctx, model, clip, lora_name, strength_model, strength_clip):
+        if strength_model == 0 and strength_clip == 0:
+            return (model, clip)
+        return _apply_lora(ctx, model, clip, lora_name, strength_model, strength_clip)
+
+
+@node("loaders", display_name="LoraLoaderModelOnly")
+class LoraLoaderModelOnly:
+    """Applies a LoRA to the diffusion model only."""
+
+    INPUTS = [In("model", "MODEL"), Combo("lora_name", files("loras")),
+              Float("strength_model", 1.0, min=-100.0, max=100.0, step=0.01)]
+    OUTPUTS = [Out("MODEL")]
+
+    @classmethod
+    def fingerprint(cls, ctx, lora_name, **_):
+        return _stat_fingerprint(ctx, "loras", lora_name)
+
+    def run(self, ctx, model, lora_name, strength_model):
+        if strength_model == 0:
+            return (model,)
+        return (_apply_lora(ctx, model, None, lora_name, strength_model, 0.0)[0],)
+
+
+@node("loaders", display_name="Load Upscale Model")
+class UpscaleModelLoader:
+    """Loads an image upscaling model (ESRGAN, RealESRGAN, SwinIR, compact, … via spandrel)."""
+
+    INPUTS = [Combo("model_name", files("upscale_models"))]
+    OUTPUTS = [Out("UPSCALE_MODEL")]
+
+    @classmethod
+    def fingerprint(cls, ctx, model_name):
+        return _stat_fingerprint(ctx, "upscale_models", model_name)
+
+    def run(self, ctx, model_name):
+        from ldm.upscale import load_upscale_model
+
+        return (cached_load(ctx, "upscale_models", model_name, "upscale", load_upscale_model),)
+
+
+@node("conditioning", display_name="CLIP Set Last Layer")
+class CLIPSetLastLayer:
+    """Stops the text encoder at an earlier layer ("clip skip"; −1 = last, −2 = penultimate)."""
+
+    INPUTS = [In("clip", "CLIP"), Int("stop_at_clip_layer", -1, min=-24, max=-1, step=1)]
+    OUTPUTS = [Out("CLIP")]
+
+    def run(self, ctx, clip, stop_at_clip_layer):
+        clip = clip.clone()
+        clip.set_clip_skip(stop_at_clip_layer)
+        return (clip,)

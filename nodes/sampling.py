@@ -1,0 +1,117 @@
+"""KSampler and KSamplerAdvanced: thin adapters from the graph to ldm.sample.
+
+They prepare ComfyUI's noise (bit-identical for a seed), resolve percentage areas against the
+latent size, and report every step as a progress event with a live latent preview.
+"""
+from __future__ import annotations
+
+from ldm.sample import SAMPLER_NAMES, SCHEDULER_NAMES
+from nodes.registry import Combo, Float, In, Int, Out, node
+
+SEED_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+def resolve_areas(conditioning: list, latent_h: int, latent_w: int) -> list:
+    """Turns ('percentage', h, w, y, x) areas into latent cells for this latent size."""
+    out = []
+    for cond, opts in conditioning:
+        area = opts.get("area")
+        if area is not None and area[0] == "percentage":
+            _, h, w, y, x = area
+            opts = {**opts, "area": (max(1, round(h * latent_h)), max(1, round(w * latent_w)),
+                                     round(y * latent_h), round(x * latent_w))}
+        out.append([cond, opts])
+    return out
+
+
+def _preview_callback(ctx, model):
+    """A sampler callback that reports progress with a JPEG preview (and is the interrupt point)."""
+    try:
+        from ldm.preview import preview_jpeg
+    except ImportError:  # previews are a nicety; progress must still flow
+        preview_jpeg = None
+
+    def callback(step: int, total: int, x0) -> None:
+        jpeg = None
+        if preview_jpeg is not None and x0 is not None:
+            try:
+                jpeg = preview_jpeg(x0[:1], model.latent_format)
+            except Exception:  # a preview failure must never fail the job
+                jpeg = None
+        ctx.progress(step + 1, total, jpeg)
+
+    return callback
+
+
+def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
+                denoise=1.0, disable_noise=False, start_step=None, last_step=None, force_full_denoise=True):
+    """The shared body of both samplers: returns the new LATENT dict."""
+    from ldm.sample import prepare_noise, sample
+
+    samples = latent["samples"]
+    if disable_noise:
+        import torch
+
+        noise = torch.zeros(samples.shape, dtype=samples.dtype, device="cpu")
+    else:
+        noise = prepare_noise(samples, seed, latent.get("batch_index"))
+    h, w = samples.shape[-2], samples.shape[-1]
+    out = sample(model, noise=noise, latent=samples, positive=resolve_areas(positive, h, w),
+                 negative=resolve_areas(negative, h, w), cfg=cfg, sampler_name=sampler_name,
+                 scheduler=scheduler, steps=steps, seed=seed, denoise=denoise, start_step=start_step,
+                 last_step=last_step, force_full_denoise=force_full_denoise, disable_noise=disable_noise,
+                 noise_mask=latent.get("noise_mask"), callback=_preview_callback(ctx, model))
+    result = dict(latent)
+    result["samples"] = out
+    return result
+
+
+@node("sampling", display_name="KSampler")
+class KSampler:
+    """Denoises the latent with the model, guided by the positive and negative conditioning."""
+
+    INPUTS = [
+        In("model", "MODEL", tooltip="The model used for denoising the input latent."),
+        Int("seed", 0, min=0, max=SEED_MAX, control_after_generate=True,
+            tooltip="The random seed used for creating the noise."),
+        Int("steps", 20, min=1, max=10000, tooltip="The number of steps used in the denoising process."),
+        Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01,
+              tooltip="The Classifier-Free Guidance scale balances creativity and adherence to the prompt."),
+        Combo("sampler_name", SAMPLER_NAMES, tooltip="The algorithm used when sampling."),
+        Combo("scheduler", SCHEDULER_NAMES, tooltip="The scheduler controls how noise is gradually removed."),
+        In("positive", "CONDITIONING", tooltip="The conditioning describing what to include in the image."),
+        In("negative", "CONDITIONING", tooltip="The conditioning describing what to exclude from the image."),
+        In("latent_image", "LATENT", tooltip="The latent image to denoise."),
+        Float("denoise", 1.0, min=0.0, max=1.0, step=0.01, tooltip="The amount of denoising applied."),
+    ]
+    OUTPUTS = [Out("LATENT", tooltip="The denoised latent.")]
+
+    def run(self, ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+            latent_image, denoise):
+        return (run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                            latent_image, denoise=denoise),)
+
+
+@node("sampling", display_name="KSampler (Advanced)")
+class KSamplerAdvanced:
+    """KSampler with control over the noise and the step range (for multi-stage sampling)."""
+
+    INPUTS = [
+        In("model", "MODEL"),
+        Combo("add_noise", ["enable", "disable"]),
+        Int("noise_seed", 0, min=0, max=SEED_MAX, control_after_generate=True),
+        Int("steps", 20, min=1, max=10000),
+        Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01),
+        Combo("sampler_name", SAMPLER_NAMES), Combo("scheduler", SCHEDULER_NAMES),
+        In("positive", "CONDITIONING"), In("negative", "CONDITIONING"), In("latent_image", "LATENT"),
+        Int("start_at_step", 0, min=0, max=10000), Int("end_at_step", 10000, min=0, max=10000),
+        Combo("return_with_leftover_noise", ["disable", "enable"]),
+    ]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive,
+            negative, latent_image, start_at_step, end_at_step, return_with_leftover_noise):
+        return (run_sampler(ctx, model, noise_seed, steps, cfg, sampler_name, scheduler, positive,
+                            negative, latent_image, disable_noise=add_noise == "disable",
+                            start_step=start_at_step, last_step=end_at_step,
+                            force_full_denoise=return_with_leftover_noise != "enable"),)
