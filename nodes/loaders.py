@@ -83,7 +83,7 @@ class VAELoader:
         return _stat_fingerprint(ctx, "vae", vae_name)
 
     def run(self, ctx, vae_name):
-        from ldm.checkpoint import load_vae
+        from ldm.vae_loader import load_vae
 
         return (cached_load(ctx, "vae", vae_name, "vae", load_vae),)
 
