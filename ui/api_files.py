@@ -94,6 +94,13 @@ def resolve_file(paths: Any, kind: str, subfolder: str, filename: str) -> Path:
     return _safe_join(root, *subfolder.split("/"), *filename.split("/"))
 
 
+def refuse_traversal(name: str) -> None:
+    """An upload name trying to climb out (``..``, absolute, backslash, drive, NUL) is an attack."""
+    if ("\x00" in name or "\\" in name or name.startswith("/") or _DRIVE.match(name)
+            or ".." in name.split("/")):
+        raise ApiError(400, "invalid_filename", "upload filename must be a plain file name")
+
+
 def sanitize_filename(name: str, default: str = "upload") -> str:
     """A safe basename: last path piece, no control characters, no leading dots, bounded length."""
     name = unicodedata.normalize("NFC", str(name or ""))
@@ -268,6 +275,7 @@ def _process_upload(paths: Any, data: bytes, filename: str, fields: dict[str, st
     overwrite = (fields.get("overwrite") or "false").lower() in ("true", "1", "yes")
     check_part(subfolder, "subfolder")
     root = file_root(paths, kind)
+    refuse_traversal(filename)
     img = decode_image(data)
     name = sanitize_filename(filename, default=f"upload-{uuid.uuid4().hex[:8]}")
     if is_mask:

@@ -252,15 +252,23 @@ def _select_device(args: Any) -> None:
     devices.set_device("cpu" if getattr(args, "cpu", False) else args.device)
 
 
+def listen_warning(host: str, token: str | None) -> str | None:
+    """The warning printed when binding beyond loopback (None for 127.0.0.1 / localhost / ::1)."""
+    if host in LOCAL_HOSTS:
+        return None
+    return (f"[latentgraph] WARNING: listening on {host}: the API is reachable from other machines"
+            + ("" if token else " and has NO authentication (use --auth-token)"))
+
+
 def serve(args: Any) -> None:
     """Run the server until Ctrl-C / SIGTERM; the queue worker stops with it."""
     import uvicorn
 
     host, port = _arg(args, "listen", "127.0.0.1"), int(_arg(args, "port", 8188))
     token = _arg(args, "auth_token")
-    if host not in LOCAL_HOSTS:
-        print(f"[latentgraph] WARNING: listening on {host}: the API is reachable from other machines"
-              + ("" if token else " and has NO authentication (use --auth-token)"), file=sys.stderr)
+    warning = listen_warning(host, token)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     paths, registry, executor, queue = build_services(args)
     app = create_app(paths, queue, registry, auth_token=token, executor=executor)
     print(f"[latentgraph] serving on http://{host}:{port}/", file=sys.stderr, flush=True)
