@@ -51,7 +51,7 @@ class Job:
     """One row of the jobs table with its JSON columns decoded."""
 
     prompt_id: str
-    number: int
+    number: int | float
     status: str
     prompt: dict
     extra_data: dict
@@ -69,6 +69,12 @@ class Job:
     def item(self) -> list:
         """The ComfyUI queue/history item ``[number, prompt_id, prompt, extra_data, outputs_to_execute]``."""
         return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs_to_execute]
+
+
+def _number(value: Any) -> int | float:
+    """Job numbers are ints; ComfyUI also accepts a client float (kept when it has a fraction)."""
+    value = float(value)
+    return int(value) if value.is_integer() else value
 
 
 def _dumps(value: Any) -> str | None:
@@ -152,9 +158,9 @@ class JobStore:
             conn.execute(
                 "INSERT INTO jobs (prompt_id, number, status, prompt, extra_data, client_id, targets,"
                 " outputs_to_execute, created) VALUES (?,?,?,?,?,?,?,?,?)",
-                (prompt_id, int(num), PENDING, _dumps(prompt), _dumps(extra_data), client_id,
+                (prompt_id, _number(num), PENDING, _dumps(prompt), _dumps(extra_data), client_id,
                  _dumps(targets), _dumps(outputs_to_execute), time.time()))
-            return int(num)
+            return _number(num)
         return self._tx(do)
 
     def claim_next(self) -> Job | None:

@@ -152,3 +152,21 @@ def test_load_any_detects_ui_files(reg, tmp_path):
     path.write_text(json.dumps(workflow))
     loaded = load_any(path, registry=reg)
     assert loaded.kind == "ui" and loaded.prompt == expected and loaded.workflow == workflow
+
+
+@pytest.mark.slow
+def test_real_node_declarations_agree_with_the_test_registry_and_convert_the_fixtures(reg):
+    """The application's nodes (imports torch: slow) declare the same widget order as COMPAT.md."""
+    from nodes.registry import REGISTRY as real
+    from nodes.registry import load_all
+
+    assert load_all() == []
+    for nd in reg.all():
+        other = real.get(nd.class_type)
+        assert other is not None, nd.class_type
+        shape = [(s.name, s.widget, bool(s.opts.get("control_after_generate"))) for s in nd.inputs]
+        assert shape == [(s.name, s.widget, bool(s.opts.get("control_after_generate"))) for s in other.inputs]
+        assert [o.type for o in nd.outputs] == [o.type for o in other.outputs]
+    for name in CASES:
+        workflow, expected = _load(name)
+        assert ui_to_prompt(workflow, real) == expected, name

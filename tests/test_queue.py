@@ -282,3 +282,11 @@ def test_real_executor_success_error_and_interrupt(tmp_path):
         assert ("executing", {"node": None, "display_node": None, "prompt_id": a}, "me") in events
     finally:
         queue.close()
+
+
+def test_client_float_number_orders_between_integers(q):
+    a, na = q.submit({"a": 1})
+    b, nb = q.submit({"b": 1})
+    c, nc = q.submit({"c": 1}, number=na + 0.5)
+    assert nc == na + 0.5 and isinstance(na, int)
+    assert [i[1] for i in q.queue()[1]] == [a, c, b]
