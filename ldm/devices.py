@@ -58,10 +58,11 @@ def to_device(module: nn.Module, device: torch.device | None = None) -> nn.Modul
 
 
 def offload(module: nn.Module) -> nn.Module:
-    """Move a module back to system RAM (fp32 there) and release cached GPU memory."""
+    """Move a module back to system RAM (keeping its dtype: halves stay halves, so RAM is not
+    doubled; `to_device` casts again when it is next used) and release cached GPU memory."""
     device = offload_device()
-    if _needs_move(module, device, torch.float32):
-        module.to(device=device, dtype=torch.float32)
+    if any(p.device.type != device.type for p in module.parameters()):
+        module.to(device=device)
         soft_empty_cache()
     return module
 
