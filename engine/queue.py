@@ -109,8 +109,9 @@ class JobQueue:
             self.interrupt()
         with self._wake:
             self._wake.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout)
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
             self._worker = None
 
     def close(self) -> None:
@@ -232,7 +233,12 @@ class JobQueue:
     # -- worker ------------------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
-            job = self.store.claim_next()
+            try:
+                job = self.store.claim_next()
+            except Exception:  # e.g. a locked or failing disk: keep the worker alive and retry
+                log.exception("cannot read the job queue; retrying")
+                self._stop.wait(1.0)
+                continue
             if job is None:
                 with self._wake:
                     self._wake.wait(0.5)
@@ -252,8 +258,11 @@ class JobQueue:
                 self._running_id, self._running_event = None, None
         if status not in (SUCCESS, ERROR, INTERRUPTED):
             status = ERROR
-        self.store.finish(job.prompt_id, status=status, outputs=outputs, messages=messages,
-                          error=error, timings=timings)
+        try:
+            self.store.finish(job.prompt_id, status=status, outputs=outputs, messages=messages,
+                              error=error, timings=timings)
+        except Exception:  # the row stays 'running'; the next start() records it as failed
+            log.exception("cannot record the result of job %s", job.prompt_id)
         self._queue_changed()
 
     def _execute(self, job: Job, event: threading.Event) -> tuple[str, dict, list, dict | None, dict]:

@@ -78,7 +78,8 @@ def _number(value: Any) -> int | float:
 
 
 def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    # default=repr: a node's odd UI value (a numpy scalar, a Path) must not leave a job unrecorded
+    return None if value is None else json.dumps(value, separators=(",", ":"), default=repr)
 
 
 def _loads(text: str | None, default: Any) -> Any:

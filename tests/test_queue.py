@@ -290,3 +290,20 @@ def test_client_float_number_orders_between_integers(q):
     c, nc = q.submit({"c": 1}, number=na + 0.5)
     assert nc == na + 0.5 and isinstance(na, int)
     assert [i[1] for i in q.queue()[1]] == [a, c, b]
+
+
+def test_unserialisable_ui_values_are_still_recorded(tmp_path):
+    from pathlib import Path
+
+    class Odd:
+        def execute(self, prompt, **kw):
+            return Result("success", outputs={"1": {"file": [Path("a.png")]}})
+
+    queue = JobQueue(tmp_path / "odd.db", Odd())
+    pid, _ = queue.submit({})
+    queue.start()
+    try:
+        assert wait_until(lambda: pid in queue.history())
+        assert queue.history_item(pid)[pid]["outputs"] == {"1": {"file": [repr(Path("a.png"))]}}
+    finally:
+        queue.close()
