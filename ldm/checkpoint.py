@@ -13,12 +13,18 @@ import re
 import struct
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ldm.configs import (SCALE_FACTORS, TEXT_ENCODER_LAYOUTS, ModelConfig, UNetConfig,
                          VAEConfig, default_norm_groups)
+
+if TYPE_CHECKING:
+    from ldm.clip import TextEncoder
+    from ldm.model import DiffusionModel
+    from ldm.vae import VAE
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -261,11 +267,16 @@ def detect(sd: dict[str, Tensor], *, metadata: dict[str, str] | None = None,
 
 
 # ------------------------------------------------------------------------------------ building
-def _sub_state_dict(sd: dict[str, Tensor], prefix: str, dtype: torch.dtype) -> dict[str, Tensor]:
-    """Keys under `prefix` with the prefix removed, floating tensors cast to `dtype` (a no-op —
-    no copy — when the file already has that dtype)."""
-    return {k[len(prefix):]: (v.to(dtype) if v.is_floating_point() else v)
-            for k, v in sd.items() if k.startswith(prefix)}
+def take_prefixed(sd: dict[str, Tensor], prefix: str, dtype: torch.dtype) -> dict[str, Tensor]:
+    """Remove the keys under `prefix` from `sd` and return them without the prefix, floating
+    tensors cast to `dtype`. Popping as we cast lets each source tensor be freed right away, so an
+    fp16 file upcast to fp32 peaks at the fp32 size, not fp16 + fp32; a cast to the file's own
+    dtype is a no-op (no copy)."""
+    out = {}
+    for k in [k for k in sd if k.startswith(prefix)]:
+        v = sd.pop(k)
+        out[k[len(prefix):]] = v.to(dtype) if v.is_floating_point() else v
+    return out
 
 
 def build_module(cls, cfg, weights: dict[str, Tensor], what: str) -> torch.nn.Module:
@@ -281,7 +292,8 @@ def build_module(cls, cfg, weights: dict[str, Tensor], what: str) -> torch.nn.Mo
 
 
 def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: str | None = None,
-                    output_vae: bool = True, output_clip: bool = True):
+                    output_vae: bool = True, output_clip: bool = True
+                    ) -> tuple["DiffusionModel", "TextEncoder | None", "VAE | None"]:
     """(DiffusionModel, TextEncoder|None, VAE|None) from a single-file checkpoint."""
     from ldm import devices
     from ldm.model import DiffusionModel
@@ -291,20 +303,40 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
 
     sd = load_state_dict(path)
     config = detect(sd, metadata=read_metadata(path), family=family, prediction=prediction)
-    dtype = devices.compute_dtype(devices.offload_device())
-    unet = build_module(UNetModel, config.unet, _sub_state_dict(sd, UNET_PREFIX, dtype), "UNet")
-    model = DiffusionModel(unet, config, ModelSampling(config.prediction))
-    vae = None
-    if output_vae:
-        if config.vae is None:
-            raise CheckpointError(f"{Path(path).name} has no VAE (first_stage_model.*); "
-                                  "load one with a VAE loader")
-        vae = VAE(build_module(AutoencoderKL, config.vae,
-                               _sub_state_dict(sd, VAE_PREFIX, dtype), "VAE"))
+    if output_vae and config.vae is None:
+        raise CheckpointError(f"{Path(path).name} has no VAE (first_stage_model.*); "
+                              "load one with a VAE loader")
     clip = None
-    if output_clip:
+    if output_clip:  # first, while the dict is whole; it only reads the text-encoder keys
         from ldm.clip import TextEncoder
 
         clip = TextEncoder.from_checkpoint(sd, config)
+    dtype = devices.compute_dtype(devices.offload_device())
+    unet = build_module(UNetModel, config.unet, take_prefixed(sd, UNET_PREFIX, dtype), "UNet")
+    model = DiffusionModel(unet, config, ModelSampling(config.prediction))
+    vae = None
+    if output_vae:
+        vae = VAE(build_module(AutoencoderKL, config.vae, take_prefixed(sd, VAE_PREFIX, dtype),
+                               "VAE"))
     del sd
     return model, clip, vae
+
+
+def load_vae(path: str | Path) -> "VAE":
+    """A standalone VAE file (`encoder.*`/`decoder.*` keys, as vae-ft-mse and the SDXL VAE ship)
+    or the VAE inside a full checkpoint (`first_stage_model.*`)."""
+    from ldm import devices
+    from ldm.vae import VAE, AutoencoderKL
+
+    sd = load_state_dict(path)
+    prefix = VAE_PREFIX if VAE_PREFIX + "encoder.conv_in.weight" in sd else ""
+    cfg = detect_vae(sd, read_metadata(path), prefix=prefix)
+    if cfg is None:
+        raise CheckpointError(f"{Path(path).name}: no AutoencoderKL weights "
+                              f"(encoder.conv_in.weight) found; keys: {_prefix_summary(sd)}")
+    dtype = devices.compute_dtype(devices.offload_device())
+    weights = take_prefixed(sd, prefix + "encoder.", dtype)
+    weights = {"encoder." + k: v for k, v in weights.items()}
+    for part in ("decoder.", "quant_conv.", "post_quant_conv."):
+        weights.update({part + k: v for k, v in take_prefixed(sd, prefix + part, dtype).items()})
+    return VAE(build_module(AutoencoderKL, cfg, weights, "VAE"))
