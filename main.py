@@ -110,16 +110,13 @@ def _eprint(*parts: Any) -> None:
 
 
 def load_prompt(path: str) -> dict:
-    """The canonical prompt of a .json/.png file (engine.formats.load_any; plain API JSON fallback)."""
-    try:
-        from engine.formats import load_any
-    except ImportError:
-        load_any = None
-    if load_any is not None:
-        return load_any(path).prompt
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    return data.get("prompt", data) if isinstance(data, dict) and isinstance(data.get("prompt"), dict) else data
+    """The canonical prompt of a .json/.png file (native, ComfyUI API/UI, PNG chunks, A1111)."""
+    from engine.formats import load_any
+
+    loaded = load_any(path)
+    for warning in getattr(loaded, "warnings", None) or []:
+        _eprint(f"warning: {warning}")
+    return loaded.prompt
 
 
 def _find_node(prompt: dict, key: str) -> str:

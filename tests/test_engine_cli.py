@@ -121,3 +121,17 @@ def test_custom_nodes_dir_plugins_load_and_broken_ones_are_reported(tmp_path, di
     info = json.loads(proc.stdout)
     assert info["PluginTriple"]["python_module"] == "custom_nodes.good" and "StubAdd" not in info
     assert "custom_nodes.bad failed to load: RuntimeError: plugin exploded" in proc.stderr
+
+
+def test_run_reads_the_prompt_chunk_of_a_png(tmp_path, dirs):
+    from PIL import Image, PngImagePlugin
+
+    prompt = {"1": {"class_type": "StubInt", "inputs": {"value": 20}},
+              "2": {"class_type": "StubSaveText", "inputs": {"value": ["1", 0], "filename_prefix": "png"}}}
+    info = PngImagePlugin.PngInfo()
+    info.add_text("prompt", json.dumps(prompt))
+    path = tmp_path / "wf.png"
+    Image.new("RGB", (4, 4)).save(path, pnginfo=info)
+    proc = cli("run", str(path), *dirs, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert Path(json.loads(proc.stdout)["files"][0]).read_text() == "20"
