@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor, nn
 
+from ldm import devices
 from ldm import embeddings as emb
 from ldm.clip_keys import (EncoderShape, as_float, encoder_shape, find_encoders, openai_to_hf,
                            openclip_to_hf)
@@ -88,6 +89,11 @@ def build_clip_model(shape: EncoderShape, tensors: dict[str, Tensor], proj: Tens
     text.embeddings.register_buffer(
         "position_ids", torch.arange(shape.max_positions).unsqueeze(0), persistent=False)
     return model.eval().requires_grad_(False)
+
+
+def _output(t: Tensor) -> Tensor:
+    """Conditioning leaves the encoder as float32 on the CPU (small; every consumer can use it)."""
+    return t.to(device="cpu", dtype=torch.float32)
 
 
 @dataclass
@@ -180,8 +186,11 @@ class TextEncoder:
             return self.encode_sdxl(text, text)
         slot = next(iter(self.specs))
         self.last_warnings = []
+        chunks = self._chunks(slot, text)
+        devices.to_device(self.stack)
         with torch.no_grad(), patched_weights(self.stack, self.settings.patches):
-            return self._encode_slot(slot, self._chunks(slot, text))
+            cond, pooled = self._encode_slot(slot, chunks)
+        return _output(cond), _output(pooled)
 
     def encode_sdxl(self, text_g: str, text_l: str) -> tuple[Tensor, Tensor | None]:
         """SDXL: CLIP-L(text_l) ‖ bigG(text_g) on channels; pooled from bigG (CLIPTextEncodeSDXL).
@@ -196,11 +205,12 @@ class TextEncoder:
             chunks_l.append(self._empty_chunk("l"))
         while len(chunks_g) < len(chunks_l):
             chunks_g.append(self._empty_chunk("g"))
+        devices.to_device(self.stack)
         with torch.no_grad(), patched_weights(self.stack, self.settings.patches):
             z_l, _ = self._encode_slot("l", chunks_l)
             z_g, pooled = self._encode_slot("g", chunks_g)
         n = min(z_l.shape[1], z_g.shape[1])
-        return torch.cat([z_l[:, :n], z_g[:, :n]], dim=-1), pooled
+        return _output(torch.cat([z_l[:, :n], z_g[:, :n]], dim=-1)), _output(pooled)
 
     def tokenize(self, text: str, slot: str | None = None) -> list[Chunk]:
         """77-token chunks of (token id or embedding vector, weight) — for inspection and tests."""
@@ -307,7 +317,8 @@ class TextEncoder:
             picked = final if index == len(layers) - 1 else text.final_layer_norm(picked)
         ends = [next(j for j, (t, _) in enumerate(c) if isinstance(t, int) and t == END_TOKEN)
                 for c in chunks]
-        pooled = final[torch.arange(len(chunks)), torch.tensor(ends)]
+        rows = torch.arange(len(chunks), device=final.device)
+        pooled = final[rows, torch.tensor(ends, device=final.device)]
         if hasattr(model, "text_projection"):
             pooled = model.text_projection(pooled)
         return picked, pooled
@@ -332,5 +343,5 @@ class TextEncoder:
         for b, chunk in enumerate(chunks):
             for j, (t, _) in enumerate(chunk):
                 if isinstance(t, Tensor):
-                    embeds[b, j] = t.to(embeds.dtype)
+                    embeds[b, j] = t.to(device=embeds.device, dtype=embeds.dtype)
         return embeds
