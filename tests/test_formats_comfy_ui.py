@@ -170,3 +170,79 @@ def test_real_node_declarations_agree_with_the_test_registry_and_convert_the_fix
     for name in CASES:
         workflow, expected = _load(name)
         assert ui_to_prompt(workflow, real) == expected, name
+
+
+# -- property: a prompt encoded as a UI workflow (any frontend style) converts back to itself ------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tests.test_formats_native import _REG, random_prompts  # noqa: E402
+
+STYLES = ["full", "bool2023", "converted_no_value", "converted_keep_control", "widget_sockets"]
+
+
+def encode_ui(prompt: dict, style: str, fed: set) -> dict:
+    """A reference UI encoder for tests: positional widgets in the given frontend style; widgets named
+    in ``fed`` ((node, input) pairs) are converted to sockets fed by one PrimitiveNode each."""
+    nodes, links = [], []
+    prim_id = 1000
+    for nid, node in prompt.items():
+        nd = _REG.get(node["class_type"])
+        ui_inputs, values = [], []
+        for spec in nd.inputs:
+            value = node["inputs"].get(spec.name)
+            if not spec.widget:
+                link = None
+                if value is not None:
+                    link = len(links) + 1
+                    links.append([link, int(value[0]), value[1], int(nid), len(ui_inputs), spec.type])
+                ui_inputs.append({"name": spec.name, "type": spec.type, "link": link})
+                continue
+            ctl = spec.opts.get("control_after_generate")
+            is_fed = (nid, spec.name) in fed
+            if is_fed:
+                prim_id += 1
+                link = len(links) + 1
+                links.append([link, prim_id, 0, int(nid), len(ui_inputs), spec.type])
+                nodes.append({"id": prim_id, "type": "PrimitiveNode", "mode": 0, "inputs": [],
+                              "outputs": [{"name": spec.type, "type": spec.type, "links": [link],
+                                           "widget": {"name": spec.name}}],
+                              "widgets_values": [value, "fixed"] if ctl else [value]})
+                ui_inputs.append({"name": spec.name, "type": spec.type, "link": link, "widget": {"name": spec.name}})
+            elif style == "widget_sockets":
+                ui_inputs.append({"name": spec.name, "type": spec.type, "link": None, "widget": {"name": spec.name}})
+            stored = 0 if is_fed else value
+            if is_fed and style in ("converted_no_value", "converted_keep_control"):
+                if ctl and style == "converted_keep_control":
+                    values.append("increment")
+                continue
+            values.append(stored)
+            if ctl:
+                values.append(True if style == "bool2023" else "randomize")
+        nodes.append({"id": int(nid), "type": node["class_type"], "mode": 0, "title": node["_meta"]["title"],
+                      "inputs": ui_inputs, "outputs": [], "widgets_values": values})
+    return {"last_node_id": prim_id, "last_link_id": len(links), "nodes": nodes, "links": links,
+            "groups": [], "config": {}, "extra": {}, "version": 0.4}
+
+
+@st.composite
+def ui_cases(draw):
+    prompt = draw(random_prompts())
+    # every widget input must have a value for a positional encoding to be unambiguous
+    for nid, node in prompt.items():
+        for spec in _REG.get(node["class_type"]).inputs:
+            if spec.widget and spec.name not in node["inputs"]:
+                node["inputs"][spec.name] = 0 if spec.type in ("INT", "FLOAT") else "x"
+    widgets = sorted((nid, s.name) for nid, n in prompt.items() for s in _REG.get(n["class_type"]).inputs
+                     if s.widget)
+    fed = set(draw(st.lists(st.sampled_from(widgets), max_size=3))) if widgets else set()
+    return prompt, draw(st.sampled_from(STYLES)), fed
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ui_cases())
+def test_property_ui_encoding_of_any_style_converts_back(case):
+    prompt, style, fed = case
+    workflow = json.loads(json.dumps(encode_ui(prompt, style, fed)))
+    assert ui_to_prompt(workflow, _REG) == prompt
+    assert to_prompt(ui_to_native(workflow, _REG), _REG) == prompt

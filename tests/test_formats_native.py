@@ -244,3 +244,54 @@ def test_auto_layout_places_columns_left_to_right_without_overlap():
         for b in boxes[i + 1:]:
             overlap = a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
             assert not overlap
+
+
+# -- property: any well-formed prompt survives prompt → document → prompt --------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_REG = make_registry()
+_CLASSES = sorted(nd.class_type for nd in _REG.all())
+
+
+def _literal(spec):
+    """A strategy for a widget value of the declared type."""
+    if spec.type == "INT":
+        return st.integers(-(2 ** 40), 2 ** 40)
+    if spec.type == "FLOAT":
+        return st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+    if spec.type == "BOOLEAN":
+        return st.booleans()
+    if spec.type == "COMBO" and isinstance(spec.options, list) and spec.options:
+        return st.sampled_from(spec.options)
+    return st.text(max_size=12)
+
+
+@st.composite
+def random_prompts(draw):
+    """Graphs of the test registry's nodes; sockets link to earlier nodes of the right output type."""
+    prompt: dict = {}
+    produced: dict[str, list] = {}
+    for i in range(draw(st.integers(1, 7))):
+        nd = _REG.get(draw(st.sampled_from(_CLASSES)))
+        nid = str(draw(st.integers(1, 5)) + 10 * i)
+        inputs = {}
+        for spec in nd.inputs:
+            if spec.widget:
+                if draw(st.integers(0, 5)):  # sometimes left out (validation fills defaults)
+                    inputs[spec.name] = draw(_literal(spec))
+            elif produced.get(spec.type) and draw(st.integers(0, 4)):
+                inputs[spec.name] = list(draw(st.sampled_from(produced[spec.type])))
+        title = draw(st.text(min_size=1, max_size=10))
+        prompt[nid] = {"class_type": nd.class_type, "inputs": inputs, "_meta": {"title": title}}
+        for slot, out in enumerate(nd.outputs):
+            produced.setdefault(out.type, []).append((nid, slot))
+    return prompt
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_prompts())
+def test_property_prompt_document_prompt_is_identity(prompt):
+    doc = from_prompt(prompt, _REG)
+    assert to_prompt(json.loads(json.dumps(doc)), _REG) == prompt
+    assert from_prompt(to_prompt(doc, _REG), _REG) == doc
