@@ -189,3 +189,11 @@ def test_load_any_a1111_png_and_text(reg, tmp_path):
     txt = tmp_path / "params.txt"
     txt.write_text(A1111_TEXT, encoding="utf-8")
     assert load_any(txt, registry=reg).kind == "a1111"
+
+
+def test_a1111_model_name_finds_the_listed_checkpoint():
+    text = "x\nSteps: 4, Model: RealisticVision_v51"
+    files = ["sd15/realisticVision_v51.ckpt", "sdxl/base.safetensors"]
+    assert a1111_prompt(text, files)["4"]["inputs"]["ckpt_name"] == "sd15/realisticVision_v51.ckpt"
+    assert a1111_prompt(text, ["other.safetensors"])["4"]["inputs"]["ckpt_name"] == "RealisticVision_v51.safetensors"
+    assert a1111_prompt("x\nSteps: 4")["4"]["inputs"] == {}

@@ -129,18 +129,26 @@ def parse_parameters(text: str) -> A1111Params:
     return p
 
 
-def _ckpt_name(model: str | None) -> str | None:
+def _ckpt_name(model: str | None, checkpoints: list[str] | None = None) -> str | None:
+    """The checkpoint file for A1111's ``Model`` (a file stem): a listed file with that stem when
+    ``checkpoints`` is given (case-insensitive, any subfolder), else ``<model>.safetensors``."""
     if not model:
         return None
+    for name in checkpoints or []:
+        stem = re.sub(r"\.[^./]+$", "", name.replace("\\", "/").rsplit("/", 1)[-1])
+        if stem.lower() == model.lower() or name.lower() == model.lower():
+            return name
     return model if re.search(r"\.(safetensors|ckpt|pt|pth|bin)$", model, re.I) else model + ".safetensors"
 
 
-def to_prompt(params: A1111Params | str) -> dict[str, dict]:
-    """The txt2img API prompt (ComfyUI's default graph ids) for A1111 parameters."""
+def to_prompt(params: A1111Params | str, checkpoints: list[str] | None = None) -> dict[str, dict]:
+    """The txt2img API prompt (ComfyUI's default graph ids) for A1111 parameters; ``checkpoints``
+    (e.g. ``paths.list_files("checkpoints")``) lets the model name find its file."""
     p = parse_parameters(params) if isinstance(params, str) else params
     ckpt: dict[str, Any] = {}
-    if _ckpt_name(p.model):
-        ckpt["ckpt_name"] = _ckpt_name(p.model)
+    name = _ckpt_name(p.model, checkpoints)
+    if name:
+        ckpt["ckpt_name"] = name
     clip_src = ["4", 1]
     prompt: dict[str, dict] = {
         "4": {"class_type": "CheckpointLoaderSimple", "inputs": ckpt, "_meta": {"title": "Load Checkpoint"}},
