@@ -152,10 +152,9 @@ class Executor:
             volatile[nid] = vol
         return sigs, volatile
 
-    def _plan(self, val: Validation, sigs: dict, volatile: dict) -> tuple[list[str], dict[str, _Entry]]:
+    def _plan(self, val: Validation, sub: Any, order: list[str], sigs: dict,
+              volatile: dict) -> tuple[list[str], dict[str, _Entry]]:
         """Nodes to visit in order, and cache hits; ancestors of a cached node are not needed."""
-        sub = val.graph.subgraph(val.prompt.keys())
-        order = list(nx.lexicographical_topological_sort(sub, key=_id_key))
         hits: dict[str, _Entry] = {}
         needed: set[str] = set()
         stack = list(val.outputs)
@@ -173,9 +172,10 @@ class Executor:
 
     def _run_plan(self, run: _Run, val: Validation, extra: dict) -> None:
         prompt = val.prompt
-        full_order = list(nx.lexicographical_topological_sort(val.graph.subgraph(prompt.keys()), key=_id_key))
+        sub = val.graph.subgraph(prompt.keys())
+        full_order = list(nx.lexicographical_topological_sort(sub, key=_id_key))
         sigs, volatile = self._signatures(run, prompt, full_order, extra)
-        order, hits = self._plan(val, sigs, volatile)
+        order, hits = self._plan(val, sub, full_order, sigs, volatile)
         run.result.cached = [n for n in order if n in hits]
         run.emit("execution_cached", {"nodes": list(run.result.cached), "prompt_id": run.prompt_id,
                                       "timestamp": _now_ms()})
