@@ -1,14 +1,12 @@
 """Start a real Latentgraph server in a subprocess on a free port, talk to it, stop it.
 
-Used by tests/test_server_*.py and bench/bench_server.py. The subprocess is this module run as a
-script (``python -m tests.server_helpers --port N ...``): it registers a few stub nodes (constant,
-slow with progress + previews, failing, PNG-saving, file combos), then calls ``ui.server.serve``
-exactly as ``main.py serve`` does, so the tests exercise the production wiring over real HTTP and
-WebSocket. Every server is bound to 127.0.0.1 and killed when the test ends.
+Used by tests/test_server_*.py and bench/bench_server.py. The subprocess is ``python main.py serve``
+(the production wiring) with ``LATENTGRAPH_EXTRA_NODES=tests.server_helpers``, which makes main.py
+call ``register(REGISTRY)`` here to add a few stub nodes (constant, slow with progress + previews,
+failing, PNG-saving, file combos). Every server is bound to 127.0.0.1 and killed when the test ends.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -43,7 +41,7 @@ def _tiny_jpeg(value: int) -> bytes:
     return buf.getvalue()
 
 
-def register_stub_nodes(registry: Any = None) -> None:
+def register(registry: Any = None) -> None:
     """Declare the test nodes (LgConst, LgSlow, LgFail, LgSave, LgPickFile) in ``registry``."""
     from nodes.registry import Combo, Float, In, Int, NodeOutput, Out, String, files, node
 
@@ -151,13 +149,14 @@ class ServerProcess:
     """A running server subprocess: ``url``, ``ws_url(client_id)``, ``stop()``, ``kill()``."""
 
     def __init__(self, base: Path, *, models_dir: Path | None = None, auth_token: str | None = None,
-                 extra_args: Iterable[str] = (), port: int | None = None) -> None:
+                 extra_args: Iterable[str] = (), port: int | None = None, stubs: bool = True) -> None:
         self.base = Path(base)
         self.port = port or free_port()
         self.models_dir = Path(models_dir) if models_dir else self.base / "models"
         self.dirs = {k: self.base / k for k in ("input", "output", "temp", "user")}
         self.auth_token = auth_token
         self.extra_args = list(extra_args)
+        self.stubs = stubs
         self.proc: subprocess.Popen | None = None
         self.log_path = self.base / f"server-{self.port}.log"
 
@@ -175,7 +174,7 @@ class ServerProcess:
         return {"Authorization": f"Bearer {self.auth_token}"} if self.auth_token else {}
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "tests.server_helpers", "--port", str(self.port),
+        cmd = [sys.executable, str(ROOT / "main.py"), "serve", "--port", str(self.port), "--cpu",
                "--models-dir", str(self.models_dir)]
         for k, d in self.dirs.items():
             cmd += [f"--{k}-dir", str(d)]
@@ -190,6 +189,8 @@ class ServerProcess:
         self.base.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
                    PYTHONUNBUFFERED="1")
+        if self.stubs:
+            env["LATENTGRAPH_EXTRA_NODES"] = "tests.server_helpers"
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), cwd=str(ROOT), env=env, stdout=log, stderr=log,
                                      start_new_session=True)
@@ -281,29 +282,3 @@ def wait_history(client: Any, prompt_id: str, timeout: float = 60.0) -> dict:
     raise TimeoutError(f"{prompt_id} not in history after {timeout}s")
 
 
-# ------------------------------------------------------------------------------------------------
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="test launcher: stub nodes + ui.server.serve")
-    p.add_argument("--listen", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8188)
-    for name in ("models", "input", "output", "temp", "user"):
-        p.add_argument(f"--{name}-dir", required=name in ("models", "user"))
-    p.add_argument("--auth-token")
-    p.add_argument("--cpu", action="store_true", default=True)
-    p.add_argument("--device")
-    p.add_argument("--extra-model-paths-config")
-    p.add_argument("--no-stubs", action="store_true")
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = _parse_args(argv)
-    if not args.no_stubs:
-        register_stub_nodes()
-    from ui.server import serve
-
-    serve(args)
-
-
-if __name__ == "__main__":
-    main()

@@ -298,7 +298,7 @@ def test_tiny_model_txt2img_flow(tmp_path, request):
         tiny_dir = request.getfixturevalue("tiny_dir")
     except Exception as exc:  # ldm.tiny not available yet
         pytest.skip(f"tiny models unavailable: {exc}")
-    with ServerProcess(tmp_path / "srv", models_dir=tiny_dir, extra_args=["--no-stubs"]) as srv, \
+    with ServerProcess(tmp_path / "srv", models_dir=tiny_dir, stubs=False) as srv, \
             httpx.Client(base_url=srv.url, timeout=60.0) as c:
         info = c.get("/object_info").json()
         needed = {"CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode", "SaveImage"}

@@ -224,19 +224,28 @@ def _arg(args: Any, name: str, default: Any = None) -> Any:
 
 
 def build_services(args: Any) -> tuple[Any, Any, Any, Any]:
-    """Paths, registry (nodes loaded), executor and job queue from the CLI arguments."""
+    """Paths, registry (nodes loaded), executor and job queue from the CLI arguments.
+
+    ``main.py serve`` has already loaded the nodes and built Paths (``args.paths``,
+    ``args.load_errors``); other callers get both done here.
+    """
     from engine.executor import Executor
     from engine.paths import Paths
     from engine.queue import JobQueue
     from nodes.registry import REGISTRY, load_all
 
     _select_device(args)
-    paths = Paths.from_args(_arg(args, "models_dir", ROOT / "models"), _arg(args, "input_dir", ROOT / "input"),
-                            _arg(args, "output_dir", ROOT / "output"), _arg(args, "temp_dir", ROOT / "temp"),
-                            _arg(args, "user_dir", ROOT / "user"), _arg(args, "extra_model_paths_config"))
+    paths = getattr(args, "paths", None)
+    if paths is None:
+        paths = Paths.from_args(
+            _arg(args, "models_dir", ROOT / "models"), _arg(args, "input_dir", ROOT / "input"),
+            _arg(args, "output_dir", ROOT / "output"), _arg(args, "temp_dir", ROOT / "temp"),
+            _arg(args, "user_dir", ROOT / "user"), _arg(args, "extra_model_paths_config") or None)
     paths.ensure_dirs()
-    for err in load_all(_arg(args, "custom_nodes_dir", ROOT / "custom_nodes")):
-        print(f"[latentgraph] node load error in {err.get('module')}: {err.get('error')}", file=sys.stderr)
+    if getattr(args, "load_errors", None) is None:
+        for err in load_all(_arg(args, "custom_nodes", ROOT / "custom_nodes")):
+            print(f"[latentgraph] node load error in {err.get('module')}: {err.get('error')}",
+                  file=sys.stderr)
     executor = Executor(REGISTRY, paths)
     queue = JobQueue(Path(paths.user_dir) / "latentgraph.db", executor)
     return paths, REGISTRY, executor, queue

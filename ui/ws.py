@@ -93,9 +93,9 @@ class WsHub:
         sid = (ws.query_params.get("clientId") or "").strip()[:128] or uuid.uuid4().hex
         await ws.accept()
         client = _Client(sid, ws)
+        client.offer(self._status_text(await self._remaining(), sid))  # first frame, before broadcasts
         self._clients.setdefault(sid, set()).add(client)
         client.task = asyncio.create_task(client.pump())
-        client.offer(self._status_text(await self._remaining(), sid))
         try:
             while True:
                 message = await ws.receive()
