@@ -156,7 +156,7 @@ class JobQueue:
 
     def delete(self, prompt_ids: Iterable[str]) -> list[str]:
         """Cancel pending jobs; running or finished ids are ignored. Returns the ids cancelled."""
-        ids = self.store.cancel(list(prompt_ids))
+        ids = self.store.cancel(_id_list(prompt_ids))
         if ids:
             self._queue_changed()
         return ids
@@ -197,7 +197,7 @@ class JobQueue:
 
     def delete_history(self, prompt_ids: Iterable[str]) -> int:
         """Forget finished jobs; returns how many rows were deleted."""
-        return self.store.delete_finished(list(prompt_ids))
+        return self.store.delete_finished(_id_list(prompt_ids))
 
     def clear_history(self) -> int:
         """Forget every finished (and cancelled) job."""
@@ -285,6 +285,13 @@ class JobQueue:
         return (str(getattr(res, "status", ERROR)), dict(getattr(res, "outputs", None) or {}),
                 list(getattr(res, "messages", None) or []), getattr(res, "error", None),
                 _jsonable_timings(getattr(res, "timings", None)))
+
+
+def _id_list(prompt_ids: Iterable[str] | str) -> list[str]:
+    """A single id is one id, not a sequence of characters."""
+    if isinstance(prompt_ids, (str, int)):
+        return [str(prompt_ids)]
+    return [str(p) for p in prompt_ids]
 
 
 def _jsonable_timings(timings: Any) -> dict:

@@ -104,6 +104,7 @@ def test_delete_and_clear_cancel_pending_only(q):
     q.start()
     assert q.executor.started.wait(5)
     assert q.delete([b, "unknown", a]) == [b]  # the running job cannot be deleted
+    assert q.delete(b) == []  # a single id is accepted; already cancelled
     running, pending = q.queue()
     assert [i[1] for i in running] == [a] and [i[1] for i in pending] == [c, d]
     assert q.clear() == [c, d]
