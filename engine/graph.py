@@ -99,7 +99,7 @@ def _check_all(st: _State) -> nx.DiGraph:
 
 
 def _select_outputs(st: _State, targets: Iterable[Any] | None) -> list[str]:
-    if targets is not None:
+    if targets:  # None or an empty list means: every output node (ComfyUI partial_execution_targets)
         wanted = []
         for t in targets if isinstance(targets, (list, tuple, set)) else [targets]:
             if isinstance(t, (str, int)) and str(t) in st.nodes and str(t) not in wanted:

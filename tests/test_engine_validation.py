@@ -184,4 +184,5 @@ def test_targets_select_outputs(paths):
     v = validate(prompt, REG, paths, targets=["1"])
     assert v.ok and v.outputs == ["1"] and v.node_errors == {}
     assert validate(prompt, REG, paths, targets=["nope"]).error["type"] == "prompt_no_outputs"
+    assert validate(prompt, REG, paths, targets=[]).outputs == ["2"]
     assert validate(prompt, REG, paths, targets=["4"]).error["type"] == "prompt_outputs_failed_validation"
