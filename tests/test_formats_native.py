@@ -295,3 +295,11 @@ def test_property_prompt_document_prompt_is_identity(prompt):
     doc = from_prompt(prompt, _REG)
     assert to_prompt(json.loads(json.dumps(doc)), _REG) == prompt
     assert from_prompt(to_prompt(doc, _REG), _REG) == doc
+
+
+def test_malformed_native_nodes_are_format_errors(reg):
+    with pytest.raises(FormatError, match="id and a type"):
+        to_prompt({"format": "latentgraph", "version": 1, "nodes": [{"id": "1"}], "links": []}, reg)
+    with pytest.raises(FormatError, match="mode"):
+        to_prompt({"format": "latentgraph", "version": 1, "links": [],
+                   "nodes": [{"id": "1", "type": "VAEDecode", "mode": "sleeping"}]}, reg)

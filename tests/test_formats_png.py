@@ -197,3 +197,15 @@ def test_a1111_model_name_finds_the_listed_checkpoint():
     assert a1111_prompt(text, files)["4"]["inputs"]["ckpt_name"] == "sd15/realisticVision_v51.ckpt"
     assert a1111_prompt(text, ["other.safetensors"])["4"]["inputs"]["ckpt_name"] == "RealisticVision_v51.safetensors"
     assert a1111_prompt("x\nSteps: 4")["4"]["inputs"] == {}
+
+
+def test_png_native_workflow_is_migrated_and_a_future_one_only_warns(reg, tmp_path):
+    v0 = {"format": "latentgraph", "version": 0, "links": [],
+          "nodes": [{"id": 5, "type": "EmptyLatentImage", "widgets_values": [64, 64, 1]}]}
+    path = write_png(tmp_path / "m.png", _image(), {"prompt": json.dumps(TXT2IMG), "workflow": json.dumps(v0)})
+    loaded = load_any(path, registry=reg)
+    assert loaded.workflow["version"] == 1 and loaded.workflow["nodes"][0]["widgets"]["height"] == 64
+    future = dict(v0, version=7)
+    path2 = write_png(tmp_path / "f.png", _image(), {"prompt": json.dumps(TXT2IMG), "workflow": json.dumps(future)})
+    loaded2 = load_any(path2, registry=reg)
+    assert loaded2.prompt == TXT2IMG and loaded2.workflow == future and "newer" in loaded2.warnings[0]

@@ -55,7 +55,13 @@ def _load_png(data: bytes, registry: Any) -> Loaded:
         prompt = _json_or_none(text["prompt"])
         if prompt is None:
             raise FormatError("the PNG's prompt chunk is not valid JSON")
-        return Loaded(normalize_prompt(prompt), workflow, "png")
+        warnings: list[str] = []
+        if native.is_native(workflow):
+            try:
+                workflow = native.migrate(workflow, registry)
+            except FormatError as exc:  # the prompt chunk still runs; the editor copy is kept as is
+                warnings.append(f"workflow chunk: {exc}")
+        return Loaded(normalize_prompt(prompt), workflow, "png", warnings)
     if isinstance(workflow, Mapping):
         inner = parse_document(workflow, registry)
         return Loaded(inner.prompt, inner.workflow, "png", inner.warnings)

@@ -157,9 +157,11 @@ def _input_name(entry: Mapping) -> str:
     return str(entry.get("name"))
 
 
-def _real_nodes(graph: _Graph) -> Iterator[tuple[str, Mapping]]:
+def _real_nodes(graph: _Graph, warnings: list) -> Iterator[tuple[str, Mapping]]:
     for nid, node in graph.nodes.items():
-        if node.get("type") not in FRONTEND_ONLY:
+        if not isinstance(node.get("type"), str):
+            warnings.append(f"node {nid}: no type; skipped")
+        elif node["type"] not in FRONTEND_ONLY:
             yield nid, node
 
 
@@ -195,7 +197,7 @@ def ui_to_prompt(workflow: Mapping, registry: Any = None, warnings: list | None 
     warnings = warnings if warnings is not None else []
     graph = _Graph(workflow)
     nodes: dict[str, dict] = {}
-    for nid, node in _real_nodes(graph):
+    for nid, node in _real_nodes(graph, warnings):
         inputs, _controls, types, _linked = _node_inputs(graph, node, registry, warnings)
         outputs = {i: o.get("type") for i, o in enumerate(node.get("outputs") or []) if isinstance(o, Mapping)}
         nodes[nid] = {"class_type": node.get("type"), "inputs": inputs,
@@ -214,7 +216,7 @@ def ui_to_native(workflow: Mapping, registry: Any = None, warnings: list | None 
     warnings = warnings if warnings is not None else []
     graph = _Graph(workflow)
     nodes, links = [], []
-    for nid, node in _real_nodes(graph):
+    for nid, node in _real_nodes(graph, warnings):
         inputs, controls, types, linked = _node_inputs(graph, node, registry, warnings)
         nd = registry.get(node.get("type"))
         widget_names = {s.name for s in nd.inputs if s.widget} if nd is not None else set()

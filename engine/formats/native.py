@@ -106,6 +106,8 @@ def to_prompt(doc: Mapping, registry: Any = None) -> dict[str, dict]:
         raise FormatError("a Latentgraph document needs a nodes list")
     nodes: dict[str, dict] = {}
     for n in doc["nodes"]:
+        if not isinstance(n, Mapping) or "id" not in n or not isinstance(n.get("type"), str):
+            raise FormatError(f"every node needs an id and a type, got {str(n)[:80]}")
         mode = n.get("mode") or NORMAL
         if mode not in MODES:
             raise FormatError(f"node {n.get('id')}: unknown mode {mode!r}")
