@@ -121,12 +121,15 @@ class TextEncoder:
         self.last_warnings: list[str] = []
 
     @classmethod
-    def from_checkpoint(cls, sd: dict[str, Tensor], config=None,
-                        dtype: torch.dtype = torch.float32) -> "TextEncoder":
+    def from_checkpoint(cls, sd: dict[str, Tensor], config=None, dtype: torch.dtype = torch.float32,
+                        *, consume: bool = False) -> "TextEncoder":
         """Builds the encoders found in a single-file checkpoint state dict.
 
         ``config`` (ldm.configs.ModelConfig) is optional: the family follows from the keys, and a
-        config whose family disagrees is an error rather than a silent mix-up.
+        config whose family disagrees is an error rather than a silent mix-up. fp32 tensors are used
+        as they are; others are cast. ``consume=True`` pops each encoder's keys from ``sd`` once it
+        is built, so a caller loading a whole checkpoint never holds both the stored and the cast
+        copy of more than one encoder.
         """
         slots = find_encoders(sd)
         if not slots:
@@ -143,6 +146,11 @@ class TextEncoder:
                 tensors, proj = openai_to_hf(sd, prefix), None
             models[slot] = build_clip_model(shape, tensors, proj, dtype)
             shapes[slot] = shape
+            del tensors, proj
+            if consume:
+                owner = prefix.replace("text_model.", "") if not openclip else prefix
+                for key in [k for k in sd if k.startswith(owner)]:
+                    del sd[key]
         return cls(nn.ModuleDict(models), family, shapes)
 
     # ----------------------------------------------------------------- settings

@@ -321,3 +321,11 @@ def test_patches_change_encoding_and_are_restored(sd1):
     assert (patched.encode("a cat")[0] - base).abs().max() > 1e-3
     assert torch.equal(sd1.stack.get_parameter(name), before)
     torch.testing.assert_close(sd1.encode("a cat")[0], base, atol=0, rtol=0)
+
+
+def test_consume_pops_only_text_encoder_keys(sdxl_sd):
+    sd = dict(sdxl_sd)
+    sd["model.diffusion_model.out.2.weight"] = torch.zeros(1)
+    enc = TextEncoder.from_checkpoint(sd, consume=True)
+    assert list(sd) == ["model.diffusion_model.out.2.weight"]
+    assert enc.encode("a cat")[0].shape == (1, 77, W_L + W_G)
