@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import types
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -36,6 +37,14 @@ def estimate_nbytes(obj: Any, _seen: set[int] | None = None, _depth: int = 0) ->
                         for k, v in obj.items())
     if isinstance(obj, (list, tuple, set, frozenset)):
         return 56 + sum(estimate_nbytes(v, seen, _depth + 1) for v in obj)
+    params = getattr(obj, "parameters", None)
+    if callable(params) and callable(getattr(obj, "buffers", None)):  # an nn.Module, duck-typed
+        return sum(estimate_nbytes(t, seen, _depth + 1) for t in (*params(), *obj.buffers()))
+    if hasattr(obj, "__dict__") and not isinstance(obj, (type, types.ModuleType, types.FunctionType,
+                                                         types.MethodType)):
+        # Wrappers such as a model object holding a UNet: count what they hold, or a cache of
+        # "small" models would grow without bound.
+        return 64 + sum(estimate_nbytes(v, seen, _depth + 1) for v in vars(obj).values())
     try:
         return sys.getsizeof(obj)
     except TypeError:

@@ -245,6 +245,18 @@ def test_estimate_nbytes_duck_types():
     assert estimate_nbytes(Tensorish()) == 4000 and estimate_nbytes(Arrayish()) == 512
     nested = {"samples": Tensorish(), "batch": [Arrayish(), Arrayish()]}
     assert estimate_nbytes(nested) > 4000 + 1024
+    class Module:
+        def parameters(self):
+            return iter([Tensorish(), Tensorish()])
+
+        def buffers(self):
+            return iter([Arrayish()])
+
+    class Wrapper:
+        def __init__(self):
+            self.unet, self.name = Module(), "m"
+
+    assert estimate_nbytes(Module()) == 8512 and estimate_nbytes(Wrapper()) > 8512
     loop: list = []
     loop.append(loop)
     assert estimate_nbytes(loop) > 0
