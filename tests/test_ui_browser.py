@@ -196,13 +196,13 @@ def set_widgets(page, ids: dict) -> None:
     assert set_number(page, ids["ks"], "steps", 0) == "1"          # min enforced
     assert set_number(page, ids["ks"], "steps", 2) == "2"
     assert set_number(page, ids["ks"], "seed", 42) == "42"
-    node("ks").locator("[data-control='seed']").select_option("fixed")
+    node("ks").locator("[data-control='seed']").select_option("increment")
     assert set_number(page, ids["latent"], "width", 70) == "72"     # step 8 enforced
     set_number(page, ids["latent"], "width", 64)
     set_number(page, ids["latent"], "height", 64)
     ks = graph(page)["nodes"]
     ks = next(n for n in ks if n["id"] == ids["ks"])
-    assert ks["widgets"]["seed"] == 42 and ks["widgets"]["steps"] == 2 and ks["controls"]["seed"] == "fixed"
+    assert ks["widgets"]["seed"] == 42 and ks["widgets"]["steps"] == 2 and ks["controls"]["seed"] == "increment"
 
 
 def test_artist_flow(page, server, artifacts_dir):
@@ -244,11 +244,20 @@ def test_artist_flow(page, server, artifacts_dir):
     prompt = json.loads(chunks["prompt"])
     assert prompt[ids["ks"]]["inputs"]["seed"] == 42 and prompt[ids["ks"]]["inputs"]["steps"] == 2
     assert prompt[ids["pos"]]["inputs"]["text"] == "a red circle on blue"
+    now = graph(page)   # control-after-generate "increment" applied once the job was queued
+    assert next(n for n in now["nodes"] if n["id"] == ids["ks"])["widgets"]["seed"] == 43
+    assert page.locator(f".lg-node[data-id='{ids['ks']}'] [data-widget='seed'] input").input_value() == "43"
 
     page.reload()
     page.wait_for_selector(".lg-app[data-ready='1']", timeout=WAIT_MS)
     again = graph(page)
-    assert again["nodes"] == queued["nodes"] and again["links"] == queued["links"]
+    assert again["nodes"] == now["nodes"] and again["links"] == now["links"]
+
+    page.locator(".lg-gallery-item").first.click()          # the result's workflow, one click away
+    page.locator("[data-action='load-image-workflow']").click()
+    page.wait_for_function(f"() => window.latentgraph.getGraph().nodes.some(n => n.id === '{ids['ks']}' && n.widgets.seed === 42)")
+    assert graph(page)["nodes"] == queued["nodes"]
+    page.locator("[data-action='close-viewer']").click()
 
     ui_text = (FIXTURES / "muted_bypassed.json").read_text()
     expected = httpx.post(server.url + "/lg/import", content=ui_text,
@@ -263,6 +272,7 @@ def test_artist_flow(page, server, artifacts_dir):
 
     page.locator("[data-action='undo']").click()      # back to our txt2img graph
     assert graph(page)["nodes"] == queued["nodes"]
+    page.locator("[data-action='fit']").click()
     validation_error_and_undo(page, ids, artifacts_dir)
     assert page.lg_errors == []
 
