@@ -260,17 +260,20 @@ def _error_text(err: dict) -> str:
 
 def _execute_interruptible(executor: Any, prompt: dict, targets: Any, emit: Any) -> Any:
     """Runs in a worker thread so Ctrl-C becomes a clean interrupt instead of a traceback."""
-    interrupt, box = threading.Event(), {}
+    interrupt, done, box = threading.Event(), threading.Event(), {}
 
     def work() -> None:
-        box["result"] = executor.execute(prompt, prompt_id=str(uuid.uuid4()), targets=targets,
-                                         emit=emit, interrupt=interrupt)
-
-    worker = threading.Thread(target=work, name="latentgraph-run", daemon=True)
-    worker.start()
-    while worker.is_alive():
         try:
-            worker.join(0.2)
+            box["result"] = executor.execute(prompt, prompt_id=str(uuid.uuid4()), targets=targets,
+                                             emit=emit, interrupt=interrupt)
+        finally:
+            done.set()
+
+    # Waiting on an Event, not Thread.join: a Ctrl-C inside join() can corrupt the thread's state.
+    threading.Thread(target=work, name="latentgraph-run", daemon=True).start()
+    while not done.is_set():
+        try:
+            done.wait(0.2)
         except KeyboardInterrupt:
             interrupt.set()
             _eprint("interrupting...")
@@ -361,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # `main.py nodes | head`
         return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C outside a run (loading nodes, models...)
+        _eprint("interrupted")
+        return 130
 
 
 if __name__ == "__main__":
