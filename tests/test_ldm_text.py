@@ -329,3 +329,24 @@ def test_consume_pops_only_text_encoder_keys(sdxl_sd):
     enc = TextEncoder.from_checkpoint(sd, consume=True)
     assert list(sd) == ["model.diffusion_model.out.2.weight"]
     assert enc.encode("a cat")[0].shape == (1, 77, W_L + W_G)
+
+
+def test_real_file_extras_are_ignored(sd1_sd, sdxl_sd, sd1):
+    """Real files carry position_ids buffers and OpenCLIP's logit_scale; they are not weights."""
+    extra = dict(sd1_sd)
+    extra[SD1_PREFIX + "embeddings.position_ids"] = torch.arange(77).unsqueeze(0)
+    torch.testing.assert_close(TextEncoder.from_checkpoint(extra).encode("a cat")[0],
+                               sd1.encode("a cat")[0], atol=0, rtol=0)
+    assert SDXL_G_PREFIX + "logit_scale" in sdxl_sd
+    TextEncoder.from_checkpoint(sdxl_sd)
+
+
+def test_weighted_embedding(sd1_sd, emb_dir):
+    enc = TextEncoder.from_checkpoint(sd1_sd)
+    enc.embedding_dirs = [emb_dir]
+    chunk = enc.tokenize("a (embedding:style:1.5) cat")[0]
+    assert [w for _, w in chunk[:5]] == [1.0, 1.0, 1.5, 1.5, 1.0]
+    plain = enc.encode("a embedding:style cat")[0]
+    weighted = enc.encode("a (embedding:style:1.5) cat")[0]
+    assert (weighted[:, 2:4] - plain[:, 2:4]).abs().max() > 1e-3
+    torch.testing.assert_close(weighted[:, :2], plain[:, :2], atol=1e-6, rtol=0)
