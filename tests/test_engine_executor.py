@@ -66,6 +66,7 @@ def test_identical_resubmit_runs_no_node(ex):
     assert rec.of("execution_cached")[0]["nodes"] == res.cached
     assert res.outputs == {"4": {"text": ["7"]}, "7": {"text": ["[0.75, 0.75, 0.75, 0.75]"]}}
     assert [d["node"] for d in rec.of("executing")] == [None]
+    assert sorted(d["node"] for d in rec.of("executed")) == ["4", "7"]  # cached UI is re-sent, as in ComfyUI
     assert RUNS["c"] == 1
 
 
