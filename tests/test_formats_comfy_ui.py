@@ -246,3 +246,40 @@ def test_property_ui_encoding_of_any_style_converts_back(case):
     workflow = json.loads(json.dumps(encode_ui(prompt, style, fed)))
     assert ui_to_prompt(workflow, _REG) == prompt
     assert to_prompt(ui_to_native(workflow, _REG), _REG) == prompt
+
+
+def test_muted_subgraph_instance_mutes_its_inner_nodes(reg):
+    workflow, _ = _load("subgraph_promoted_widget")
+    workflow = copy.deepcopy(workflow)
+    next(n for n in workflow["nodes"] if n["id"] == 57)["mode"] = 2
+    prompt = ui_to_prompt(workflow, reg)
+    assert not any(":" in nid for nid in prompt)
+    assert prompt["8"]["inputs"] == {"vae": ["4", 2]}
+
+
+def test_nested_subgraph_and_a_linked_promoted_input(reg):
+    workflow, expected = _load("subgraph_promoted_widget")
+    workflow = copy.deepcopy(workflow)
+    inner_id = workflow["definitions"]["subgraphs"][0]["id"]
+    # wrap the existing instance into an outer subgraph that forwards all three inputs
+    outer = {"id": "outer-sg", "name": "Wrapper", "inputNode": {"id": -10}, "outputNode": {"id": -20},
+             "inputs": [], "outputs": [],
+             "nodes": [{"id": 2, "type": inner_id, "mode": 0, "widgets_values": ["unused default"],
+                        "inputs": [{"name": "model", "type": "MODEL", "link": 31},
+                                   {"name": "positive_text", "type": "STRING", "link": 32,
+                                    "widget": {"name": "positive_text"}},
+                                   {"name": "clip", "type": "CLIP", "link": 33}],
+                        "outputs": [{"name": "LATENT", "type": "LATENT", "links": [34]}]}],
+             "links": [[31, -10, 0, 2, 0, "MODEL"], [32, -10, 1, 2, 1, "STRING"], [33, -10, 2, 2, 2, "CLIP"],
+                       [34, 2, 0, -20, 0, "LATENT"]]}
+    workflow["definitions"]["subgraphs"].append(outer)
+    inst = next(n for n in workflow["nodes"] if n["id"] == 57)
+    inst["type"] = "outer-sg"
+    workflow["nodes"].append({"id": 70, "type": "PrimitiveNode", "mode": 0, "widgets_values": ["from a primitive"],
+                              "outputs": [{"name": "STRING", "type": "STRING", "links": [6]}]})
+    inst["inputs"][1]["link"] = 6
+    workflow["links"].append([6, 70, 0, 57, 1, "STRING"])
+    prompt = ui_to_prompt(workflow, reg)
+    want = json.loads(json.dumps(expected).replace('"57:', '"57:2:'))  # ids and links one level deeper
+    want["57:2:6"]["inputs"]["text"] = "from a primitive"
+    assert prompt == want

@@ -7,7 +7,9 @@ files). Which widgets occupy a slot changed over the frontend's history (a widge
 socket kept its value in some versions and not in others), so the layout is chosen by matching
 the value count against the plausible layouts, then checking the control slots hold control
 values. Frontend-only nodes are resolved: Note/MarkdownNote dropped, Reroute chains followed,
-PrimitiveNode values become literals of their targets.
+PrimitiveNode values become literals of their targets. Subgraph instances (frontend >= 1.24,
+``definitions.subgraphs``) are expanded first, inner nodes getting the frontend's ``"<instance>:<inner>"``
+API ids.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 _MODES = {2: MUTED, 4: BYPASS}
 _CTRL = "\x00control"  # a layout slot ("\x00control", widget name) holds a control value
 
-__all__ = ["is_ui_workflow", "ui_to_prompt", "ui_to_native", "widget_values", "CONTROL_VALUES"]
+__all__ = ["is_ui_workflow", "ui_to_prompt", "ui_to_native", "widget_values", "flatten_subgraphs",
+           "CONTROL_VALUES"]
 
 
 def is_ui_workflow(obj: Any) -> bool:
@@ -108,6 +111,128 @@ def _control_name(value: Any) -> str:
     if isinstance(value, bool):
         return "randomize" if value else "fixed"
     return str(value)
+
+
+# -- subgraphs (ComfyUI frontend >= 1.24) ----------------------------------------------------------
+SUBGRAPH_IN, SUBGRAPH_OUT = -10, -20  # ids of a subgraph's input / output pseudo-nodes
+
+
+def _link_tuple(link: Any) -> tuple | None:
+    """(id, origin, origin_slot, target, target_slot, type) from the list or the object form."""
+    if isinstance(link, Mapping):
+        link = [link.get(k) for k in ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")]
+    if isinstance(link, (list, tuple)) and len(link) >= 5 and link[0] is not None:
+        return tuple(link[:5]) + (link[5] if len(link) > 5 else None,)
+    return None
+
+
+def _subgraph_defs(workflow: Mapping) -> dict[str, Mapping]:
+    """Subgraph definitions by id, including ones nested in other definitions."""
+    defs: dict[str, Mapping] = {}
+    stack = [workflow]
+    while stack:
+        holder = stack.pop()
+        for sg in ((holder.get("definitions") or {}).get("subgraphs") or []):
+            if isinstance(sg, Mapping) and sg.get("id") not in defs:
+                defs[str(sg.get("id"))] = sg
+                stack.append(sg)
+    return defs
+
+
+class _Flattener:
+    """Expands subgraph instances into their inner nodes with ids ``"<instance>:<inner>"`` (the
+    frontend's API ids); values promoted onto an instance become PrimitiveNodes feeding the target."""
+
+    def __init__(self, defs: Mapping[str, Mapping], warnings: list) -> None:
+        self.defs, self.warnings = defs, warnings
+        self.nodes: list[dict] = []
+        self.links: list[list] = []
+
+    def expand(self, graph: Mapping, prefix: str, outer: dict, mode: Any, depth: int) -> dict:
+        """Emit ``graph``'s nodes under ``prefix``; returns the sources of its output slots."""
+        if depth > 32:
+            self.warnings.append(f"subgraphs nested too deeply at {prefix!r}; not expanded")
+            return {}
+        links = {int(t[0]): t for t in map(_link_tuple, graph.get("links") or []) if t is not None}
+        nodes = {n["id"]: n for n in graph.get("nodes") or [] if isinstance(n, Mapping) and "id" in n}
+        expanded: dict[Any, dict] = {}
+
+        def instance_outputs(nid: Any) -> dict:
+            if nid not in expanded:
+                expanded[nid] = {}  # a cycle through an instance resolves to nothing
+                expanded[nid] = self._instance(nodes[nid], prefix, resolve, mode, depth)
+            return expanded[nid]
+
+        def resolve(link_id: Any) -> tuple | None:
+            t = links.get(int(link_id)) if link_id is not None else None
+            if t is None:
+                return None
+            origin, slot = t[1], int(t[2])
+            if origin == SUBGRAPH_IN:
+                return outer.get(slot)
+            if origin not in nodes:
+                return None
+            if str(nodes[origin].get("type")) in self.defs:
+                return instance_outputs(origin).get(slot)
+            return ("link", f"{prefix}{origin}", slot)
+
+        for nid, node in nodes.items():
+            if str(node.get("type")) in self.defs:
+                instance_outputs(nid)
+            else:
+                self._emit(node, prefix, resolve, mode)
+        return {int(t[4]): resolve(t[0]) for t in links.values() if t[3] == SUBGRAPH_OUT}
+
+    def _instance(self, node: Mapping, prefix: str, resolve: Any, mode: Any, depth: int) -> dict:
+        values = node.get("widgets_values") if isinstance(node.get("widgets_values"), list) else []
+        outer: dict[int, tuple | None] = {}
+        widget_index = 0
+        for k, entry in enumerate(node.get("inputs") or []):
+            src = resolve(entry.get("link")) if isinstance(entry, Mapping) else None
+            if isinstance(entry, Mapping) and entry.get("widget"):
+                if src is None and widget_index < len(values):
+                    src = ("value", values[widget_index])
+                widget_index += 1
+            outer[k] = src
+        inner_mode = node.get("mode") if node.get("mode") in (2, 4) else mode
+        return self.expand(self.defs[str(node["type"])], f"{prefix}{node['id']}:", outer, inner_mode, depth + 1)
+
+    def _emit(self, node: Mapping, prefix: str, resolve: Any, mode: Any) -> None:
+        new = dict(node, id=f"{prefix}{node['id']}")
+        if mode in (2, 4) and node.get("mode", 0) in (0, None):
+            new["mode"] = mode
+        new["inputs"] = []
+        for entry in node.get("inputs") or []:
+            if isinstance(entry, Mapping):
+                slot = len(new["inputs"])
+                link = self._link_to(resolve(entry.get("link")), new["id"], slot, entry.get("type"))
+                new["inputs"].append(dict(entry, link=link))
+        self.nodes.append(new)
+
+    def _link_to(self, src: tuple | None, dst: str, slot: int, typ: Any) -> int | None:
+        if src is None:
+            return None
+        lid = len(self.links) + 1
+        if src[0] == "value":
+            pid = f"{dst}:value{slot}"
+            self.nodes.append({"id": pid, "type": PRIMITIVE, "mode": 0, "widgets_values": [src[1]],
+                               "outputs": [{"name": str(typ), "type": typ, "links": [lid]}]})
+            src = ("link", pid, 0)
+        self.links.append([lid, src[1], src[2], dst, slot, typ])
+        return lid
+
+
+def flatten_subgraphs(workflow: Mapping, warnings: list | None = None) -> Mapping:
+    """The workflow with every subgraph instance expanded (unchanged when it has none)."""
+    defs = _subgraph_defs(workflow)
+    if not defs or not any(str(n.get("type")) in defs for n in workflow.get("nodes") or []
+                           if isinstance(n, Mapping)):
+        return workflow
+    flat = _Flattener(defs, warnings if warnings is not None else [])
+    flat.expand(workflow, "", {}, 0, 0)
+    out = {k: v for k, v in workflow.items() if k != "definitions"}
+    out["nodes"], out["links"] = flat.nodes, flat.links
+    return out
 
 
 # -- links and frontend-only nodes -----------------------------------------------------------
@@ -195,7 +320,7 @@ def ui_to_prompt(workflow: Mapping, registry: Any = None, warnings: list | None 
     """The canonical API prompt of a ComfyUI UI workflow (positional widgets through the schemas)."""
     registry = get_registry(registry)
     warnings = warnings if warnings is not None else []
-    graph = _Graph(workflow)
+    graph = _Graph(flatten_subgraphs(workflow, warnings) if is_ui_workflow(workflow) else workflow)
     nodes: dict[str, dict] = {}
     for nid, node in _real_nodes(graph, warnings):
         inputs, _controls, types, _linked = _node_inputs(graph, node, registry, warnings)
@@ -214,7 +339,7 @@ def ui_to_native(workflow: Mapping, registry: Any = None, warnings: list | None 
     """
     registry = get_registry(registry)
     warnings = warnings if warnings is not None else []
-    graph = _Graph(workflow)
+    graph = _Graph(flatten_subgraphs(workflow, warnings) if is_ui_workflow(workflow) else workflow)
     nodes, links = [], []
     for nid, node in _real_nodes(graph, warnings):
         inputs, controls, types, linked = _node_inputs(graph, node, registry, warnings)
