@@ -186,8 +186,18 @@ class NodeDef:
         return None if fn is None else fn(ctx, **inputs)
 
     def call(self, ctx: Any, inputs: dict) -> tuple[tuple, dict | None]:
-        """Runs the node once and normalises the result to (outputs tuple, ui dict or None)."""
-        result = self.cls().run(ctx, **inputs)
+        """Runs the node once and normalises the result to (outputs tuple, ui dict or None).
+
+        A result with a wrong number of values is the node's bug: it is reported here, at the
+        node that made it, instead of as an IndexError in whichever node reads it.
+        """
+        values, ui = self._normalise(self.cls().run(ctx, **inputs))
+        if len(values) != len(self.outputs) and not (ui is not None and not values):
+            raise TypeError(f"{self.class_type}.run returned {len(values)} values for "
+                            f"{len(self.outputs)} declared outputs")
+        return values, ui
+
+    def _normalise(self, result: Any) -> tuple[tuple, dict | None]:
         if isinstance(result, NodeOutput):
             return tuple(result.outputs or ()), result.ui
         if result is None:

@@ -280,3 +280,22 @@ def test_model_cache_lru_by_count_and_clear():
 
 def test_preview_frame_layout():
     assert preview_frame(b"JPG") == b"\x00\x00\x00\x01\x00\x00\x00\x01JPG"
+
+
+def test_wrong_number_of_returned_values_is_reported_at_the_producing_node(paths):
+    from nodes.registry import Out, node
+
+    reg = make_registry()
+
+    @node(category="t", registry=reg)
+    class TwoOutputsOneValue:
+        INPUTS = []
+        OUTPUTS = [Out("INT"), Out("INT")]
+
+        def run(self, ctx):
+            return (1,)
+
+    res = Executor(reg, paths).execute({"1": {"class_type": "TwoOutputsOneValue", "inputs": {}},
+                                        "2": {"class_type": "StubOutput", "inputs": {"value": ["1", 1]}}})
+    assert res.status == "error" and res.error["node_id"] == "1"
+    assert "returned 1 values for 2 declared outputs" in res.error["exception_message"]
