@@ -283,3 +283,17 @@ def test_nested_subgraph_and_a_linked_promoted_input(reg):
     want = json.loads(json.dumps(expected).replace('"57:', '"57:2:'))  # ids and links one level deeper
     want["57:2:6"]["inputs"]["text"] = "from a primitive"
     assert prompt == want
+
+
+def test_subgraph_inner_nodes_are_placed_around_the_instance_in_the_editor(reg):
+    doc = ui_to_native(_load("subgraph_promoted_widget")[0], reg)
+    pos = {n["id"]: n["pos"] for n in doc["nodes"]}
+    assert pos["57:3"] == [850.0, 300.0] and pos["57:5"] == [400.0, 700.0] and pos["8"] == [750.0, 300.0]
+
+
+def test_legacy_group_node_gets_a_clear_warning(reg):
+    workflow = {"nodes": [{"id": 1, "type": "workflow>My group", "mode": 0, "widgets_values": [1]}], "links": []}
+    warnings: list[str] = []
+    assert ui_to_prompt(workflow, reg, warnings) == {
+        "1": {"class_type": "workflow>My group", "inputs": {}, "_meta": {"title": "workflow>My group"}}}
+    assert "group node" in warnings[0]

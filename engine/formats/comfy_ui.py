@@ -195,7 +195,13 @@ class _Flattener:
                 widget_index += 1
             outer[k] = src
         inner_mode = node.get("mode") if node.get("mode") in (2, 4) else mode
-        return self.expand(self.defs[str(node["type"])], f"{prefix}{node['id']}:", outer, inner_mode, depth + 1)
+        first = len(self.nodes)
+        outputs = self.expand(self.defs[str(node["type"])], f"{prefix}{node['id']}:", outer, inner_mode, depth + 1)
+        ox, oy = _pair(node.get("pos"))
+        for inner in self.nodes[first:]:  # inner positions are relative to the subgraph's own canvas
+            x, y = _pair(inner.get("pos"))
+            inner["pos"] = [x + ox, y + oy]
+        return outputs
 
     def _emit(self, node: Mapping, prefix: str, resolve: Any, mode: Any) -> None:
         new = dict(node, id=f"{prefix}{node['id']}")
@@ -298,8 +304,10 @@ def _node_inputs(graph: _Graph, node: Mapping, registry: Any, warnings: list) ->
     else:
         raw = node.get("widgets_values")
         inputs, controls = (dict(raw) if isinstance(raw, Mapping) else {}), {}
-        warnings.append(f"node {node.get('id')}: unknown node type {node.get('type')!r}; "
-                        "its widget values cannot be mapped")
+        kind = str(node.get("type"))
+        hint = ("; legacy group nodes are not supported: convert the group node to nodes in ComfyUI"
+                if kind.startswith(("workflow>", "workflow/")) else "; its widget values cannot be mapped")
+        warnings.append(f"node {node.get('id')}: unknown node type {kind!r}{hint}")
     types: dict[str, Any] = {}
     linked: list[str] = []
     for entry in node.get("inputs") or []:
