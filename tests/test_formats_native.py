@@ -14,8 +14,7 @@ from engine.formats import FormatError, Loaded, load_any
 from engine.formats.comfy_api import finish_graph, normalize_prompt
 from engine.formats.layout import auto_layout
 from engine.formats.native import CURRENT_VERSION, MIGRATIONS, from_prompt, migrate, to_prompt
-from nodes.registry import (Boolean, Combo, Float, In, Int, Out, Registry, String, files,  # noqa: F401
-                            node)
+from nodes.registry import Combo, Float, In, Int, Out, Registry, String, files, node
 
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_sde", "lms", "ddim"]
 SCHEDULERS = ["normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform", "beta"]
