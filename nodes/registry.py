@@ -168,6 +168,7 @@ class NodeDef:
     inputs: list[InputSpec]
     outputs: list[OutputSpec]
     python_module: str = "nodes"
+    hidden: dict | None = None  # legacy ComfyUI nodes declare their own hidden inputs
 
     @property
     def input_is_list(self) -> bool:
@@ -202,7 +203,7 @@ class NodeDef:
             return tuple(result.outputs or ()), result.ui
         if result is None:
             return (), None
-        if isinstance(result, dict) and "ui" in result:  # ComfyUI-style {"ui":..., "result":...}
+        if isinstance(result, dict) and ("ui" in result or "result" in result):  # ComfyUI {"ui", "result"}
             return tuple(result.get("result") or ()), result["ui"]
         if not isinstance(result, tuple):
             raise TypeError(f"{self.class_type}.run must return a tuple or NodeOutput, got {type(result).__name__}")
@@ -215,7 +216,9 @@ class NodeDef:
         inp: dict[str, Any] = {"required": required}
         if optional:
             inp["optional"] = optional
-        if self.output_node:
+        if self.hidden:
+            inp["hidden"] = dict(self.hidden)
+        elif self.output_node:
             inp["hidden"] = dict(HIDDEN_FOR_OUTPUT_NODES)
         order = {"required": list(required)}
         if optional:
@@ -360,12 +363,75 @@ def _load_plugin(name: str, path: Path, is_pkg: bool, registry: Registry) -> Non
     tok_t, tok_m = _TARGET.set(registry), _MODULE_LABEL.set(mod_name)
     try:
         spec.loader.exec_module(module)
+        _register_legacy(module, registry, mod_name)
     except BaseException:
         sys.modules.pop(mod_name, None)
         raise
     finally:
         _TARGET.reset(tok_t)
         _MODULE_LABEL.reset(tok_m)
+
+
+def _legacy_input(name: str, entry: Any, optional: bool) -> InputSpec:
+    """One INPUT_TYPES entry `(TYPE | [choices], {opts})` as an InputSpec."""
+    entry = entry if isinstance(entry, (list, tuple)) else (entry,)
+    kind = entry[0] if entry else "*"
+    opts = dict(entry[1]) if len(entry) > 1 and isinstance(entry[1], dict) else {}
+    tooltip, default = opts.pop("tooltip", None), opts.pop("default", None)
+    if isinstance(kind, (list, tuple)):
+        return InputSpec(name, "COMBO", True, optional, tooltip, default, opts, [str(c) for c in kind])
+    widget = kind in ("INT", "FLOAT", "STRING", "BOOLEAN") and not opts.get("forceInput")
+    if widget and kind == "INT":
+        opts.setdefault("step", 1)
+    return InputSpec(name, str(kind), widget, optional, tooltip, default, opts)
+
+
+def _legacy_adapter(cls: type, hidden: dict) -> type:
+    """A `run(ctx, **inputs)` class calling a ComfyUI-style node's FUNCTION with its hidden inputs."""
+    function = getattr(cls, "FUNCTION")
+    as_list = bool(getattr(cls, "INPUT_IS_LIST", False))
+
+    def run(self: Any, ctx: Any, **inputs: Any) -> Any:
+        sources = {"PROMPT": ctx.prompt, "EXTRA_PNGINFO": ctx.extra_pnginfo, "UNIQUE_ID": ctx.node_id}
+        for hname, htype in hidden.items():
+            value = sources.get(htype)
+            inputs[hname] = [value] if as_list else value
+        return getattr(cls(), function)(**inputs)
+
+    attrs: dict[str, Any] = {"run": run, "INPUT_IS_LIST": as_list, "LEGACY_CLASS": cls,
+                             "__module__": cls.__module__, "__qualname__": cls.__qualname__}
+    if hasattr(cls, "IS_CHANGED"):
+        attrs["fingerprint"] = classmethod(lambda _c, ctx, **inputs: cls.IS_CHANGED(**inputs))
+    return type(cls.__name__, (), attrs)
+
+
+def _legacy_nodedef(class_type: str, cls: type, display: str | None, label: str) -> NodeDef:
+    types_ = cls.INPUT_TYPES()
+    inputs = [_legacy_input(n, e, opt) for sect, opt in (("required", False), ("optional", True))
+              for n, e in (types_.get(sect) or {}).items()]
+    hidden = {n: (e[0] if isinstance(e, (list, tuple)) else e) for n, e in (types_.get("hidden") or {}).items()}
+    rtypes = list(getattr(cls, "RETURN_TYPES", ()))
+    names = list(getattr(cls, "RETURN_NAMES", None) or [None] * len(rtypes))
+    is_list = list(getattr(cls, "OUTPUT_IS_LIST", None) or [False] * len(rtypes))
+    tips = list(getattr(cls, "OUTPUT_TOOLTIPS", None) or [None] * len(rtypes))
+    outputs = [OutputSpec(t if isinstance(t, str) else "COMBO", names[i], bool(is_list[i]), tips[i])
+               for i, t in enumerate(rtypes)]
+    return NodeDef(class_type, _legacy_adapter(cls, hidden), str(getattr(cls, "CATEGORY", "custom")),
+                   display or class_type, _clean_doc(getattr(cls, "DESCRIPTION", None) or cls.__doc__),
+                   bool(getattr(cls, "OUTPUT_NODE", False)), False, inputs, outputs, label, hidden or None)
+
+
+def _register_legacy(module: Any, registry: Registry, label: str) -> None:
+    """Registers a plugin's ComfyUI-style NODE_CLASS_MAPPINGS (INPUT_TYPES / RETURN_TYPES / FUNCTION)."""
+    mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+    if not isinstance(mappings, dict):
+        return
+    displays = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
+    for class_type, cls in mappings.items():
+        try:
+            registry.register(_legacy_nodedef(str(class_type), cls, displays.get(class_type), label))
+        except Exception as exc:  # one bad class must not drop the plugin's other nodes
+            registry.errors.append({**_error_entry(label, exc), "class_type": str(class_type)})
 
 
 def load_all(custom_dir: str | Path | None = None, registry: Registry | None = None,

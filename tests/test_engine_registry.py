@@ -226,3 +226,58 @@ def test_list_files_and_model_path_across_extra_folders(tmp_path):
     with pytest.raises(PathRefused):
         p.model_path("checkpoints", "../../etc/passwd")
     assert p.list_files("loras") == [] and p.list_files("nonexistent") == []
+
+
+LEGACY_PLUGIN = '''
+class MultiplyLegacy:
+    """Multiplies, ComfyUI style."""
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"a": ("INT", {"default": 2, "min": 0, "max": 100}),
+                             "mode": (["mul", "add"],),
+                             "text": ("STRING", {"multiline": True, "forceInput": True})},
+                "optional": {"f": ("FLOAT", {"default": 1.5, "step": 0.5})},
+                "hidden": {"uid": "UNIQUE_ID"}}
+    RETURN_TYPES = ("INT", "STRING")
+    RETURN_NAMES = ("product", "who")
+    FUNCTION = "go"
+    CATEGORY = "legacy/math"
+    CALLS = []
+
+    @classmethod
+    def IS_CHANGED(cls, **kw):
+        cls.CALLS.append(sorted(kw))
+        return "same"
+
+    def go(self, a, mode, text, uid, f=1.0):
+        return {"ui": {"text": [text]}, "result": (a * 3 if mode == "mul" else a + 3, uid)}
+
+NODE_CLASS_MAPPINGS = {"MultiplyLegacy": MultiplyLegacy}
+NODE_DISPLAY_NAME_MAPPINGS = {"MultiplyLegacy": "Multiply (legacy)"}
+'''
+
+
+def test_comfyui_style_plugins_are_adapted(tmp_path, paths):
+    from engine.executor import Executor
+
+    _write(tmp_path / "plugins" / "legacy.py", LEGACY_PLUGIN)
+    reg = make_registry()
+    assert load_all(tmp_path / "plugins", registry=reg, builtin=False) == []
+    info = reg.get("MultiplyLegacy").object_info(paths)
+    assert info["input"]["required"] == {"a": ["INT", {"default": 2, "min": 0, "max": 100, "step": 1}],
+                                         "mode": [["mul", "add"], {}],
+                                         "text": ["STRING", {"multiline": True, "forceInput": True}]}
+    assert info["input"]["optional"] == {"f": ["FLOAT", {"default": 1.5, "step": 0.5}]}
+    assert info["input"]["hidden"] == {"uid": "UNIQUE_ID"}
+    assert info["output_name"] == ["product", "who"] and info["display_name"] == "Multiply (legacy)"
+    assert info["python_module"] == "custom_nodes.legacy" and info["category"] == "legacy/math"
+    prompt = {"1": {"class_type": "StubString", "inputs": {"text": "hi"}},
+              "7": {"class_type": "MultiplyLegacy", "inputs": {"a": 4, "mode": "mul", "text": ["1", 0]}},
+              "8": {"class_type": "StubOutput", "inputs": {"value": ["7", 0], "extra": ["7", 1]}},
+              "9": {"class_type": "StubOutput", "inputs": {"value": ["7", 1]}}}
+    res = Executor(reg, paths).execute(prompt)
+    assert res.status == "success", res.error
+    assert res.outputs["8"] == {"text": ["12"]} and res.outputs["7"] == {"text": ["hi"]}
+    assert res.outputs["9"] == {"text": ['"7"']}  # the hidden UNIQUE_ID reached the function
+    legacy_cls = reg.get("MultiplyLegacy").cls.LEGACY_CLASS
+    assert legacy_cls.CALLS == [["a", "mode"]]  # IS_CHANGED saw the literal inputs
