@@ -305,3 +305,167 @@ def validation_error_and_undo(page, ids: dict, artifacts_dir: Path) -> None:
     assert len(graph(page)["links"]) == n_links - 1   # nothing left to redo
     page.keyboard.press("Control+z")
     assert len(graph(page)["links"]) == n_links
+
+
+# -- editing ---------------------------------------------------------------------------------------
+def stub_doc(*, seconds: float = 0.0, steps: int = 1, fail: bool = False) -> dict:
+    """LgConst → LgSlow → (LgFail →) LgSave as a native document (server_helpers' stub nodes)."""
+    def node(nid, typ, x, widgets):
+        return {"id": nid, "type": typ, "title": typ, "pos": [x, 60], "size": [240, 0], "color": None,
+                "mode": "normal", "widgets": widgets, "controls": {}, "converted": []}
+    nodes = [node("1", "LgConst", 20, {"value": 5}), node("2", "LgSlow", 300, {"seconds": seconds, "steps": steps}),
+             node("3", "LgSave", 860, {"filename_prefix": "stub"})]
+    links = [{"id": 1, "from": ["1", 0], "to": ["2", "value"], "type": "LG_INT"}]
+    if fail:
+        nodes.append(node("4", "LgFail", 580, {"message": "stub failure for the test"}))
+        links += [{"id": 2, "from": ["2", 0], "to": ["4", "value"], "type": "LG_INT"},
+                  {"id": 3, "from": ["4", 0], "to": ["3", "value"], "type": "LG_INT"}]
+    else:
+        links.append({"id": 2, "from": ["2", 0], "to": ["3", "value"], "type": "LG_INT"})
+    return {"format": "latentgraph", "version": 1, "nodes": nodes, "links": links, "groups": [],
+            "view": {"scale": 1, "offset": [0, 0]}}
+
+
+def load(page, doc: dict) -> None:
+    page.evaluate("(doc) => window.latentgraph.loadGraph(doc)", doc)
+
+
+def test_editing_tools(page, artifacts_dir):
+    load(page, stub_doc())
+    view0 = graph(page)["view"]
+    box = canvas_box(page)
+    page.mouse.move(box["x"] + 600, box["y"] + 500)          # pan by dragging the empty canvas
+    page.mouse.down()
+    page.mouse.move(box["x"] + 650, box["y"] + 530, steps=4)
+    page.mouse.up()
+    v = graph(page)["view"]
+    assert [round(v["offset"][0] - view0["offset"][0]), round(v["offset"][1] - view0["offset"][1])] == [50, 30]
+    page.mouse.wheel(0, -300)                                 # zoom in around the cursor
+    page.wait_for_function(f"() => window.latentgraph.getGraph().view.scale > {v['scale']}")
+    page.locator("[data-action='fit']").click()
+
+    page.locator("[data-action='add-node']").click()          # palette by button + keyboard
+    page.locator("[data-palette-search]").fill("empty latent")
+    page.keyboard.press("Enter")
+    assert page.locator(".lg-node[data-type='EmptyLatentImage']").count() == 1
+
+    n1, n2 = page.locator(".lg-node[data-id='1']"), page.locator(".lg-node[data-id='2']")
+    n1.locator(".lg-node-title").click()                       # shift-click adds to the selection
+    n2.locator(".lg-node-title").click(modifiers=["Shift"])
+    assert page.locator(".lg-node.lg-selected").count() == 2
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")
+    doc = graph(page)
+    assert len(doc["nodes"]) == 6 and len(doc["links"]) == 3   # the 1→2 link is copied too
+    assert page.locator(".lg-node.lg-selected").count() == 2
+    page.keyboard.press("Delete")
+    assert len(graph(page)["nodes"]) == 4
+
+    page.locator(".lg-canvas").click(position={"x": 5, "y": 5})  # box select (Ctrl+drag) nodes 1 and 2
+    a, b = n1.bounding_box(), n2.bounding_box()
+    page.keyboard.down("Control")
+    page.mouse.move(a["x"] - 10, a["y"] - 10)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] + 5, max(a["y"] + a["height"], b["y"] + b["height"]) + 5, steps=5)
+    page.mouse.up()
+    page.keyboard.up("Control")
+    assert {e.get_attribute("data-id") for e in page.locator(".lg-node.lg-selected").all()} == {"1", "2"}
+
+    page.keyboard.press("Control+g")                           # group them, then drag the group
+    group = page.locator(".lg-group-title").first
+    before = {n["id"]: n["pos"] for n in graph(page)["nodes"]}
+    gx, gy = centre(group)
+    page.mouse.move(gx, gy)
+    page.mouse.down()
+    page.mouse.move(gx + 40, gy + 60, steps=5)
+    page.mouse.up()
+    after = {n["id"]: n["pos"] for n in graph(page)["nodes"]}
+    scale = graph(page)["view"]["scale"]
+    for nid in ("1", "2"):
+        assert abs((after[nid][0] - before[nid][0]) * scale - 40) < 2.5   # positions are whole units
+        assert abs((after[nid][1] - before[nid][1]) * scale - 60) < 2.5
+    assert after["3"] == before["3"]
+    assert len(graph(page)["groups"]) == 1
+    page.keyboard.press("Control+m")                           # mute the selection
+    assert page.locator(".lg-node[data-mode='muted']").count() == 2
+    shot(page, artifacts_dir, "editing")
+    assert page.lg_errors == []
+
+
+def test_widget_conversion_and_image_upload(page, server, artifacts_dir):
+    page.locator("[data-action='clear']").click()
+    box = canvas_box(page)
+    nid = add_node(page, "load image", "LoadImage", (60, 60))
+    node = page.locator(f".lg-node[data-id='{nid}']")
+    from PIL import Image
+
+    path = Path(server.base) / "upload_me.png"
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(path)
+    node.locator("[data-upload='image']").set_input_files(str(path))
+    thumb = node.locator("img[data-thumb='image']")
+    thumb.wait_for()
+    page.wait_for_function("(id) => { const i = document.querySelector(`.lg-node[data-id='${id}'] img[data-thumb]`);"
+                           " return i && i.complete && i.naturalWidth === 32; }", arg=nid)
+    assert node.locator("[data-widget='image'] select").input_value() == "upload_me.png"
+    assert "upload_me.png" in thumb.get_attribute("src")
+
+    ks = add_node(page, "ksampler", "KSampler", (420, 60))
+    ks_node = page.locator(f".lg-node[data-id='{ks}']")
+    ks_node.locator("[data-convert='steps']").click()
+    assert ks_node.locator("[data-input='steps']").count() == 1
+    assert ks_node.locator("[data-widget='steps']").count() == 0
+    assert "steps" in next(n for n in graph(page)["nodes"] if n["id"] == ks)["converted"]
+    ks_node.locator("[data-unconvert='steps']").click()
+    assert ks_node.locator("[data-widget='steps'] input").input_value() == "20"
+    field = ks_node.locator("[data-widget='cfg'] input[type='number']")
+    field.fill("250")
+    field.blur()
+    assert field.input_value() == "100"                          # max enforced
+    denoise = ks_node.locator("[data-widget='denoise'] input[type='range']")
+    assert denoise.count() == 1                                  # float in [0, 1] → slider
+    del box
+    shot(page, artifacts_dir, "widgets")
+
+
+def test_run_panel_progress_preview_cancel_and_errors(page, artifacts_dir):
+    load(page, stub_doc(seconds=3.0, steps=12))
+    page.locator("[data-field='batch-count']").fill("2")
+    page.locator("[data-action='queue']").click()
+    slow = page.locator(".lg-node[data-id='2']")
+    slow.locator(".lg-preview[data-live='1']").wait_for(timeout=WAIT_MS)   # binary WS preview frame
+    page.wait_for_function("() => /step \\d+\\/12/.test(document.querySelector('.lg-progress-text').textContent)")
+    assert "lg-running" in slow.get_attribute("class")
+    page.locator(".lg-queue-item[data-state='pending']").wait_for()
+    assert page.locator(".lg-queue-item").count() == 2
+    shot(page, artifacts_dir, "running")
+    page.locator(".lg-queue-item[data-state='pending'] [data-cancel]").click()
+    page.wait_for_function("() => !document.querySelector(\".lg-queue-item[data-state='pending']\")")
+    page.locator("[data-action='interrupt']").click()
+    page.locator("[data-run-status]", has_text="Interrupted").wait_for(timeout=WAIT_MS)
+    page.wait_for_function("() => !document.querySelector('.lg-queue-item')")
+
+    page.locator("[data-field='batch-count']").fill("1")
+    load(page, stub_doc(fail=True))
+    page.locator("[data-action='queue']").click()
+    failed = page.locator(".lg-node[data-id='4'].lg-error")
+    failed.wait_for(timeout=WAIT_MS)
+    assert "stub failure for the test" in failed.locator(".lg-node-messages").inner_text()
+    page.locator(".lg-toast[data-toast='error']", has_text="stub failure").first.wait_for()
+    assert page.locator(".lg-node[data-id='1'].lg-done, .lg-node[data-id='1'].lg-cached").count() == 1
+    shot(page, artifacts_dir, "runtime-error")
+    assert page.lg_errors == []
+
+
+def test_server_errors_never_leave_the_page_stuck(page, artifacts_dir):
+    load(page, stub_doc())
+    page.route("**/lg/queue", lambda route: route.fulfill(status=500, body="boom"))
+    page.locator("[data-action='queue']").click()
+    page.locator(".lg-toast[data-toast='error']", has_text="500").first.wait_for()
+    assert page.locator("[data-action='queue']").is_enabled()
+    page.unroute("**/lg/queue")
+    page.route("**/lg/import", lambda route: route.abort())
+    ui_file_drop(page, "x.json", "{}")
+    page.locator(".lg-toast[data-toast='error']", has_text="Cannot open x.json").first.wait_for()
+    page.unroute("**/lg/import")
+    assert len(graph(page)["nodes"]) == 3
+    shot(page, artifacts_dir, "server-error")
