@@ -87,8 +87,11 @@ class LoraMatch:
     unmatched: list[str] = field(default_factory=list)
 
 
-def _group(lora_sd: dict[str, Tensor]) -> tuple[dict[str, dict[str, Tensor]], list[str]]:
+def _group(lora_sd: dict[str, Tensor]
+           ) -> tuple[dict[str, dict[str, Tensor]], dict[str, list[str]], list[str]]:
+    """(module key → {role: tensor}, module key → its file keys, keys of no known form)."""
     groups: dict[str, dict[str, Tensor]] = {}
+    owners: dict[str, list[str]] = {}
     unknown: list[str] = []
     for key, value in lora_sd.items():
         parsed = split_lora_key(key)
@@ -96,7 +99,8 @@ def _group(lora_sd: dict[str, Tensor]) -> tuple[dict[str, dict[str, Tensor]], li
             unknown.append(key)
         else:
             groups.setdefault(parsed[0], {})[parsed[1]] = value
-    return groups, unknown
+            owners.setdefault(parsed[0], []).append(key)
+    return groups, owners, unknown
 
 
 def _make_patch(parts: dict[str, Tensor]) -> object | None:
@@ -143,7 +147,7 @@ def lora_patches(lora_sd: dict[str, Tensor], *, unet_params=None, te_params=None
     res_blocks = unet_config.num_res_blocks if unet_config is not None else None
     u_lookup = unet_lookup(unet_shapes, levels, res_blocks) if unet_shapes else {}
     t_lookup = te_lookup({s: list(v) for s, v in te_shapes.items()})
-    groups, unknown = _group(lora_sd)
+    groups, owners, unknown = _group(lora_sd)
     match = LoraMatch(unmatched=unknown)
     for module_key, parts in groups.items():
         patch = _make_patch(parts)
@@ -158,7 +162,7 @@ def lora_patches(lora_sd: dict[str, Tensor], *, unet_params=None, te_params=None
             if _fits(patch, te_shapes[slot].get(name)):
                 match.te[f"{slot}.{name}"], target = patch, name
         if target is None:
-            match.unmatched += [k for k in lora_sd if (split_lora_key(k) or ("",))[0] == module_key]
+            match.unmatched += owners[module_key]
     match.unmatched.sort()
     return match
 

@@ -258,3 +258,34 @@ def test_tiny_lora_file_applies_to_tiny_checkpoint(tiny_dir):
     with m2.patched():
         assert not torch.equal(model.unet.get_parameter(name), before)
     assert torch.equal(model.unet.get_parameter(name), before)
+
+
+REAL_DIFFUSERS_CONFIGS = {
+    "sd15": ("SD15_UNET", dict(cross_attention_dim=768, attention_head_dim=8)),
+    "sdxl": ("SDXL_UNET", dict(
+        block_out_channels=(320, 640, 1280),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 2, 10), cross_attention_dim=2048,
+        attention_head_dim=(5, 10, 20), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816)),
+}
+
+
+@pytest.mark.parametrize("which", sorted(REAL_DIFFUSERS_CONFIGS))
+def test_real_size_map_covers_diffusers_unet_exactly(which):
+    """On the meta device (no memory): every diffusers UNet weight has exactly one LDM source of
+    the same shape — the map used for real kohya LoRAs of SD1.5 and SDXL."""
+    from diffusers import UNet2DConditionModel
+
+    import ldm.configs as configs
+
+    cfg_name, diffusers_kwargs = REAL_DIFFUSERS_CONFIGS[which]
+    with torch.device("meta"):
+        ours = dict(UNetModel(getattr(configs, cfg_name)).named_parameters())
+        theirs = dict(UNet2DConditionModel(**diffusers_kwargs).named_parameters())
+    mapping = ldm_to_diffusers(ours)
+    assert sorted(mapping.values()) == sorted(n[:-7] for n in theirs if n.endswith(".weight"))
+    for ldm_name, diff_name in mapping.items():
+        a, b = ours[ldm_name + ".weight"].shape, theirs[diff_name + ".weight"].shape
+        assert a[0] == b[0] and a.numel() == b.numel(), (ldm_name, a, diff_name, b)
