@@ -218,3 +218,28 @@ def test_websocket_needs_token(token_server):
             assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "status"
 
     asyncio.run(run())
+
+
+def test_cross_origin_and_dns_rebinding_refused(server):
+    """A web page elsewhere (or a rebound DNS name) must not drive the local server."""
+    here = f"http://127.0.0.1:{server.port}"
+    with httpx.Client(base_url=server.url, timeout=30.0) as c:
+        evil = c.post("/prompt", json={"prompt": stub_graph(1)}, headers={"Origin": "http://evil.example"})
+        assert evil.status_code == 403 and evil.json()["error"]["type"] == "forbidden_origin"
+        assert c.get("/queue", headers={"Origin": "null"}).status_code == 403
+        rebound = c.get("/system_stats", headers={"Host": f"evil.example:{server.port}"})
+        assert rebound.status_code == 403
+        same = c.get("/system_stats", headers={"Origin": here})
+        assert same.status_code == 200
+        alias = c.get("/system_stats", headers={"Origin": f"http://localhost:{server.port}",
+                                                "Host": f"localhost:{server.port}"})
+        assert alias.status_code == 200
+
+    async def ws_check() -> None:
+        with pytest.raises(InvalidStatus):
+            async with websockets.connect(server.ws_url("x"), origin="http://evil.example"):
+                pass
+        async with websockets.connect(server.ws_url("x"), origin=here) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "status"
+
+    asyncio.run(ws_check())

@@ -138,6 +138,51 @@ class TokenAuthMiddleware:
         return wrapped
 
 
+def _split_host(value: str) -> tuple[str, str]:
+    """``host:port`` (or ``[v6]:port``) → (lower-case host with loopback names unified, port)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = value.partition(":")
+    return ("loopback" if host in LOCAL_HOSTS else host), port
+
+
+class OriginCheckMiddleware:
+    """Refuse cross-site requests and DNS rebinding, the two ways a web page reaches a local server.
+
+    A request whose ``Origin`` names another site than its ``Host`` is refused (a page elsewhere could
+    otherwise queue jobs, upload files or read the WebSocket); with ``loopback_only`` the ``Host``
+    itself must be a loopback name, so a rebound DNS name cannot pose as same-origin.
+    """
+
+    def __init__(self, app: Any, loopback_only: bool = False) -> None:
+        self.app, self.loopback_only = app, loopback_only
+
+    def _refusal(self, scope: dict) -> str | None:
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.loopback_only and host and _split_host(host)[0] != "loopback":
+            return f"host {host!r} is not allowed (the server listens on loopback only)"
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if origin and host:
+            netloc = origin.split("://", 1)[-1].split("/", 1)[0]
+            if origin == "null" or _split_host(netloc) != _split_host(host):
+                return f"cross-origin request from {origin!r} refused"
+        return None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        reason = self._refusal(scope) if scope["type"] in ("http", "websocket") else None
+        if reason is None:
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await _send_json(send, 403, _error_body("forbidden_origin", reason))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Every error is JSON; unexpected ones are logged with their traceback, answered without it."""
 
@@ -162,10 +207,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None = None,
-               executor: Any = None, start_queue: bool = True, editor: bool = True) -> FastAPI:
+               executor: Any = None, start_queue: bool = True, editor: bool = True,
+               loopback_only: bool = False) -> FastAPI:
     """The FastAPI app: API at ``/`` and ``/api``, ``/ws``, ``/lg-static``, editor at ``/`` (last).
 
-    With ``start_queue`` the app starts the queue's worker on start-up and stops it on shutdown.
+    With ``start_queue`` the app starts the queue's worker on start-up and stops it on shutdown;
+    ``loopback_only`` (set by ``serve`` when bound to 127.0.0.1) refuses non-loopback Host headers.
     """
     hub = WsHub(queue.queue_remaining)
     api = Api(paths, queue, registry, executor)
@@ -197,6 +244,7 @@ def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None 
     app.add_middleware(BodyLimitMiddleware)
     if auth_token:
         app.add_middleware(TokenAuthMiddleware, token=auth_token)
+    app.add_middleware(OriginCheckMiddleware, loopback_only=loopback_only)  # outermost: runs first
     if editor:
         _mount_editor(app, paths, queue, registry)
     return app
@@ -279,7 +327,8 @@ def serve(args: Any) -> None:
     if warning:
         print(warning, file=sys.stderr, flush=True)
     paths, registry, executor, queue = build_services(args)
-    app = create_app(paths, queue, registry, auth_token=token, executor=executor)
+    app = create_app(paths, queue, registry, auth_token=token, executor=executor,
+                     loopback_only=host in LOCAL_HOSTS)
     print(f"[latentgraph] serving on http://{host}:{port}/", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, ws="websockets-sansio", log_level="warning",
                 timeout_graceful_shutdown=5)
