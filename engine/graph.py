@@ -192,7 +192,9 @@ def _validate(prompt: dict, registry: Any, paths: Any, targets: Any) -> Validati
         first = st.top[0]
         error = {**first, "extra_info": dict(first["extra_info"])}
     elif not valid:
-        details = "; ".join(lines[:20])
+        # ComfyUI's details: one "message: details" line per error.
+        details = "\n".join(f"{e['message']}: {e['details']}" for entry in node_errors.values()
+                             for e in entry["errors"])
         error = _top_error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
     ok = error is None and bool(valid)
     warnings = [w for nid, c in st.checks.items() if nid in in_branches for w in c.warnings]
