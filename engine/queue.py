@@ -26,6 +26,7 @@ from engine.store import (CANCELLED, ERROR, INTERRUPTED, PENDING, RUNNING, SUCCE
 log = logging.getLogger(__name__)
 
 RESTART_MESSAGE = "interrupted by a server restart"
+MAX_HISTORY = 10000  # ComfyUI's history size; older finished jobs are forgotten
 Listener = Callable[[str, Any, "str | None"], None]
 
 __all__ = ["JobQueue", "RESTART_MESSAGE", "PENDING", "RUNNING", "SUCCESS", "ERROR", "INTERRUPTED",
@@ -64,7 +65,8 @@ def _restart_failure(job: Job) -> tuple[list, dict]:
 class JobQueue:
     """Jobs in SQLite, one worker thread, ComfyUI-shaped queue and history views."""
 
-    def __init__(self, db_path: str | Path, executor: Any) -> None:
+    def __init__(self, db_path: str | Path, executor: Any, max_history: int = MAX_HISTORY) -> None:
+        self.max_history = max_history
         self.store = JobStore(db_path)
         self.executor = executor
         self._counter = Counter(self.store.max_abs_number() + 1)
@@ -260,7 +262,7 @@ class JobQueue:
             status = ERROR
         try:
             self.store.finish(job.prompt_id, status=status, outputs=outputs, messages=messages,
-                              error=error, timings=timings)
+                              error=error, timings=timings, keep=self.max_history)
         except Exception:  # the row stays 'running'; the next start() records it as failed
             log.exception("cannot record the result of job %s", job.prompt_id)
         self._queue_changed()

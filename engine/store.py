@@ -180,8 +180,9 @@ class JobStore:
         return self._tx(do)
 
     def finish(self, prompt_id: str, *, status: str, outputs: dict, messages: list,
-               error: dict | None, timings: dict) -> None:
-        """Record a job's end state; ``done_seq`` orders the history by completion."""
+               error: dict | None, timings: dict, keep: int | None = None) -> None:
+        """Record a job's end state; ``done_seq`` orders the history by completion. With ``keep``,
+        the oldest finished jobs beyond the newest ``keep`` go in the same transaction."""
         def do(conn: sqlite3.Connection) -> None:
             seq = conn.execute("SELECT COALESCE(MAX(done_seq), 0) + 1 AS s FROM jobs").fetchone()["s"]
             conn.execute(
@@ -189,6 +190,8 @@ class JobStore:
                 " done_seq=? WHERE prompt_id=?",
                 (status, _dumps(outputs), _dumps(messages), _dumps(error), _dumps(timings),
                  time.time(), seq, prompt_id))
+            if keep is not None:
+                _trim(conn, keep)
         self._tx(do)
 
     def fail_running(self, make_messages) -> list[str]:
@@ -251,6 +254,17 @@ class JobStore:
         sql = f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY done_seq DESC LIMIT ? OFFSET ?"
         rows = self._query(sql, (*FINISHED, -1 if limit is None else int(limit), max(0, int(offset))))
         return [_row_to_job(r) for r in reversed(rows)]
+
+
+def _trim(conn: sqlite3.Connection, keep: int) -> int:
+    """Delete finished jobs older than the newest ``keep`` (ComfyUI keeps 10,000)."""
+    marks = ",".join("?" * len(FINISHED))
+    row = conn.execute(f"SELECT done_seq FROM jobs WHERE status IN ({marks}) ORDER BY done_seq DESC"
+                       " LIMIT 1 OFFSET ?", (*FINISHED, max(0, int(keep)))).fetchone()
+    if row is None:
+        return 0
+    return conn.execute(f"DELETE FROM jobs WHERE status IN ({marks}) AND done_seq <= ?",
+                        (*FINISHED, row["done_seq"])).rowcount
 
 
 class Counter:

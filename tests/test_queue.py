@@ -308,3 +308,16 @@ def test_unserialisable_ui_values_are_still_recorded(tmp_path):
         assert queue.history_item(pid)[pid]["outputs"] == {"1": {"file": [repr(Path("a.png"))]}}
     finally:
         queue.close()
+
+
+def test_history_keeps_only_the_newest_max_history_jobs(tmp_path):
+    ex = FakeExecutor()
+    queue = JobQueue(tmp_path / "h.db", ex, max_history=3)
+    ids = [queue.submit({"i": i})[0] for i in range(5)]
+    queue.start()
+    try:
+        assert wait_until(lambda: len(ex.ran) == 5 and queue.queue_remaining() == 0)
+        assert list(queue.history()) == ids[2:]
+        assert queue.job(ids[0]) is None
+    finally:
+        queue.close()
