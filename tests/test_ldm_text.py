@@ -350,3 +350,10 @@ def test_weighted_embedding(sd1_sd, emb_dir):
     weighted = enc.encode("a (embedding:style:1.5) cat")[0]
     assert (weighted[:, 2:4] - plain[:, 2:4]).abs().max() > 1e-3
     torch.testing.assert_close(weighted[:, :2], plain[:, :2], atol=1e-6, rtol=0)
+
+
+def test_heads_rule_matches_real_encoders_and_tiny_files_follow_it():
+    assert [heads_for_width(w) for w in (768, 1024, 1280)] == [12, 16, 20]
+    assert [heads_for_width(w) for w in (32, 48, 64)] == [4, 4, 4]
+    with pytest.raises(ValueError):
+        text_encoder_state_dict("sd1", width=32, layers=1, heads=2)
