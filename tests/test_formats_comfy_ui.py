@@ -297,3 +297,9 @@ def test_legacy_group_node_gets_a_clear_warning(reg):
     assert ui_to_prompt(workflow, reg, warnings) == {
         "1": {"class_type": "workflow>My group", "inputs": {}, "_meta": {"title": "workflow>My group"}}}
     assert "group node" in warnings[0]
+
+
+def test_unhashable_widget_values_do_not_break_the_layout_check(reg):
+    nd = reg.get("KSampler")
+    values, controls = widget_values({"widgets_values": [5, {"x": 1}, 20, [1, 2], "euler", "normal", 1]}, nd)
+    assert values["seed"] == 5 and controls == {}  # no control slot recognised; nothing raised

@@ -36,7 +36,7 @@ def is_ui_workflow(obj: Any) -> bool:
 
 
 def _is_control(value: Any) -> bool:
-    return isinstance(value, bool) or value in CONTROL_VALUES
+    return isinstance(value, bool) or (isinstance(value, str) and value in CONTROL_VALUES)
 
 
 # -- positional widget values ----------------------------------------------------------------
