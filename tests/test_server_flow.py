@@ -47,7 +47,7 @@ def _of(frames: list, kind: str, prompt_id: str | None = None) -> list[dict]:
 
 
 async def _submit_and_collect(server, client, graph: dict, *, prompt_id: str | None = None,
-                              on_frame=None, timeout: float = 60.0) -> tuple[str, list]:
+                              extra_data: dict | None = None, timeout: float = 60.0) -> tuple[str, list]:
     """Connect a WS client, submit the graph as that client and read until completion."""
     cid = uuid.uuid4().hex
     pid = prompt_id or uuid.uuid4().hex
@@ -55,7 +55,7 @@ async def _submit_and_collect(server, client, graph: dict, *, prompt_id: str | N
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert hello["type"] == "status" and hello["data"]["sid"] == cid
         r = await asyncio.to_thread(client.post, "/prompt", json={"prompt": graph, "client_id": cid,
-                                                                   "prompt_id": pid})
+                                                                   "prompt_id": pid, "extra_data": extra_data or {}})
         assert r.status_code == 200, r.text
         frames = await collect_until_done(ws, pid, timeout)
     return pid, frames
@@ -229,6 +229,22 @@ def test_queue_routes_and_api_prefix(server, client):
     assert client.get(f"/history/{blocker['prompt_id']}").json() == {}
 
 
+def test_partial_execution_targets_and_extra_data(server, client):
+    graph = stub_graph(77, prefix="target_a")
+    graph["5"] = {"class_type": "LgSave", "inputs": {"value": ["1", 0], "filename_prefix": "target_b"}}
+    extra = {"extra_pnginfo": {"workflow": {"nodes": [], "links": []}}}
+    r = client.post("/prompt", json={"prompt": graph, "partial_execution_targets": ["5"],
+                                     "extra_data": extra, "number": 12345.5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    hist = wait_history(client, body["prompt_id"])
+    assert list(hist["outputs"]) == ["5"]
+    assert hist["prompt"][0] == 12345.5 and hist["prompt"][4] == ["5"]
+    assert hist["prompt"][3]["extra_pnginfo"] == extra["extra_pnginfo"]
+    bad = client.post("/prompt", json={"prompt": graph, "partial_execution_targets": "5"})
+    assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_prompt"
+
+
 def test_fifty_concurrent_clients(server):
     """50 clients submit and poll at once; every job runs exactly once and the queue drains."""
     def one(i: int) -> tuple[str, int, str]:
@@ -306,11 +322,14 @@ def test_tiny_model_txt2img_flow(tmp_path, request):
             pytest.skip(f"real nodes missing: {sorted(needed - set(info))}")
         assert "tiny_sd1.safetensors" in info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
         t0 = time.monotonic()
-        pid, frames = asyncio.run(_submit_and_collect(srv, c, tiny_sd_graph(), timeout=240))
+        pid, frames = asyncio.run(_submit_and_collect(srv, c, tiny_sd_graph(), timeout=240,
+                                                      extra_data={"extra_pnginfo": {"workflow": {"v": 1}}}))
         assert "execution_success" in _types(frames), [f for f in frames if isinstance(f, dict)][-3:]
         assert {d["node"] for d in _of(frames, "executing", pid)} >= {"4", "3", "8", "9", None}
         assert len(_of(frames, "progress", pid)) >= 2
         image = wait_history(c, pid)["outputs"]["9"]["images"][0]
         r = c.get("/view", params=image)
-        assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (64, 64)
+        png = Image.open(io.BytesIO(r.content))
+        assert r.status_code == 200 and png.size == (64, 64)
+        assert json.loads(png.text["workflow"]) == {"v": 1} and "9" in json.loads(png.text["prompt"])
         print(f"tiny txt2img end-to-end {time.monotonic() - t0:.2f}s")

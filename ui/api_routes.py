@@ -261,6 +261,14 @@ def system_stats() -> dict:
 def api_router(api: Api) -> APIRouter:
     """The JSON routes; included once at ``/`` and once under ``/api``."""
     r = APIRouter()
+    _add_job_routes(r, api)
+    _add_info_routes(r, api)
+    _add_probe_routes(r)
+    return r
+
+
+def _add_job_routes(r: APIRouter, api: Api) -> None:
+    """/prompt, /queue, /history, /interrupt: submitting and inspecting jobs."""
     th = run_in_threadpool
 
     @r.post("/prompt")
@@ -294,6 +302,15 @@ def api_router(api: Api) -> APIRouter:
     async def post_history(request: Request) -> dict:
         return await th(api.history_post, await read_json(request))
 
+    @r.post("/interrupt")
+    async def post_interrupt(request: Request) -> dict:
+        return await th(api.interrupt, await read_json(request, allow_empty=True))
+
+
+def _add_info_routes(r: APIRouter, api: Api) -> None:
+    """/object_info, /system_stats, /free, /embeddings, /models: what clients read to build graphs."""
+    th = run_in_threadpool
+
     @r.get("/object_info")
     async def object_info() -> dict:
         return await th(api.object_info)
@@ -305,10 +322,6 @@ def api_router(api: Api) -> APIRouter:
     @r.get("/system_stats")
     async def get_system_stats() -> dict:
         return await th(system_stats)
-
-    @r.post("/interrupt")
-    async def post_interrupt(request: Request) -> dict:
-        return await th(api.interrupt, await read_json(request, allow_empty=True))
 
     @r.post("/free")
     async def post_free(request: Request) -> dict:
@@ -325,9 +338,6 @@ def api_router(api: Api) -> APIRouter:
     @r.get("/models/{folder}")
     async def get_models_folder(folder: str) -> list:
         return await th(api.models, folder)
-
-    _add_probe_routes(r)
-    return r
 
 
 def _add_probe_routes(r: APIRouter) -> None:
