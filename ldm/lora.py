@@ -69,6 +69,50 @@ class LoraPatch:
 
 
 @dataclass(frozen=True)
+class LohaPatch:
+    """LyCORIS LoHa: Hadamard product ``(w1a @ w1b) ⊙ (w2a @ w2b) · alpha/rank``."""
+
+    w1a: Tensor
+    w1b: Tensor
+    w2a: Tensor
+    w2b: Tensor
+    alpha: float | None = None
+
+    def delta(self, shape: torch.Size) -> Tensor:
+        scale = 1.0 if self.alpha is None else self.alpha / self.w1b.shape[0]
+        w1 = self.w1a.float() @ self.w1b.float().flatten(1)
+        w2 = self.w2a.float() @ self.w2b.float().flatten(1)
+        return (w1 * w2 * scale).reshape(shape)
+
+    def target_size(self) -> tuple[int, int]:
+        return self.w1a.shape[0], self.w1a.shape[0] * self.w1b[0].numel()
+
+
+@dataclass(frozen=True)
+class LokrPatch:
+    """LyCORIS LoKr: Kronecker product ``w1 ⊗ w2`` (each factor full or low-rank ``a @ b``).
+
+    The alpha/rank scale applies only when a factor is low-rank (rank = that factor's inner size),
+    otherwise the product is used as stored.
+    """
+
+    w1: Tensor
+    w2: Tensor
+    rank: int | None = None
+    alpha: float | None = None
+
+    def delta(self, shape: torch.Size) -> Tensor:
+        scale = 1.0 if self.alpha is None or self.rank is None else self.alpha / self.rank
+        w1, w2 = self.w1.float(), self.w2.float()
+        if w2.dim() == 4 and w1.dim() == 2:
+            w1 = w1[:, :, None, None]
+        return (torch.kron(w1, w2) * scale).reshape(shape)
+
+    def target_size(self) -> tuple[int, int]:
+        return self.w1.shape[0] * self.w2.shape[0], self.w1.numel() * self.w2.numel()
+
+
+@dataclass(frozen=True)
 class DiffPatch:
     """A stored full difference (LyCORIS ``.diff``)."""
 
@@ -104,12 +148,27 @@ def _group(lora_sd: dict[str, Tensor]
 
 
 def _make_patch(parts: dict[str, Tensor]) -> object | None:
+    """The patch described by one module's tensors; None for forms not supported (e.g. Tucker
+    ``lora_mid`` / ``hada_t1``), whose keys are then reported as unmatched."""
+    alpha = float(parts["alpha"]) if "alpha" in parts else None
     if "diff" in parts:
         return DiffPatch(parts["diff"])
     if "up" in parts and "down" in parts and "mid" not in parts:
-        alpha = float(parts["alpha"]) if "alpha" in parts else None
         return LoraPatch(parts["up"], parts["down"], alpha)
-    return None
+    hada = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")
+    if all(k in parts for k in hada):
+        return LohaPatch(*(parts[k] for k in hada), alpha=alpha)
+    factors, rank = [], None
+    for i in ("1", "2"):
+        if f"lokr_w{i}" in parts:
+            factors.append(parts[f"lokr_w{i}"])
+        elif f"lokr_w{i}_a" in parts and f"lokr_w{i}_b" in parts:
+            a, b = parts[f"lokr_w{i}_a"].float(), parts[f"lokr_w{i}_b"].float()
+            rank = rank or int(b.shape[0])
+            factors.append((a @ b.flatten(1)).reshape(a.shape[0], *b.shape[1:]))
+        else:
+            return None
+    return LokrPatch(factors[0], factors[1], rank, alpha)
 
 
 def _shapes(params) -> dict[str, torch.Size | None]:
@@ -126,6 +185,9 @@ def _fits(patch: object, shape: torch.Size | None) -> bool:
         return True
     if isinstance(patch, DiffPatch):
         return patch.diff.numel() == shape.numel()
+    if isinstance(patch, (LohaPatch, LokrPatch)):
+        rows, numel = patch.target_size()
+        return rows == shape[0] and numel == shape.numel()
     out_features = patch.up.shape[0]
     in_numel = patch.down[0].numel()
     return out_features == shape[0] and out_features * in_numel == shape.numel()

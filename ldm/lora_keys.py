@@ -149,11 +149,17 @@ _SUFFIXES = (
     (".lora.up.weight", "up"), (".lora.down.weight", "down"),
     ("_lora.up.weight", "up"), ("_lora.down.weight", "down"),
     (".alpha", "alpha"), (".diff", "diff"),
+    (".hada_w1_a", "hada_w1_a"), (".hada_w1_b", "hada_w1_b"),
+    (".hada_w2_a", "hada_w2_a"), (".hada_w2_b", "hada_w2_b"),
+    (".lokr_w1_a", "lokr_w1_a"), (".lokr_w1_b", "lokr_w1_b"),
+    (".lokr_w2_a", "lokr_w2_a"), (".lokr_w2_b", "lokr_w2_b"),
+    (".lokr_w1", "lokr_w1"), (".lokr_w2", "lokr_w2"),
 )
 
 
 def split_lora_key(key: str) -> tuple[str, str] | None:
-    """(module key, role) of one LoRA tensor name, role in up/down/mid/alpha/diff; None if unknown.
+    """(module key, role) of one LoRA tensor name (role: up/down/mid/alpha/diff, or a LoHa/LoKr
+    factor name such as ``hada_w1_a``); None if the name has no known form.
 
     Normalises the diffusers attention-processor spelling (``attn1.processor.to_q_lora.up``) and
     peft's ``base_model.model.`` wrapper.

@@ -289,3 +289,25 @@ def test_real_size_map_covers_diffusers_unet_exactly(which):
     for ldm_name, diff_name in mapping.items():
         a, b = ours[ldm_name + ".weight"].shape, theirs[diff_name + ".weight"].shape
         assert a[0] == b[0] and a.numel() == b.numel(), (ldm_name, a, diff_name, b)
+
+
+def test_loha_and_lokr_deltas(sd1_unet):
+    params = dict(sd1_unet.named_parameters())
+    name = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"
+    target = "input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight"  # [32, 32]
+    w1a, w1b, w2a, w2b = torch.randn(32, 2), torch.randn(2, 32), torch.randn(32, 2), torch.randn(2, 32)
+    loha = {f"{name}.hada_w1_a": w1a, f"{name}.hada_w1_b": w1b, f"{name}.hada_w2_a": w2a,
+            f"{name}.hada_w2_b": w2b, f"{name}.alpha": torch.tensor(1.0)}
+    patch = lora_patches(loha, unet_params=params).unet[target]
+    torch.testing.assert_close(patch.delta(params[target].shape), (w1a @ w1b) * (w2a @ w2b) * 0.5)
+
+    k1, k2a, k2b = torch.randn(4, 2), torch.randn(8, 3), torch.randn(3, 16)
+    lokr = {f"{name}.lokr_w1": k1, f"{name}.lokr_w2_a": k2a, f"{name}.lokr_w2_b": k2b,
+            f"{name}.alpha": torch.tensor(6.0)}
+    patch = lora_patches(lokr, unet_params=params).unet[target]
+    expected = torch.kron(k1, k2a @ k2b) * (6.0 / 3)
+    torch.testing.assert_close(patch.delta(params[target].shape), expected)
+
+    tucker = {f"{name}.lora_up.weight": torch.randn(32, 2), f"{name}.lora_down.weight": torch.randn(2, 32),
+              f"{name}.lora_mid.weight": torch.randn(2, 2, 3, 3)}
+    assert lora_patches(tucker, unet_params=params).unmatched == sorted(tucker)
