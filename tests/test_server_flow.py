@@ -268,6 +268,30 @@ def test_fifty_concurrent_clients(server):
     assert {r[0] for r in results} <= set(history)
 
 
+def test_fifty_concurrent_websocket_clients(server):
+    """50 WS clients each submit and wait for their own completion; nobody sees another's events."""
+    async def one(i: int, http: httpx.AsyncClient) -> tuple[str, list]:
+        cid, pid = f"ws{i}-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+        async with websockets.connect(server.ws_url(cid), open_timeout=60) as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            assert hello["data"]["sid"] == cid
+            r = await http.post("/prompt", json={"prompt": stub_graph(150 + i, prefix=f"wsc{i}"),
+                                                 "client_id": cid, "prompt_id": pid})
+            assert r.status_code == 200, r.text
+            return pid, await collect_until_done(ws, pid, 120)
+
+    async def run() -> list:
+        limits = httpx.Limits(max_connections=50)
+        async with httpx.AsyncClient(base_url=server.url, timeout=60.0, limits=limits) as http:
+            return await asyncio.gather(*(one(i, http) for i in range(50)))
+
+    results = asyncio.run(run())
+    for pid, frames in results:
+        foreign = {f["data"].get("prompt_id") for f in frames if isinstance(f, dict) and f["type"] != "status"}
+        assert foreign == {pid}
+        assert "execution_success" in _types(frames)
+
+
 def test_upload_then_view_roundtrip(server, client):
     buf = io.BytesIO()
     Image.new("RGBA", (12, 10), (200, 10, 10, 128)).save(buf, format="PNG")
