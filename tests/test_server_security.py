@@ -243,3 +243,31 @@ def test_cross_origin_and_dns_rebinding_refused(server):
             assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "status"
 
     asyncio.run(ws_check())
+
+
+def test_unexpected_error_is_json_without_traceback(tmp_path):
+    """A bug behind a route answers 500 JSON naming the error, never a traceback page."""
+    from fastapi.testclient import TestClient
+
+    from engine.executor import Executor
+    from engine.paths import Paths
+    from engine.queue import JobQueue
+    from nodes.registry import Registry
+    from ui.server import create_app
+
+    class BrokenQueue(JobQueue):
+        def queue(self):
+            raise RuntimeError("store exploded")
+
+    paths = Paths(tmp_path / "m", tmp_path / "i", tmp_path / "o", tmp_path / "t", tmp_path / "u")
+    registry = Registry()
+    queue = BrokenQueue(tmp_path / "u" / "db.sqlite", Executor(registry, paths))
+    app = create_app(paths, queue, registry, editor=False, start_queue=False)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/queue")
+        assert r.status_code == 500
+        assert r.json()["error"] == {"type": "internal_error", "message": "RuntimeError: store exploded",
+                                     "details": "", "extra_info": {}}
+        assert "Traceback" not in r.text
+        assert c.get("/prompt").json() == {"exec_info": {"queue_remaining": 0}}
+    queue.close()
