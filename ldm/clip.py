@@ -167,6 +167,10 @@ class TextEncoder:
             raise ValueError("stop_at_clip_layer must be negative (-1 = last layer)")
         self.settings.clip_skip = stop_at_clip_layer
 
+    def set_a1111_brackets(self, enabled: bool) -> None:
+        """Option: ``[text]`` divides the weight by 1.1 as in A1111 (ComfyUI keeps it literal)."""
+        self.settings.brackets = bool(enabled)
+
     @property
     def embedding_dirs(self) -> list:
         return emb.default_dirs() if self.settings.embedding_dirs is None else self.settings.embedding_dirs

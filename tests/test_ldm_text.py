@@ -357,3 +357,23 @@ def test_heads_rule_matches_real_encoders_and_tiny_files_follow_it():
     assert [heads_for_width(w) for w in (32, 48, 64)] == [4, 4, 4]
     with pytest.raises(ValueError):
         text_encoder_state_dict("sd1", width=32, layers=1, heads=2)
+
+
+@pytest.mark.parametrize("name,family", [("tiny_sd1", "sd1"), ("tiny_sd2v", "sd2"),
+                                         ("tiny_sdxl", "sdxl"), ("tiny_sdxl_refiner", "sdxl_refiner")])
+def test_tiny_checkpoints_give_the_unet_its_context_width(tiny_dir, name, family):
+    from ldm.checkpoint import load_checkpoint
+
+    model, clip, _ = load_checkpoint(tiny_dir / "checkpoints" / f"{name}.safetensors",
+                                     output_vae=False)
+    cond, pooled = clip.encode("a (red:1.2) cube on a table")
+    assert clip.family == family
+    assert cond.shape == (1, 77, model.config.unet.context_dim) and cond.dtype == torch.float32
+    assert torch.isfinite(cond).all() and cond.std() > 0.1 and pooled.shape[0] == 1
+
+
+def test_a1111_brackets_option_is_per_clone(sd1):
+    a1111 = sd1.clone()
+    a1111.set_a1111_brackets(True)
+    assert [w for _, w in a1111.tokenize("a [cat]")[0][:3]] == [1.0, 1.0, pytest.approx(1 / 1.1)]
+    assert len([t for t, _ in sd1.tokenize("a [cat]")[0] if t not in (END_TOKEN,)]) > 3  # literal
