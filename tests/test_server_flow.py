@@ -83,6 +83,8 @@ def test_comfyui_client_flow_with_stub_nodes(server, client):
     on_disk = (server.dirs["output"] / image["subfolder"] / image["filename"]).read_bytes()
     assert r.content == on_disk
     assert Image.open(io.BytesIO(r.content)).getpixel((0, 0))[0] == 7
+    dup = client.post("/prompt", json={"prompt": graph, "prompt_id": pid})
+    assert dup.status_code == 400 and dup.json()["error"]["type"] == "invalid_prompt"
 
 
 def test_preview_frames_are_binary_jpeg(server, client):
