@@ -255,8 +255,12 @@ class TextEncoder:
         return groups
 
     def _lookup_embedding(self, slot: str, name: str) -> tuple[Tensor | None, str]:
-        """(vectors or None, leftover text) for ``embedding:name``; failures become warnings."""
-        warning = None
+        """(vectors or None, leftover text) for ``embedding:name``; failures become warnings.
+
+        As in ComfyUI, the leftover of ``embedding:foo,`` (the comma) is kept as text even when
+        ``foo`` does not exist; the missing name itself is dropped.
+        """
+        warning, leftover = None, ""
         for candidate, leftover in embedding_candidates(name):
             vectors, warning = emb.load_embedding(candidate, [*self.embedding_dirs],
                                                   self.specs[slot].embedding_key, self.shapes[slot].width)
@@ -264,7 +268,7 @@ class TextEncoder:
                 return vectors, leftover
         if warning and warning not in self.last_warnings:
             self.last_warnings.append(warning)
-        return None, ""
+        return None, leftover
 
     def _chunks(self, slot: str, text: str) -> list[Chunk]:
         """ComfyUI's chunking: start token, up to 75 tokens, end token, padding to 77.

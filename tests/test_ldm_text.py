@@ -377,3 +377,10 @@ def test_a1111_brackets_option_is_per_clone(sd1):
     a1111.set_a1111_brackets(True)
     assert [w for _, w in a1111.tokenize("a [cat]")[0][:3]] == [1.0, 1.0, pytest.approx(1 / 1.1)]
     assert len([t for t, _ in sd1.tokenize("a [cat]")[0] if t not in (END_TOKEN,)]) > 3  # literal
+
+
+def test_missing_embedding_before_comma_keeps_the_comma(sd1_sd, emb_dir):
+    enc = TextEncoder.from_checkpoint(sd1_sd)
+    enc.embedding_dirs = [emb_dir]
+    ids = [t for t, _ in enc.tokenize("embedding:nope, cat")[0][:4]]
+    assert ids == [START_TOKEN, 267, 2368, END_TOKEN] and enc.last_warnings
