@@ -109,14 +109,36 @@ def _eprint(*parts: Any) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
-def load_prompt(path: str) -> dict:
-    """The canonical prompt of a .json/.png file (native, ComfyUI API/UI, PNG chunks, A1111)."""
+def load_workflow(path: str) -> tuple[dict, dict | None]:
+    """(canonical prompt, editor/UI workflow or None) of a .json/.png file (native, ComfyUI API/UI,
+    PNG chunks, A1111)."""
     from engine.formats import load_any
 
     loaded = load_any(path)
     for warning in getattr(loaded, "warnings", None) or []:
         _eprint(f"warning: {warning}")
-    return loaded.prompt
+    return loaded.prompt, loaded.workflow
+
+
+def load_prompt(path: str) -> dict:
+    """The canonical prompt of a workflow file."""
+    return load_workflow(path)[0]
+
+
+def sync_native_widgets(doc: dict | None, prompt: dict) -> dict | None:
+    """After --set, a native document's widget values follow the prompt, so the PNG's `workflow`
+    chunk opens in the editor as exactly the graph that ran."""
+    if not isinstance(doc, dict) or doc.get("format") != "latentgraph":
+        return doc
+    doc = json.loads(json.dumps(doc))
+    for node in doc.get("nodes", []):
+        inputs = (prompt.get(str(node.get("id"))) or {}).get("inputs", {})
+        widgets = node.get("widgets") or {}
+        for name in list(widgets):
+            value = inputs.get(name)
+            if name in inputs and not (isinstance(value, list) and len(value) == 2):
+                widgets[name] = value
+    return doc
 
 
 def _find_node(prompt: dict, key: str) -> str:
@@ -152,7 +174,9 @@ def _prepare(args: argparse.Namespace) -> tuple[dict, Any, list[dict]]:
     errors = load_nodes(args.custom_nodes)
     for err in errors:
         _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
-    prompt = apply_sets(load_prompt(args.workflow), list(args.set or []))
+    prompt, workflow = load_workflow(args.workflow)
+    prompt = apply_sets(prompt, list(args.set or []))
+    args.workflow_doc = sync_native_widgets(workflow, prompt)
     return prompt, make_paths(args), errors
 
 
@@ -258,14 +282,15 @@ def _error_text(err: dict) -> str:
     return text
 
 
-def _execute_interruptible(executor: Any, prompt: dict, targets: Any, emit: Any) -> Any:
+def _execute_interruptible(executor: Any, prompt: dict, targets: Any, emit: Any,
+                           extra_data: dict | None = None) -> Any:
     """Runs in a worker thread so Ctrl-C becomes a clean interrupt instead of a traceback."""
     interrupt, done, box = threading.Event(), threading.Event(), {}
 
     def work() -> None:
         try:
             box["result"] = executor.execute(prompt, prompt_id=str(uuid.uuid4()), targets=targets,
-                                             emit=emit, interrupt=interrupt)
+                                             emit=emit, interrupt=interrupt, extra_data=extra_data)
         finally:
             done.set()
 
@@ -303,7 +328,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     for d in (paths.output_dir, paths.temp_dir):
         d.mkdir(parents=True, exist_ok=True)
     bars = _Bars(val.prompt, enabled=sys.stderr.isatty() and not args.json)
-    result = _execute_interruptible(Executor(REGISTRY, paths), prompt, args.target, bars)
+    workflow = getattr(args, "workflow_doc", None)
+    extra = {"extra_pnginfo": {"workflow": workflow}} if workflow else None
+    result = _execute_interruptible(Executor(REGISTRY, paths), prompt, args.target, bars, extra)
     files = _output_files(result, paths)
     if args.json:
         print(json.dumps({"status": result.status, "prompt_id": result.prompt_id, "files": files,
