@@ -389,7 +389,53 @@ def test_editing_tools(page, artifacts_dir):
     page.keyboard.press("Control+m")                           # mute the selection
     assert page.locator(".lg-node[data-mode='muted']").count() == 2
     shot(page, artifacts_dir, "editing")
+    save_and_open(page, artifacts_dir)
     assert page.lg_errors == []
+
+
+def save_and_open(page, artifacts_dir: Path) -> None:
+    """Save downloads the document; Open… (file picker) loads it back after Clear."""
+    with page.expect_download() as dl:
+        page.locator("[data-action='save']").click()
+    saved_path = artifacts_dir / "saved-workflow.json"
+    dl.value.save_as(str(saved_path))
+    saved = json.loads(saved_path.read_text())
+    assert saved == graph(page) and saved["format"] == "latentgraph" and saved["version"] == 1
+    page.locator("[data-action='clear']").click()
+    assert graph(page)["nodes"] == []
+    with page.expect_file_chooser() as fc:
+        page.locator("[data-action='open']").click()
+    fc.value.set_files(str(saved_path))
+    page.wait_for_function("() => window.latentgraph.getGraph().nodes.length === 4")
+    again = graph(page)
+    assert again["nodes"] == saved["nodes"] and again["links"] == saved["links"]
+    assert again["groups"] == saved["groups"]
+
+
+def test_example_menu_and_combo_refresh(page, server):
+    import httpx
+
+    listing = httpx.get(server.url + "/lg/workflows").json()["workflows"]
+    assert listing, "the repository ships example workflows"
+    name = listing[-1]["name"]
+    want = httpx.get(f"{server.url}/lg/workflows/{name}").json()["workflow"]
+    page.locator("[data-examples]").select_option(name)
+    page.wait_for_function(f"() => window.latentgraph.getGraph().nodes.length === {len(want['nodes'])}")
+    assert [n["id"] for n in graph(page)["nodes"]] == [n["id"] for n in want["nodes"]]
+
+    page.locator("[data-action='clear']").click()
+    nid = add_node(page, "load image", "LoadImage", (60, 60))
+    combo = page.locator(f".lg-node[data-id='{nid}'] [data-widget='image'] select")
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG")
+    r = httpx.post(server.url + "/api/upload/image", files={"image": ("fresh_upload.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 200
+    assert "fresh_upload.png" not in combo.locator("option").all_inner_texts()
+    page.locator(f".lg-node[data-id='{nid}'] [data-refresh='image']").click()
+    page.wait_for_function("(id) => [...document.querySelectorAll(`.lg-node[data-id='${id}'] [data-widget='image'] option`)]"
+                           ".some(o => o.value === 'fresh_upload.png')", arg=nid)
 
 
 def test_widget_conversion_and_image_upload(page, server, artifacts_dir):
