@@ -13,6 +13,7 @@ Multistep solvers of higher order live in ldm/samplers_multistep.py.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -77,7 +78,9 @@ class BrownianTreeNoiseSampler:
         sign = 1.0
         if a > b:
             a, b, sign = b, a, -1.0
-        w = self.tree(torch.tensor(a), torch.tensor(b)).to(self.dtype).to(self.device)
+        with warnings.catch_warnings():  # torchsde warns about float32 round-off at the interval end
+            warnings.simplefilter("ignore", UserWarning)
+            w = self.tree(torch.tensor(a), torch.tensor(b)).to(self.dtype).to(self.device)
         return w * (self.sign * sign) / math.sqrt(abs(b - a))
 
 

@@ -1,0 +1,243 @@
+"""Classifier-free guidance over ComfyUI-style conditioning lists (area, mask, timestep range, adm, concat).
+
+`CFGDenoiser(model, positive, negative, cfg)` is the `denoiser(x, sigma)` the samplers call. Each
+conditioning entry `[cond, opts]` (ARCHITECTURE.md §1) predicts x0 on its own area of the latent,
+weighted by strength × mask; overlapping predictions are averaged with those weights
+(Σ out·mult / Σ mult); then `uncond + cfg·(cond − uncond)` (Ho & Salimans 2022).
+
+Choices that match ComfyUI (so images agree):
+- Feathering: an area edge that is not on the latent border is ramped over 8 latent pixels
+  (weights 1/8 … 8/8), so area prompts blend into their surroundings instead of leaving seams.
+- Latent pixels covered by no active entry get weight 1e-37 and therefore a prediction of 0.
+- All active cond and uncond entries whose area shape, adm and concat agree go through ONE model
+  forward. Different token lengths are made equal by repeating each context to the least common
+  multiple of the lengths (repeating a whole context leaves cross-attention unchanged); when the
+  lcm would exceed 4× the shorter length the entries run in separate forwards instead.
+- cfg == 1 skips the uncond entries entirely.
+- start_percent/end_percent become sigmas through model.sampling.percent_to_sigma; an entry is
+  skipped while sigma > sigma(start) or sigma < sigma(end).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["CFGDenoiser", "FEATHER"]
+
+FEATHER = 8  # latent pixels of the linear ramp at inner area edges
+_EMPTY = 1e-37
+
+
+@dataclass
+class _Entry:
+    """One conditioning entry resolved against the latent size."""
+
+    which: int  # 0 = positive, 1 = negative
+    context: Tensor  # [1 or B, T, C]
+    area: tuple[int, int, int, int]  # h, w, y, x in latent pixels
+    mult: Tensor  # [1 or B, 1, h, w] strength × mask × feather
+    sigma_start: float
+    sigma_end: float
+    y: Tensor | None
+    concat: Tensor | None  # [B, k, h, w] cropped to the area
+
+
+def _mask_to_latent(mask: Tensor, h: int, w: int) -> Tensor:
+    """Mask [H,W] / [B,H,W] / [B,1,H,W] → [B,1,h,w] float, bilinear-resized to the latent."""
+    m = mask.float()
+    m = m.reshape((-1, 1) + tuple(m.shape[-2:]))
+    if tuple(m.shape[-2:]) != (h, w):
+        m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
+    return m
+
+
+def _mask_bounds(mask: Tensor) -> tuple[int, int, int, int] | None:
+    """(h, w, y, x) of the bounding box of mask > 0 over all batch entries, None when empty."""
+    nz = torch.nonzero(mask.reshape(-1, *mask.shape[-2:]).amax(dim=0) > 0)
+    if nz.numel() == 0:
+        return None
+    y0, x0 = nz.min(dim=0).values.tolist()
+    y1, x1 = nz.max(dim=0).values.tolist()
+    return y1 - y0 + 1, x1 - x0 + 1, y0, x0
+
+
+def _feather(mult: Tensor, area: tuple[int, int, int, int], h: int, w: int) -> Tensor:
+    """Ramp the weights over FEATHER pixels at area edges that lie inside the latent."""
+    ah, aw, ay, ax = area
+    mult = mult.clone()
+    ramp = [(t + 1) / FEATHER for t in range(FEATHER)]
+    for t, r in enumerate(ramp):
+        if ay != 0 and t < ah:
+            mult[..., t, :] *= r
+        if ay + ah < h and t < ah:
+            mult[..., ah - 1 - t, :] *= r
+        if ax != 0 and t < aw:
+            mult[..., :, t] *= r
+        if ax + aw < w and t < aw:
+            mult[..., :, aw - 1 - t] *= r
+    return mult
+
+
+def _resolve_area(opts: dict, h: int, w: int, mask: Tensor | None) -> tuple[int, int, int, int]:
+    """The entry's area clamped to the latent; set_area_to_bounds shrinks it to the mask's box."""
+    if mask is not None and opts.get("set_area_to_bounds"):
+        box = _mask_bounds(mask)
+        if box is not None:
+            return box
+    if "area" not in opts or opts["area"] is None:
+        return h, w, 0, 0
+    ah, aw, ay, ax = (int(v) for v in opts["area"])
+    ay, ax = min(max(ay, 0), h - 1), min(max(ax, 0), w - 1)
+    return max(1, min(ah, h - ay)), max(1, min(aw, w - ax)), ay, ax
+
+
+class CFGDenoiser:
+    """denoiser(x, sigma) → guided x0 for a DiffusionModel and positive/negative conditioning."""
+
+    def __init__(self, model: Any, positive: list, negative: list, cfg: float, *,
+                 latent_image: Tensor | None = None, denoise_mask: Tensor | None = None) -> None:
+        self.model = model
+        self.positive = positive or []
+        self.negative = negative or []
+        self.cfg = float(cfg)
+        self.latent_image = latent_image  # model space, for inpaint-UNet concat defaults
+        self.denoise_mask = denoise_mask
+        self.forwards = 0  # model forwards so far (benchmarks and tests read it)
+        self._entries: list[_Entry] | None = None
+        self._shape: tuple[int, ...] | None = None
+
+    # ------------------------------------------------------------------ preparation
+    def _prepare(self, x: Tensor) -> list[_Entry]:
+        if self._entries is not None and self._shape == tuple(x.shape):
+            return self._entries
+        entries = []
+        for which, conds in ((0, self.positive), (1, self.negative)):
+            for cond, opts in conds:
+                entries.append(self._entry(which, cond, opts or {}, x))
+        self._entries, self._shape = entries, tuple(x.shape)
+        return entries
+
+    def _entry(self, which: int, cond: Tensor, opts: dict, x: Tensor) -> _Entry:
+        b, _, h, w = x.shape
+        mask = opts.get("mask")
+        mask = _mask_to_latent(mask, h, w).to(x.device) if mask is not None else None
+        area = _resolve_area(opts, h, w, mask)
+        ah, aw, ay, ax = area
+        strength = float(opts.get("strength", 1.0))
+        if mask is not None:
+            mult = mask[..., ay:ay + ah, ax:ax + aw] * float(opts.get("mask_strength", 1.0)) * strength
+        else:
+            mult = torch.full((1, 1, ah, aw), strength, device=x.device)
+        mult = _feather(mult, area, h, w)
+        if mult.shape[0] not in (1, b):
+            mult = _to_batch(mult, b)
+        sampling = self.model.sampling
+        start = sampling.percent_to_sigma(float(opts.get("start_percent", 0.0)))
+        end = sampling.percent_to_sigma(float(opts.get("end_percent", 1.0)))
+        y = self.model.encode_adm(opts, b)
+        concat = self._concat(opts, x, area)
+        return _Entry(which, cond, area, mult, start, end, y, concat)
+
+    def _concat(self, opts: dict, x: Tensor, area: tuple[int, int, int, int]) -> Tensor | None:
+        """Inpainting UNets: [mask, masked-image latent (model space)] resized to the latent, cropped."""
+        config = getattr(self.model, "config", None)
+        if not getattr(config, "inpaint", False):
+            return None
+        b, _, h, w = x.shape
+        image = opts.get("concat_latent_image")
+        if image is not None:
+            image = self.model.latent_format.process_in(image.float().to(x.device))
+        elif self.latent_image is not None:
+            image = self.latent_image.to(x.device)
+        else:
+            image = torch.zeros_like(x)
+        if tuple(image.shape[-2:]) != (h, w):
+            image = F.interpolate(image, size=(h, w), mode="bilinear", align_corners=False)
+        mask = opts.get("concat_mask", self.denoise_mask)
+        if mask is None:
+            mask = torch.ones(1, 1, h, w, device=x.device)
+        else:
+            if mask.ndim == 4:
+                mask = mask[:, :1]
+            mask = _mask_to_latent(mask.to(x.device), h, w).round()
+        mask, image = _to_batch(mask, b), _to_batch(image, b)
+        ah, aw, ay, ax = area
+        return torch.cat([mask, image], dim=1)[..., ay:ay + ah, ax:ax + aw]
+
+    # ------------------------------------------------------------------ evaluation
+    def __call__(self, x: Tensor, sigma: Tensor, **extra: Any) -> Tensor:
+        entries = self._prepare(x)
+        s = float(sigma.reshape(-1)[0])
+        skip_uncond = math.isclose(self.cfg, 1.0)
+        active = [e for e in entries if e.sigma_end <= s <= e.sigma_start and not (skip_uncond and e.which == 1)]
+        sums = [torch.zeros_like(x), torch.zeros_like(x)]
+        counts = [torch.full_like(x, _EMPTY), torch.full_like(x, _EMPTY)]
+        for group in _batches(active):
+            preds = self._forward(x, sigma, group)
+            for e, pred in zip(group, preds):
+                ah, aw, ay, ax = e.area
+                sums[e.which][:, :, ay:ay + ah, ax:ax + aw] += pred * e.mult
+                counts[e.which][:, :, ay:ay + ah, ax:ax + aw] += e.mult
+        cond = sums[0] / counts[0]
+        if skip_uncond:
+            return cond
+        uncond = sums[1] / counts[1]
+        return uncond + (cond - uncond) * self.cfg
+
+    def _forward(self, x: Tensor, sigma: Tensor, group: list[_Entry]) -> list[Tensor]:
+        """One model call for a group of entries sharing area shape, adm and concat layout."""
+        b = x.shape[0]
+        length = math.lcm(*(e.context.shape[1] for e in group))
+        xs, ctxs, ys, cats = [], [], [], []
+        for e in group:
+            ah, aw, ay, ax = e.area
+            xs.append(x[:, :, ay:ay + ah, ax:ax + aw])
+            ctx = e.context.to(x.device)
+            ctxs.append(_to_batch(ctx.repeat(1, length // ctx.shape[1], 1), b))
+            if e.y is not None:
+                ys.append(_to_batch(e.y.to(x.device), b))
+            if e.concat is not None:
+                cats.append(e.concat)
+        sig = sigma.reshape(-1).expand(b) if sigma.numel() == 1 else sigma.reshape(-1)
+        out = self.model.apply_model(
+            torch.cat(xs), sig.repeat(len(group)), context=torch.cat(ctxs),
+            y=torch.cat(ys) if ys else None, concat=torch.cat(cats) if cats else None)
+        self.forwards += 1
+        return list(out.chunk(len(group)))
+
+
+def _to_batch(t: Tensor, b: int) -> Tensor:
+    """Repeat/truncate the first dimension to b (conditioning tensors usually have batch 1)."""
+    if t.shape[0] == b:
+        return t
+    reps = -(-b // t.shape[0])
+    return t.repeat((reps,) + (1,) * (t.ndim - 1))[:b]
+
+
+def _compatible(a: _Entry, b: _Entry) -> bool:
+    if a.area[:2] != b.area[:2] or (a.y is None) != (b.y is None) or (a.concat is None) != (b.concat is None):
+        return False
+    if a.y is not None and a.y.shape[1:] != b.y.shape[1:]:
+        return False
+    if a.context.shape[2] != b.context.shape[2]:
+        return False
+    la, lb = a.context.shape[1], b.context.shape[1]
+    return math.lcm(la, lb) // min(la, lb) <= 4
+
+
+def _batches(entries: list[_Entry]) -> list[list[_Entry]]:
+    """Greedy grouping of entries that can share one forward (every pair compatible)."""
+    groups: list[list[_Entry]] = []
+    for e in entries:
+        for g in groups:
+            if all(_compatible(e, o) for o in g):
+                g.append(e)
+                break
+        else:
+            groups.append([e])
+    return groups

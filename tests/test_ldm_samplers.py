@@ -1,0 +1,257 @@
+"""Samplers against the exact solution for Gaussian data, against diffusers, and for determinism.
+
+For data ~ N(mu, s²I) the ideal denoiser is D(x, σ) = (s²x + σ²mu)/(s²+σ²) and the
+probability-flow ODE from x_T at σ_T is x(σ) = mu + (x_T − mu)·√((s²+σ²)/(s²+σ_T²)), so the
+deterministic samplers have a known target and a measurable order of convergence.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ldm.model_sampling import ModelSampling
+from ldm.samplers import SAMPLER_NAMES, SAMPLERS, BrownianTreeNoiseSampler, get_sampler
+from ldm.schedules import karras_sigmas
+
+MU, S = 0.5, 0.7
+SMIN, SMAX = 0.0292, 14.6146
+
+
+def gauss_denoiser(x, sigma, **_):
+    sg = sigma.reshape(-1, 1, 1, 1).to(x.dtype)
+    return (S * S * x + sg * sg * MU) / (S * S + sg * sg)
+
+
+def exact(x_t, sigma_t: float, sigma_end: float):
+    return MU + (x_t - MU) * math.sqrt((S * S + sigma_end ** 2) / (S * S + sigma_t ** 2))
+
+
+def start(sigmas, seed=1, shape=(1, 1, 2, 2)):
+    g = torch.Generator().manual_seed(seed)
+    return MU + torch.randn(shape, generator=g, dtype=torch.float64) * math.sqrt(S * S + float(sigmas[0]) ** 2)
+
+
+def positive_sigmas(n: int):
+    """n steps of a Karras schedule stopping at sigma_min (no final 0), float64."""
+    return karras_sigmas(n + 1, SMIN, SMAX).double()[:-1]
+
+
+# name → expected order of convergence on a schedule without the final jump to 0
+ORDERS = {"euler": 1, "ddim": 1, "heunpp2": 1, "heun": 2, "dpm_2": 2, "dpmpp_2m": 2, "res_multistep": 2,
+          "ipndm": 2, "lms": 3, "ipndm_v": 3, "deis": 2.5, "uni_pc": 2.5, "uni_pc_bh2": 2.5}
+
+
+@pytest.mark.parametrize("name", sorted(ORDERS))
+def test_deterministic_sampler_converges_at_expected_order(name):
+    fn = get_sampler(name)
+    errs = []
+    for n in (10, 20, 40):
+        sig = positive_sigmas(n)
+        x_t = start(sig)
+        out = fn(gauss_denoiser, x_t.clone(), sig)
+        errs.append(float((out - exact(x_t, float(sig[0]), float(sig[-1]))).abs().max()))
+    rate = math.log2(errs[1] / errs[2])
+    assert errs[2] < errs[1] < errs[0]
+    assert rate > ORDERS[name] - 0.35, (errs, rate)
+
+
+@pytest.mark.parametrize("name", ["euler", "heun", "dpm_2", "lms", "dpmpp_2m", "ipndm", "ipndm_v", "deis",
+                                  "res_multistep", "uni_pc", "uni_pc_bh2", "dpm_fast", "dpm_adaptive"])
+def test_deterministic_sampler_reaches_the_ode_solution_at_zero(name):
+    sig = karras_sigmas(60, SMIN, SMAX).double()
+    x_t = start(sig, shape=(2, 1, 3, 3))
+    opts = {"rtol": 1e-4, "atol": 1e-5} if name == "dpm_adaptive" else {}
+    out = get_sampler(name)(gauss_denoiser, x_t.clone(), sig, **opts)
+    # dpm_fast/adaptive stop at the last non-zero sigma and UniPC at 0.001, as in ComfyUI
+    end = {"dpm_fast": float(sig[-2]), "dpm_adaptive": float(sig[-2]), "uni_pc": 1e-3, "uni_pc_bh2": 1e-3}
+    target = exact(x_t, float(sig[0]), end.get(name, 0.0))
+    tol = {"euler": 0.1}.get(name, 5e-3)
+    assert torch.allclose(out, target, atol=tol), float((out - target).abs().max())
+
+
+def test_dpm_solver_single_steps_have_local_order_p_plus_1():
+    from ldm.samplers_multistep import _DPMSolver
+
+    x = start(torch.tensor([3.0]), shape=(1, 1, 2, 2))
+    solver = _DPMSolver(gauss_denoiser, x, {}, None)
+    t = torch.tensor(-math.log(3.0), dtype=torch.float64)
+    for order in (1, 2, 3):
+        errs = []
+        for h in (0.4, 0.2):
+            out = solver.step(order, x, t, t + h, solver.eps(x, t))
+            errs.append(float((out - exact(x, 3.0, math.exp(-float(t + h)))).abs().max()))
+        assert math.log2(errs[0] / errs[1]) > order + 0.8, (order, errs)
+
+
+def test_dpm_adaptive_error_follows_the_tolerance():
+    sig = karras_sigmas(20, SMIN, SMAX).double()
+    x_t = start(sig, shape=(1, 1, 3, 3))
+    target = exact(x_t, float(sig[0]), float(sig[-2]))
+    errs = [float((get_sampler("dpm_adaptive")(gauss_denoiser, x_t.clone(), sig, rtol=r, atol=r / 10)
+                   - target).abs().max()) for r in (1e-2, 1e-4)]
+    assert errs[1] < errs[0] / 10
+
+
+def test_dpm_fast_error_drops_with_more_evaluations():
+    errs = []
+    for n in (6, 24):
+        sig = positive_sigmas(n)
+        x_t = start(sig)
+        out = get_sampler("dpm_fast")(gauss_denoiser, x_t.clone(), sig)
+        errs.append(float((out - exact(x_t, float(sig[0]), float(sig[-1]))).abs().max()))
+    assert errs[1] < errs[0] / 20
+
+
+STOCHASTIC = ["euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde",
+              "dpmpp_3m_sde", "ddpm", "lcm", "res_multistep_ancestral"]
+
+
+@pytest.mark.parametrize("name", [n for n in STOCHASTIC if n != "lcm"])
+def test_stochastic_sampler_produces_the_data_distribution(name):
+    """4096 independent pixels: sample mean and std of the result match N(MU, S²)."""
+    sig = karras_sigmas(100, SMIN, SMAX).double()
+    x_t = start(sig, seed=5, shape=(1, 1, 64, 64))
+    out = get_sampler(name)(gauss_denoiser, x_t.clone(), sig, seed=7)
+    assert abs(float(out.mean()) - MU) < 0.04
+    assert abs(float(out.std()) - S) < 0.04
+
+
+def test_ddpm_equals_euler_ancestral_in_k_space():
+    """The DDPM posterior step and the eta=1 ancestral Euler step are the same update."""
+    sig = karras_sigmas(8, SMIN, SMAX).double()
+    x_t = start(sig, shape=(1, 2, 4, 4))
+    a = get_sampler("ddpm")(gauss_denoiser, x_t.clone(), sig, seed=3)
+    b = get_sampler("euler_ancestral")(gauss_denoiser, x_t.clone(), sig, seed=3)
+    assert torch.allclose(a, b, atol=1e-9)
+
+
+def test_lcm_returns_the_last_denoised_and_renoises_between_steps():
+    sig = karras_sigmas(4, SMIN, SMAX).double()
+    x_t = start(sig, seed=5, shape=(1, 1, 64, 64))
+    seen = []
+    out = get_sampler("lcm")(gauss_denoiser, x_t.clone(), sig, seed=7, callback=lambda d: seen.append(d))
+    assert torch.equal(out, seen[-1]["denoised"])
+    assert abs(float(out.mean()) - MU) < 0.04
+    resid = seen[1]["x"] - seen[0]["denoised"]  # fresh N(0, sigma_1²) noise
+    assert abs(float(resid.std()) / float(sig[1]) - 1) < 0.05
+
+
+@pytest.mark.parametrize("name", STOCHASTIC)
+def test_stochastic_sampler_is_deterministic_given_seed(name):
+    sig = karras_sigmas(6, SMIN, SMAX)
+    x_t = start(sig, shape=(1, 4, 8, 8)).float()
+    a = get_sampler(name)(gauss_denoiser, x_t.clone(), sig, seed=123)
+    b = get_sampler(name)(gauss_denoiser, x_t.clone(), sig, seed=123)
+    c = get_sampler(name)(gauss_denoiser, x_t.clone(), sig, seed=124)
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_ancestral_noise_comes_from_a_generator_seeded_with_seed():
+    sig = torch.tensor([2.0, 1.0, 0.0])
+    x = torch.zeros(1, 4, 4, 4)
+    zero = lambda x, sigma, **_: torch.zeros_like(x)  # noqa: E731 - denoiser that predicts 0
+    out = get_sampler("euler_ancestral")(zero, x, sig, seed=42)
+    # step 1: x → 0 (d = 0 ... x is 0) then + noise·sigma_up; step 2 to 0 returns denoised = 0
+    assert torch.equal(out, torch.zeros_like(out))
+    seen = []
+    get_sampler("euler_ancestral")(zero, x, torch.tensor([2.0, 1.0, 0.5]), seed=42,
+                                   callback=lambda d: seen.append(d["x"].clone()))
+    gen = torch.Generator().manual_seed(42)
+    first = torch.randn(x.shape, generator=gen)
+    up = (1.0 * (4.0 - 1.0) / 4.0) ** 0.5
+    assert torch.allclose(seen[1], first * up, atol=1e-6)
+
+
+def test_brownian_noise_is_unit_variance_and_reproducible():
+    x = torch.zeros(1, 1, 64, 64)
+    a = BrownianTreeNoiseSampler(x, 0.03, 14.6, seed=3)(torch.tensor(5.0), torch.tensor(4.0))
+    b = BrownianTreeNoiseSampler(x, 0.03, 14.6, seed=3)(torch.tensor(5.0), torch.tensor(4.0))
+    assert torch.equal(a, b)
+    assert abs(float(a.std()) - 1.0) < 0.1
+
+
+def test_sampler_names_follow_comfyui_order_and_cover_the_common_block():
+    required = ["euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral",
+                "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddim", "uni_pc", "uni_pc_bh2",
+                "lcm", "ddpm", "ipndm", "deis", "heunpp2", "dpm_fast", "dpm_adaptive", "res_multistep"]
+    assert set(required) <= set(SAMPLER_NAMES)
+    assert SAMPLER_NAMES[:3] == ["euler", "euler_ancestral", "heun"]
+    assert SAMPLER_NAMES[-3:] == ["ddim", "uni_pc", "uni_pc_bh2"]
+    assert all(callable(SAMPLERS[n]) for n in SAMPLER_NAMES)
+
+
+def test_callback_reports_each_step():
+    sig = karras_sigmas(5, SMIN, SMAX)
+    seen = []
+    get_sampler("heun")(gauss_denoiser, start(sig).float(), sig, callback=lambda d: seen.append(d))
+    assert [d["i"] for d in seen] == list(range(5))
+    assert set(seen[0]) == {"x", "i", "sigma", "sigma_hat", "denoised"}
+
+
+# ---------------------------------------------------------------------------- diffusers as reference
+def _eps_model(x_k, sigma):
+    return (x_k - gauss_denoiser(x_k, sigma.reshape(1))) / sigma
+
+
+def _run_diffusers_k(sched, x_k):
+    """Loop of a k-space diffusers scheduler (input scaled by 1/√(σ²+1)); sigma recovered from the scaling."""
+    for t in sched.timesteps:
+        x_in = sched.scale_model_input(x_k, t)
+        sigma = ((x_k / x_in) ** 2 - 1).mean().sqrt()
+        x_k = sched.step(_eps_model(x_k, sigma), t, x_k).prev_sample
+    return x_k
+
+
+SD_SCHED = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+
+
+@pytest.mark.parametrize("cls_name,sampler,karras", [
+    ("EulerDiscreteScheduler", "euler", False), ("EulerDiscreteScheduler", "euler", True),
+    ("HeunDiscreteScheduler", "heun", False), ("LMSDiscreteScheduler", "lms", False),
+    ("KDPM2DiscreteScheduler", "dpm_2", False), ("LMSDiscreteScheduler", "lms", True)])
+def test_matches_diffusers_k_scheduler(cls_name, sampler, karras):
+    diffusers = pytest.importorskip("diffusers")
+    sched = getattr(diffusers, cls_name)(**SD_SCHED, use_karras_sigmas=karras)
+    sched.set_timesteps(12)
+    sig = torch.unique_consecutive(sched.sigmas.double())  # Heun/KDPM2 repeat each sigma
+    x_t = start(sig, shape=(1, 1, 3, 3))
+    ours = get_sampler(sampler)(gauss_denoiser, x_t.clone(), sig)
+    theirs = _run_diffusers_k(sched, x_t.clone())
+    assert torch.allclose(ours, theirs.double(), atol=2e-4, rtol=1e-4), float((ours - theirs).abs().max())
+
+
+@pytest.mark.parametrize("karras", [False, True])
+def test_dpmpp_2m_matches_diffusers_dpmsolver_multistep(karras):
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.DPMSolverMultistepScheduler(**SD_SCHED, use_karras_sigmas=karras, final_sigmas_type="zero")
+    sched.set_timesteps(10)
+    sig = sched.sigmas.double()
+    x_k = start(sig, shape=(1, 1, 3, 3))
+    ours = get_sampler("dpmpp_2m")(gauss_denoiser, x_k.clone(), sig)
+    x_vp = x_k / torch.sqrt(1 + sig[0] ** 2)
+    for i, t in enumerate(sched.timesteps):
+        sigma = sig[i]
+        x_now = x_vp * torch.sqrt(1 + sigma ** 2)
+        x_vp = sched.step(_eps_model(x_now, sigma), t, x_vp).prev_sample.double()
+    assert torch.allclose(ours, x_vp, atol=2e-4), float((ours - x_vp).abs().max())
+
+
+def test_ddim_on_ddim_uniform_matches_diffusers_ddim():
+    diffusers = pytest.importorskip("diffusers")
+    from ldm.schedules import get_sigmas
+
+    ms = ModelSampling()
+    sched = diffusers.DDIMScheduler(**SD_SCHED, steps_offset=1, set_alpha_to_one=True, clip_sample=False)
+    sched.set_timesteps(20)
+    sig = get_sigmas("ddim_uniform", ms, 20).double()
+    assert [int(t) for t in sched.timesteps] == [int(ms.timestep(s)) for s in sig[:-1]]
+    x_k = start(sig, shape=(1, 1, 3, 3))
+    ours = get_sampler("ddim")(gauss_denoiser, x_k.clone(), sig)
+    x_vp = x_k / torch.sqrt(1 + sig[0] ** 2)
+    for i, t in enumerate(sched.timesteps):
+        x_now = x_vp * torch.sqrt(1 + sig[i] ** 2)
+        x_vp = sched.step(_eps_model(x_now, sig[i]), t, x_vp, eta=0.0).prev_sample.double()
+    assert torch.allclose(ours, x_vp, atol=2e-4), float((ours - x_vp).abs().max())
