@@ -8,8 +8,9 @@ same text normalisation as ComfyUI (NFC, whitespace clean-up, lower case; no ftf
 from __future__ import annotations
 
 import gzip
-import importlib.resources
+import importlib.util
 from functools import lru_cache
+from pathlib import Path
 
 START_TOKEN = 49406
 END_TOKEN = 49407
@@ -31,11 +32,22 @@ def _bytes_to_unicode() -> list[str]:
     return [chr(c) for c in chars]
 
 
+def vocab_path() -> Path:
+    """Where open-clip-torch installed the BPE file, found without importing open_clip (that
+    import pulls in timm and takes seconds)."""
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("open-clip-torch is not installed; it provides the CLIP vocabulary")
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "bpe_simple_vocab_16e6.txt.gz"
+        if path.is_file():
+            return path
+    raise RuntimeError("open_clip/bpe_simple_vocab_16e6.txt.gz not found")
+
+
 def vocab_file_lines() -> list[str]:
     """The merge lines of open_clip's ``bpe_simple_vocab_16e6.txt.gz`` (header skipped)."""
-    path = importlib.resources.files("open_clip") / "bpe_simple_vocab_16e6.txt.gz"
-    with path.open("rb") as raw:
-        text = gzip.decompress(raw.read()).decode("utf-8")
+    text = gzip.decompress(vocab_path().read_bytes()).decode("utf-8")
     return text.split("\n")[1:N_MERGES + 1]
 
 
