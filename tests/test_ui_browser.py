@@ -114,9 +114,11 @@ def in_dot(page, nid: str, name: str):
     return page.locator(f".lg-node[data-id='{nid}'] [data-input='{name}'] .lg-dot")
 
 
-def connect(page, src: str, index: int, dst: str, name: str) -> None:
+def connect(page, src: str, index: int, dst: str, name: str, *, backwards: bool = False) -> None:
+    """Drag output → input (or, backwards, from the free input to the output)."""
     before = len(graph(page)["links"])
-    drag(page, out_dot(page, src, index), in_dot(page, dst, name))
+    a, b = out_dot(page, src, index), in_dot(page, dst, name)
+    drag(page, *((b, a) if backwards else (a, b)))
     links = graph(page)["links"]
     assert len(links) == before + 1, f"link {src}:{index} → {dst}.{name} was not made"
     assert any(l["from"] == [src, index] and l["to"] == [dst, name] for l in links)
@@ -175,7 +177,7 @@ def build_txt2img(page) -> dict:
     connect(page, ids["latent"], 0, ids["ks"], "latent_image")
     connect(page, ids["ks"], 0, ids["dec"], "samples")
     connect(page, ids["ckpt"], 2, ids["dec"], "vae")
-    connect(page, ids["dec"], 0, ids["save"], "images")
+    connect(page, ids["dec"], 0, ids["save"], "images", backwards=True)
     return ids
 
 

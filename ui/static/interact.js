@@ -83,12 +83,42 @@ export class Interaction {
   startDetach(e, id, name) {
     e.preventDefault();
     const link = this.graph.linkInto(id, name);
-    if (!link) return;
+    if (!link) return this.startReverse(id, name);
     this.graph.checkpoint();
     this.graph.removeLink(link.id);
     this.editor.changed({ links: true });
     this.drag = { kind: 'link', src: [...link.from], type: link.type, from: this.r.socketPos(link.from[0], 'out', link.from[1]), checkpointed: true };
     this.onMove(e);
+  }
+
+  // Dragging from a free input: the link is drawn backwards and dropped on an output socket.
+  startReverse(id, name) {
+    const type = this.graph.inputType(this.graph.nodes.get(id), name);
+    this.drag = { kind: 'rlink', dst: [id, name], type, to: this.r.socketPos(id, 'in', name) };
+  }
+
+  reverseTarget(e, d) {
+    const hit = document.elementFromPoint(e.clientX, e.clientY);
+    const out = hit && hit.closest('.lg-out');
+    const nodeEl = out && out.closest('.lg-node');
+    if (!nodeEl) return null;
+    const src = [nodeEl.dataset.id, Number(out.dataset.output)];
+    return { src, why: this.graph.checkConnect(src[0], src[1], d.dst[0], d.dst[1]) };
+  }
+
+  moveReverse(e, d) {
+    const t = this.reverseTarget(e, d);
+    this.r.setTempLink(this.r.toWorld(e.clientX, e.clientY), d.to, d.type, !!(t && t.why));
+  }
+
+  finishReverse(e, d) {
+    this.r.setTempLink(null);
+    const t = this.reverseTarget(e, d);
+    if (!t) return;
+    if (t.why) { this.editor.refuse(d.dst[0], d.dst[1], t.why); return; }
+    this.graph.checkpoint();
+    this.graph.connect(t.src[0], t.src[1], d.dst[0], d.dst[1]);
+    this.editor.changed({ node: d.dst[0] });
   }
 
   onMove(e) {
@@ -107,6 +137,7 @@ export class Interaction {
     } else if (d.kind === 'nodes') this.moveNodes(e, d);
     else if (d.kind === 'group') this.moveGroup(e, d);
     else if (d.kind === 'link') this.moveLink(e, d);
+    else if (d.kind === 'rlink') this.moveReverse(e, d);
   }
 
   moveNodes(e, d) {
@@ -187,6 +218,7 @@ export class Interaction {
       this.editor.changed({ viewOnly: true });
     } else if (d.kind === 'box') this.finishBox(d);
     else if (d.kind === 'link') this.finishLink(e, d);
+    else if (d.kind === 'rlink') this.finishReverse(e, d);
     else if (d.moved) this.editor.changed({ moved: true });
   }
 
