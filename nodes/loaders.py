@@ -107,9 +107,11 @@ def _apply_lora(ctx, model, clip, lora_name: str, strength_model: float, strengt
     if use_clip and match.te:
         new_clip = clip.clone()
         new_clip.add_patches(match.te, strength_clip)
-    if match.unmatched:
-        ctx.warn(f"LoRA {lora_name}: {len(match.unmatched)} keys matched no weight "
-                 f"(e.g. {match.unmatched[:3]})")
+    unmatched = match.unmatched if clip is not None else [
+        k for k in match.unmatched if not k.startswith(("lora_te", "text_encoder", "te_", "te1", "te2"))]
+    if unmatched:
+        ctx.warn(f"LoRA {lora_name}: {len(unmatched)} keys matched no weight "
+                 f"(e.g. {unmatched[:3]})")
     if not match.unet and not match.te:
         raise ValueError(f"input 'lora_name': {lora_name} matches no weight of this model "
                          "(a LoRA for another model family?)")
