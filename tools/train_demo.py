@@ -108,7 +108,7 @@ def _random_crops(x: torch.Tensor, crop: int, rng: np.random.Generator) -> torch
     return torch.stack([x[i, :, y:y + crop, xx:xx + crop] for i, (y, xx) in enumerate(zip(ys, xs))])
 
 
-def train_vae(seconds: float, steps: int | None, seed: int, batch: int = 32, crop: int = 32,
+def train_vae(seconds: float, steps: int | None, seed: int, batch: int = 16, crop: int = 32,
               lr: float = 2e-3) -> tuple[AutoencoderKL, dict]:
     """Stage 1: reconstruction training of the autoencoder; returns it with summary numbers."""
     torch.manual_seed(seed)
@@ -279,9 +279,13 @@ def save_grid(images: np.ndarray, path: Path, cols: int = 4, zoom: int = 2) -> N
 
 
 def train_unet(vae: AutoencoderKL, latents: torch.Tensor, captions: list[str], seconds: float,
-               steps: int | None, seed: int, sample_dir: Path, batch: int = 64,
+               steps: int | None, seed: int, sample_dir: Path, on_preview=None, batch: int = 32,
                lr: float = 1e-3, dropout: float = 0.1) -> tuple[UNetModel, nn.Module, dict]:
-    """Stage 2: joint UNet + text-encoder ε training; returns the EMA weights and summary numbers."""
+    """Stage 2: joint UNet + text-encoder ε training; returns the EMA weights and summary numbers.
+
+    `on_preview(unet, text_encoder, info)` is called with the EMA weights in place at every
+    preview (each quarter of the stage), so a usable checkpoint exists before the end.
+    """
     torch.manual_seed(seed)
     unet, text_encoder = UNetModel(UNET_CONFIG), make_text_encoder(seed)
     params = list(unet.parameters()) + list(text_encoder.parameters())
@@ -309,7 +313,9 @@ def train_unet(vae: AutoencoderKL, latents: torch.Tensor, captions: list[str], s
         bar.update(1)
         bar.set_postfix(eps_loss=f"{avg:.4f}")
         if progress.fraction(step) >= next_preview:
-            _preview_with_ema(unet, text_encoder, ema, vae, sample_dir / f"step{step:06d}.png", seed)
+            info = {"unet_steps": step, "eps_loss": round(avg, 5)}
+            _preview_with_ema(unet, text_encoder, ema, vae, sample_dir / f"step{step:06d}.png", seed,
+                              lambda u, t: on_preview and on_preview(u, t, info))
             next_preview += 0.25
     bar.close()
     ema.copy_to()
@@ -320,12 +326,15 @@ def train_unet(vae: AutoencoderKL, latents: torch.Tensor, captions: list[str], s
 
 
 def _preview_with_ema(unet: UNetModel, text_encoder: nn.Module, ema: EMA, vae: AutoencoderKL,
-                      path: Path, seed: int) -> None:
-    """Sample the preview prompts with the EMA weights, then restore the training weights."""
+                      path: Path, seed: int, also=None) -> None:
+    """Sample the preview prompts with the EMA weights (and run `also` on them), then restore
+    the training weights."""
     backup = [p.detach().clone() for p in ema.params]
     ema.copy_to()
     unet.eval(), text_encoder.eval()
     save_grid(preview_samples(unet, text_encoder, vae, list(PREVIEW_PROMPTS), seed), path)
+    if also is not None:
+        also(unet, text_encoder)
     with torch.no_grad():
         for p, b in zip(ema.params, backup):
             p.copy_(b)
@@ -369,7 +378,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--vae-fraction", type=float, default=0.2, help="share of the budget for stage 1")
     p.add_argument("--vae-steps", type=int, default=None, help="fixed stage-1 steps (reproducible)")
     p.add_argument("--unet-steps", type=int, default=None, help="fixed stage-2 steps (reproducible)")
-    p.add_argument("--latents", type=int, default=20000, help="training images encoded for stage 2")
+    p.add_argument("--latents", type=int, default=8000, help="training images encoded for stage 2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="1 is fastest on a shared 2-core machine (2 threads thrash)")
@@ -391,8 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     latents = (raw[0] - m) / (s * SCALE)  # the same numbers the folded encoder now outputs
     info.update(stats)
     remaining = max(60.0, budget - (time.monotonic() - t0))
+    def snapshot(u: UNetModel, t: nn.Module, partial: dict) -> None:
+        save_checkpoint(args.out, checkpoint_state_dict(u, t, vae), {**info, **partial, "partial": True})
+
     unet, text_encoder, unet_info = train_unet(vae, latents, raw[1], remaining, args.unet_steps,
-                                               args.seed, args.sample_dir)
+                                               args.seed, args.sample_dir, snapshot)
     info.update(unet_info, seed=args.seed, total_seconds=round(time.monotonic() - t0, 1))
     save_checkpoint(args.out, checkpoint_state_dict(unet, text_encoder, vae), info)
     final = preview_samples(unet, text_encoder, vae, list(PREVIEW_PROMPTS), args.seed)
