@@ -176,7 +176,9 @@ class Executor:
         full_order = list(nx.lexicographical_topological_sort(sub, key=_id_key))
         sigs, volatile = self._signatures(run, prompt, full_order, extra)
         order, hits = self._plan(val, sub, full_order, sigs, volatile)
-        run.result.cached = [n for n in order if n in hits]
+        # Like ComfyUI: every node of the prompt whose outputs are cached is listed, including
+        # ancestors of a cached node that need not be visited at all.
+        run.result.cached = [n for n in full_order if n in hits or (not volatile[n] and sigs[n] in self.cache)]
         run.emit("execution_cached", {"nodes": list(run.result.cached), "prompt_id": run.prompt_id,
                                       "timestamp": _now_ms()})
         current = None

@@ -161,8 +161,6 @@ def test_cached_resubmit_runs_nothing(server, client):
     assert "execution_success" in _types(frames)
 
 
-@pytest.mark.xfail(reason="engine.executor lists only the cached frontier (output node), ComfyUI lists "
-                          "every cached node", strict=False)
 def test_cached_resubmit_lists_all_nodes(server, client):
     graph = stub_graph(34)
     asyncio.run(_submit_and_collect(server, client, graph))
