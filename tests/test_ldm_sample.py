@@ -168,3 +168,41 @@ def test_every_sampler_runs_through_ksampler(sampler):
     out = run(EchoModel(mode="gauss"), torch.zeros(1, 4, 8, 8), sampler_name=sampler, steps=6, cfg=2.0)
     assert out.shape == (1, 4, 8, 8) and torch.isfinite(out).all()
     assert abs(float(out.mean()) * SCALE - 2.0) < 0.5  # cfg 2 between means 0 and 1 → 2
+
+
+# ---------------------------------------------------------------------------- previews
+def test_linear_preview_uses_the_rgb_factors():
+    from PIL import Image
+
+    from ldm.preview import latent_to_rgb, preview_jpeg
+    from tests.test_ldm_guidance import FakeLatentFormat
+
+    fmt = FakeLatentFormat()
+    x0 = torch.zeros(1, 4, 4, 6)
+    x0[0, 0] = 1.0  # channel 0 only → RGB = factors row 0
+    img = latent_to_rgb(x0, fmt)
+    assert img.size == (6, 4)
+    expected = [round((v + 1) / 2 * 255) for v in fmt.latent_rgb_factors[0]]
+    assert list(img.getpixel((2, 1))) == expected
+    jpeg = preview_jpeg(x0, fmt, max_size=32)
+    im = Image.open(__import__("io").BytesIO(jpeg))
+    assert im.format == "JPEG" and max(im.size) == 32
+
+
+def test_taesd_decoder_round_trips_through_a_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from ldm.preview import TAESDDecoder, find_taesd_decoder, latent_to_rgb, load_taesd_decoder
+
+    torch.manual_seed(0)
+    dec = TAESDDecoder(width=8)
+    keys = set(dec.state_dict())
+    assert {"1.weight", "3.conv.0.weight", "3.conv.4.bias", "7.weight", "19.weight"} <= keys
+    save_file(dec.state_dict(), str(tmp_path / "taesd_decoder.safetensors"))
+    path = find_taesd_decoder([tmp_path / "missing", tmp_path])
+    assert path == tmp_path / "taesd_decoder.safetensors"
+    assert find_taesd_decoder([tmp_path], family="sdxl") is None
+    loaded = load_taesd_decoder(path)
+    x0 = torch.randn(1, 4, 5, 7)
+    assert torch.allclose(loaded(x0), dec(x0))
+    assert latent_to_rgb(x0, None, taesd=loaded).size == (56, 40)
