@@ -73,14 +73,19 @@ def vae_decode(vae: AutoencoderKL, pixels: int) -> float:
 
 
 RSS_CHILD = """
-import resource, sys
+import sys
 sys.path.insert(0, {root!r})
+def status(field):  # /proc values are per process image (ru_maxrss would inherit the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
 from ldm.checkpoint import load_checkpoint
 import torch, ldm.unet, ldm.vae, ldm.model
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = status("VmRSS")
 model, _, vae = load_checkpoint({path!r}, output_clip=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(base * 1024, peak * 1024)
+loaded = status("VmHWM")
+touched = sum(float(p.sum()) for m in (model.unet, vae.model) for p in m.parameters())
+print(base, loaded, status("VmHWM"))
 """
 
 
@@ -101,21 +106,26 @@ def write_full_checkpoint(path: Path, dtype: torch.dtype) -> int:
     return path.stat().st_size
 
 
-def rss_ratio(dtype: torch.dtype) -> tuple[float, float]:
-    """(file GB, (peak RSS − baseline) ÷ file size) of loading a full-size file in a subprocess."""
+def rss_ratio(dtype: torch.dtype) -> tuple[float, float, float]:
+    """(file GB, peak RSS growth ÷ file size after load, the same after reading every weight) of
+    loading a full-size file in a fresh subprocess (mmap'd weights are only resident once read)."""
     with tempfile.TemporaryDirectory(dir="/tmp") as d:
         path = Path(d) / "sd15_random.safetensors"
         size = write_full_checkpoint(path, dtype)
         out = subprocess.run([sys.executable, "-c", RSS_CHILD.format(root=str(ROOT), path=str(path))],
                              capture_output=True, text=True, check=True).stdout.split()
-        base, peak = int(out[-2]), int(out[-1])
-        return size / 1e9, (peak - base) / size
+        base, loaded, touched = (int(v) for v in out[-3:])
+        return size / 1e9, (loaded - base) / size, (touched - base) / size
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny models only")
+    parser.add_argument("--rss-only", action="store_true", help="only the load RSS rows")
     args = parser.parse_args()
+    if args.rss_only:
+        print_table(rss_rows())
+        return
     torch.manual_seed(0)
     spec = TINY_SPECS["tiny_sd1"]
     rows = [("tiny SD1 UNet, one CFG step (batch 2), 64x64 latent, median of 5",
@@ -129,10 +139,23 @@ def main() -> None:
         vae = random_module(AutoencoderKL, SD_VAE)
         rows.append(("full SD VAE decode 512x512, 1 run", f"{vae_decode(vae, 512):.1f} s"))
         del vae
-        for dtype in (torch.float32, torch.float16):
-            gb, ratio = rss_ratio(dtype)
-            rows.append((f"load_checkpoint peak RSS / file size, {gb:.2f} GB {str(dtype)[6:]} file",
-                         f"{ratio:.2f}"))
+        rows += rss_rows()
+    print_table(rows)
+
+
+def rss_rows() -> list[tuple[str, str]]:
+    """Peak-RSS rows for an fp32 and an fp16 full-size file."""
+    rows = []
+    for dtype in (torch.float32, torch.float16):
+        gb, loaded, touched = rss_ratio(dtype)
+        rows.append((f"peak RSS growth / file size, {gb:.2f} GB {str(dtype)[6:]} file: "
+                     "after load_checkpoint | after reading all weights",
+                     f"{loaded:.2f} | {touched:.2f}"))
+    return rows
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    """One aligned two-column table."""
     width = max(len(r[0]) for r in rows)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'measurement':<{width}}  value")

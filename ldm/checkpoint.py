@@ -62,8 +62,8 @@ def _load_safetensors(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path.name}: not a readable safetensors file ({e})") from e
 
 
-def _check_safetensors_size(path: Path) -> None:
-    """Refuse truncated files with a message that says so (the header records the data length)."""
+def _read_header(path: Path) -> tuple[int, dict]:
+    """(header length, parsed JSON header) of a safetensors file; CheckpointError if truncated."""
     size = path.stat().st_size
     with path.open("rb") as fh:
         raw = fh.read(8)
@@ -74,14 +74,50 @@ def _check_safetensors_size(path: Path) -> None:
             raise CheckpointError(f"{path.name}: truncated safetensors file (header of {n} bytes, "
                                   f"file has {size})")
         try:
-            header = json.loads(fh.read(n))
+            return n, json.loads(fh.read(n))
         except ValueError as e:
             raise CheckpointError(f"{path.name}: corrupt safetensors header ({e})") from e
+
+
+def _check_safetensors_size(path: Path) -> None:
+    """Refuse truncated files with a message that says so (the header records the data length)."""
+    n, header = _read_header(path)
     ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
     need = 8 + n + max(ends, default=0)
+    size = path.stat().st_size
     if need > size:
         raise CheckpointError(f"{path.name}: truncated safetensors file ({size} bytes, the header "
                               f"describes {need}); download it again")
+
+
+_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+              "BF16": torch.bfloat16}
+
+
+class _CastingReader:
+    """Reads one tensor of a safetensors file at a time with plain file reads, for the tensors that
+    must be cast (fp16 file → fp32 weights). Casting the mmap-backed tensors instead would keep the
+    whole file mapped and resident next to the converted copy until the last tensor is done."""
+
+    def __init__(self, path: Path) -> None:
+        n, self.header = _read_header(path)
+        self.base = 8 + n
+        self.fh = path.open("rb")
+
+    def read(self, key: str, dtype: torch.dtype) -> Tensor | None:
+        info = self.header.get(key)
+        if info is None or info["dtype"] not in _ST_DTYPES:
+            return None
+        start, end = info["data_offsets"]
+        if end == start:
+            return torch.empty(info["shape"], dtype=dtype)
+        buf = bytearray(end - start)
+        self.fh.seek(self.base + start)
+        self.fh.readinto(buf)
+        return torch.frombuffer(buf, dtype=_ST_DTYPES[info["dtype"]]).reshape(info["shape"]).to(dtype)
+
+    def close(self) -> None:
+        self.fh.close()
 
 
 def _load_pickle(path: Path) -> dict[str, Tensor]:
@@ -109,9 +145,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if path.suffix.lower() not in SAFETENSORS_EXTENSIONS:
         return {}
-    with path.open("rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        return dict(json.loads(fh.read(n)).get("__metadata__") or {})
+    return dict(_read_header(path)[1].get("__metadata__") or {})
 
 
 # ------------------------------------------------------------------------------------ detection
@@ -267,16 +301,26 @@ def detect(sd: dict[str, Tensor], *, metadata: dict[str, str] | None = None,
 
 
 # ------------------------------------------------------------------------------------ building
-def take_prefixed(sd: dict[str, Tensor], prefix: str, dtype: torch.dtype) -> dict[str, Tensor]:
+def take_prefixed(sd: dict[str, Tensor], prefix: str, dtype: torch.dtype,
+                  reader: _CastingReader | None = None) -> dict[str, Tensor]:
     """Remove the keys under `prefix` from `sd` and return them without the prefix, floating
-    tensors cast to `dtype`. Popping as we cast lets each source tensor be freed right away, so an
-    fp16 file upcast to fp32 peaks at the fp32 size, not fp16 + fp32; a cast to the file's own
-    dtype is a no-op (no copy)."""
+    tensors cast to `dtype`. Popping as we cast lets each source tensor be freed right away, and
+    `reader` (safetensors) reads tensors needing a cast straight from the file, so an fp16 file
+    upcast to fp32 peaks at about the fp32 size; a tensor already in `dtype` is used as is (for
+    safetensors: memory-mapped, no copy)."""
     out = {}
     for k in [k for k in sd if k.startswith(prefix)]:
         v = sd.pop(k)
-        out[k[len(prefix):]] = v.to(dtype) if v.is_floating_point() else v
+        if v.is_floating_point() and v.dtype != dtype:
+            cast = reader.read(k, dtype) if reader is not None else None
+            v = cast if cast is not None else v.to(dtype)
+        out[k[len(prefix):]] = v
     return out
+
+
+def _casting_reader(path: str | Path) -> _CastingReader | None:
+    path = Path(path)
+    return _CastingReader(path) if path.suffix.lower() in SAFETENSORS_EXTENSIONS else None
 
 
 def build_module(cls, cfg, weights: dict[str, Tensor], what: str) -> torch.nn.Module:
@@ -312,13 +356,19 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
 
         clip = TextEncoder.from_checkpoint(sd, config)
     dtype = devices.compute_dtype(devices.offload_device())
-    unet = build_module(UNetModel, config.unet, take_prefixed(sd, UNET_PREFIX, dtype), "UNet")
-    model = DiffusionModel(unet, config, ModelSampling(config.prediction))
-    vae = None
-    if output_vae:
-        vae = VAE(build_module(AutoencoderKL, config.vae, take_prefixed(sd, VAE_PREFIX, dtype),
-                               "VAE"))
+    reader = _casting_reader(path)
+    try:
+        unet = build_module(UNetModel, config.unet, take_prefixed(sd, UNET_PREFIX, dtype, reader),
+                            "UNet")
+        vae = None
+        if output_vae:
+            vae = VAE(build_module(AutoencoderKL, config.vae,
+                                   take_prefixed(sd, VAE_PREFIX, dtype, reader), "VAE"))
+    finally:
+        if reader is not None:
+            reader.close()
     del sd
+    model = DiffusionModel(unet, config, ModelSampling(config.prediction))
     return model, clip, vae
 
 
@@ -335,8 +385,13 @@ def load_vae(path: str | Path) -> "VAE":
         raise CheckpointError(f"{Path(path).name}: no AutoencoderKL weights "
                               f"(encoder.conv_in.weight) found; keys: {_prefix_summary(sd)}")
     dtype = devices.compute_dtype(devices.offload_device())
-    weights = take_prefixed(sd, prefix + "encoder.", dtype)
-    weights = {"encoder." + k: v for k, v in weights.items()}
-    for part in ("decoder.", "quant_conv.", "post_quant_conv."):
-        weights.update({part + k: v for k, v in take_prefixed(sd, prefix + part, dtype).items()})
+    reader = _casting_reader(path)
+    weights: dict[str, Tensor] = {}
+    try:
+        for part in ("encoder.", "decoder.", "quant_conv.", "post_quant_conv."):
+            taken = take_prefixed(sd, prefix + part, dtype, reader)
+            weights.update({part + k: v for k, v in taken.items()})
+    finally:
+        if reader is not None:
+            reader.close()
     return VAE(build_module(AutoencoderKL, cfg, weights, "VAE"))
