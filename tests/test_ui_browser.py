@@ -472,6 +472,27 @@ def test_widget_conversion_and_image_upload(page, server, artifacts_dir):
     denoise = ks_node.locator("[data-widget='denoise'] input[type='range']")
     assert denoise.count() == 1                                  # float in [0, 1] → slider
     del box
+
+    ks_node.locator(".lg-node-title").click(button="right")       # context menu on a node
+    page.locator("[data-menu-item='bypass']").click()
+    assert ks_node.get_attribute("data-mode") == "bypass"
+    ks_node.locator(".lg-node-title").click(button="right")
+    page.locator("[data-menu-item='color-red']").click()
+    ks_node.locator(".lg-node-title").click(button="right")
+    page.locator("[data-menu-item='convert-seed']").click()
+    doc = next(n for n in graph(page)["nodes"] if n["id"] == ks)
+    assert doc["mode"] == "bypass" and doc["color"] == "#7a3a3a" and doc["converted"] == ["seed"]
+    assert ks_node.locator("[data-input='seed']").count() == 1
+
+    width = doc["size"][0]                                       # widen the node by its corner
+    x, y = centre(ks_node.locator(".lg-node-resize"))
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 80, y, steps=4)
+    page.mouse.up()
+    scale = graph(page)["view"]["scale"]
+    grown = next(n for n in graph(page)["nodes"] if n["id"] == ks)["size"][0]
+    assert abs((grown - width) * scale - 80) < 2.5
     shot(page, artifacts_dir, "widgets")
 
 

@@ -115,7 +115,7 @@ export class Graph {
     if (!s) throw new Error(`Unknown node type ${type}`);
     const node = {
       id: id || this.nextNodeId(), type, title: s.title, pos: [Math.round(pos[0]), Math.round(pos[1])],
-      size: [240, 0], color: null, mode: 'normal', widgets: {}, controls: {}, converted: [],
+      size: [260, 0], color: null, mode: 'normal', widgets: {}, controls: {}, converted: [],
     };
     for (const inp of s.inputs) {
       if (!inp.widget) continue;

@@ -33,6 +33,7 @@ export class Interaction {
     const nodeEl = t.closest('.lg-node');
     if (out && nodeEl) return this.startConnect(e, nodeEl.dataset.id, Number(out.dataset.output));
     if (inp && nodeEl) return this.startDetach(e, nodeEl.dataset.id, inp.dataset.input);
+    if (t.closest('.lg-node-resize') && nodeEl) return this.startResize(e, nodeEl.dataset.id);
     const resize = t.closest('[data-group-resize]');
     if (resize) return this.startGroup(e, Number(resize.dataset.groupResize), 'resize');
     const gtitle = t.closest('.lg-group-title');
@@ -62,6 +63,23 @@ export class Interaction {
     if (!sel.has(id)) { sel.clear(); sel.add(id); this.editor.selectionChanged(); }
     const w = this.r.toWorld(e.clientX, e.clientY);
     this.drag = { kind: 'nodes', start: w, ids: [...sel], orig: [...sel].map((i) => [...this.graph.nodes.get(i).pos]), moved: false };
+  }
+
+  startResize(e, id) {
+    e.preventDefault();
+    const node = this.graph.nodes.get(id);
+    this.drag = { kind: 'resize', id, start: this.r.toWorld(e.clientX, e.clientY), width: node.size[0] || 260, moved: false };
+  }
+
+  moveResize(e, d) {
+    const node = this.graph.nodes.get(d.id), elx = this.r.nodeEl(d.id);
+    if (!node || !elx) return;
+    const w = this.r.toWorld(e.clientX, e.clientY);
+    if (!d.moved) { this.graph.checkpoint(); d.moved = true; }
+    node.size[0] = Math.max(160, Math.round(d.width + w[0] - d.start[0]));
+    elx.style.width = `${node.size[0]}px`;
+    this.r.socketCache.delete(d.id);
+    this.r.scheduleLinks();
   }
 
   startGroup(e, index, mode) {
@@ -138,6 +156,7 @@ export class Interaction {
     else if (d.kind === 'group') this.moveGroup(e, d);
     else if (d.kind === 'link') this.moveLink(e, d);
     else if (d.kind === 'rlink') this.moveReverse(e, d);
+    else if (d.kind === 'resize') this.moveResize(e, d);
   }
 
   moveNodes(e, d) {
@@ -219,6 +238,7 @@ export class Interaction {
     } else if (d.kind === 'box') this.finishBox(d);
     else if (d.kind === 'link') this.finishLink(e, d);
     else if (d.kind === 'rlink') this.finishReverse(e, d);
+    else if (d.kind === 'resize') { this.r.measure(this.graph.nodes.get(d.id)); this.editor.changed({}); }
     else if (d.moved) this.editor.changed({ moved: true });
   }
 

@@ -8,6 +8,7 @@ import { Palette } from './palette.js';
 import { WorkflowIO } from './io.js';
 import { RunPanel } from './run.js';
 import { EditorActions } from './actions.js';
+import { ContextMenu } from './menu.js';
 
 const TOOLBAR = [
   ['add-node', 'Add node', 'Add a node (or double-click the canvas)'],
@@ -30,6 +31,7 @@ class Editor extends EditorActions {
     this.renderer = new Renderer(this, this.canvas);
     this.interaction = new Interaction(this, this.canvas);
     this.palette = new Palette(this, this.root);
+    this.menu = new ContextMenu(this);
     this.io = new WorkflowIO(this);
     this.run = new RunPanel(this, this.side);
     this.graph.onChange((kind, detail) => this.onGraph(kind, detail));

@@ -35,7 +35,8 @@ export class Renderer {
     this.svg.setAttribute('class', 'lg-links');
     this.nodeLayer = el('div', 'lg-nodes');
     this.world.append(this.groupLayer, this.svg, this.nodeLayer);
-    canvas.appendChild(this.world);
+    this.hint = el('div', 'lg-empty-hint', {}, 'Double-click to add a node · drop a workflow (.json / .png) here · Examples… to start from a template');
+    canvas.append(this.world, this.hint);
     this.nodeEls = new Map();
     this.socketCache = new Map();
     this.linksPending = false;
@@ -103,7 +104,7 @@ export class Renderer {
     e.appendChild(el('div', 'lg-node-messages'));
     const prev = el('img', 'lg-preview', { alt: '' });
     prev.hidden = true;
-    e.appendChild(prev);
+    e.append(prev, el('div', 'lg-node-resize', { title: 'Drag to resize' }));
     this.nodeEls.set(node.id, e);
     return e;
   }
@@ -186,6 +187,7 @@ export class Renderer {
   }
 
   drawLinks() {
+    this.hint.hidden = this.graph.nodes.size > 0;
     const parts = [];
     for (const l of this.graph.links.values()) {
       const a = this.socketPos(l.from[0], 'out', l.from[1]), b = this.socketPos(l.to[0], 'in', l.to[1]);
