@@ -99,12 +99,13 @@ def _inpaint_denoiser(inner: Callable, ms: Any, mask: Tensor, noise: Tensor, lat
 
 
 def _step_callback(callback: Callable | None, total: int) -> Callable | None:
-    """Sampler callback dict → callback(step, total, x0) with step counted from 1."""
+    """Sampler callback dict → callback(step, total, x0), step = the sampler's 0-based index (as ComfyUI;
+    the caller reports step + 1 of total)."""
     if callback is None:
         return None
 
     def report(info: dict) -> None:
-        callback(min(int(info["i"]) + 1, total), total, info["denoised"])
+        callback(min(int(info["i"]), total - 1), total, info["denoised"])
 
     return report
 
@@ -117,8 +118,8 @@ def sample(model: Any, *, noise: Tensor | None, latent: Tensor, positive: list, 
     """KSampler / KSamplerAdvanced: denoise a raw latent and return the raw result.
 
     noise: from prepare_noise (None → prepare_noise(latent, seed)); disable_noise → zeros
-    (KSamplerAdvanced add_noise=disable). callback(step, total, x0) gets the model-space x0 after
-    every step; an exception raised from it propagates (interrupt).
+    (KSamplerAdvanced add_noise=disable). callback(step, total, x0) gets the 0-based step index and
+    the model-space x0 at every step; an exception raised from it propagates (interrupt).
     """
     sampler = get_sampler(sampler_name)
     ms = model.sampling

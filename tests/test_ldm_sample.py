@@ -132,13 +132,13 @@ def test_callback_each_step_and_exceptions_propagate():
     seen = []
     run(EchoModel(mode="gauss"), torch.zeros(1, 4, 8, 8), steps=5,
         callback=lambda step, total, x0: seen.append((step, total, tuple(x0.shape))))
-    assert seen == [(i, 5, (1, 4, 8, 8)) for i in range(1, 6)]
+    assert seen == [(i, 5, (1, 4, 8, 8)) for i in range(5)]
 
     class Stop(Exception):
         pass
 
     def interrupt(step, total, x0):
-        if step == 2:
+        if step == 1:
             raise Stop()
 
     m = EchoModel(mode="gauss")
@@ -206,3 +206,27 @@ def test_taesd_decoder_round_trips_through_a_file(tmp_path):
     x0 = torch.randn(1, 4, 5, 7)
     assert torch.allclose(loaded(x0), dec(x0))
     assert latent_to_rgb(x0, None, taesd=loaded).size == (56, 40)
+
+
+# ---------------------------------------------------------------------------- with the real model class
+def _tiny(tiny_dir, name):
+    from ldm.checkpoint import load_checkpoint
+
+    model, clip, _ = load_checkpoint(tiny_dir / "checkpoints" / f"{name}.safetensors", output_vae=False)
+    return model, clip
+
+
+@pytest.mark.parametrize("name", ["tiny_sd1", "tiny_sd1_inpaint"])
+def test_tiny_checkpoint_samples_deterministically_and_keeps_the_known_region(tiny_dir, name):
+    model, clip = _tiny(tiny_dir, name)
+    pos, _ = clip.encode("a red square")
+    neg, _ = clip.encode("")
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    mask = torch.zeros(1, 8, 8)
+    mask[:, :, 4:] = 1.0
+    kw = dict(noise=None, latent=latent, positive=[[pos, {}]], negative=[[neg, {}]], cfg=4.0,
+              sampler_name="euler_ancestral", scheduler="normal", steps=2, seed=9, noise_mask=mask)
+    a, b = sample(model, **kw), sample(model, **kw)
+    assert a.shape == latent.shape and torch.isfinite(a).all()
+    assert torch.equal(a, b)
+    assert torch.allclose(a[..., :4], latent[..., :4], atol=1e-5)
