@@ -116,3 +116,31 @@ def test_vae_encode_decode_match_diffusers(ckpt_dir, name):
     theirs_img = ((ref.decode(theirs_z).sample + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
     assert ours_img.shape == (2, 40, 48, 3)
     torch.testing.assert_close(ours_img, theirs_img, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["tiny_sd1", "tiny_sd2v", "tiny_sdxl", "tiny_sdxl_refiner"])
+@torch.no_grad()
+def test_diffusers_from_single_file_reads_our_files_the_same(ckpt_dir, tmp_path, name):
+    """diffusers' own single-file loader (offline, local config folder) on the tiny files."""
+    model, _, vae = load_checkpoint(ckpt_dir[name], output_clip=False)
+    cfg = model.config.unet
+    UNet2DConditionModel(**diffusers_unet_config(cfg)).save_config(tmp_path / "unet")
+    DAutoencoderKL(**diffusers_vae_config(vae.config)).save_config(tmp_path / "vae")
+    common = dict(config=str(tmp_path), local_files_only=True, torch_dtype=torch.float32)
+    ref = UNet2DConditionModel.from_single_file(str(ckpt_dir[name]), subfolder="unet", **common)
+    gen = torch.Generator().manual_seed(3)
+    x, t = torch.randn(1, 4, 8, 8, generator=gen), torch.tensor([421.0])
+    ctx = torch.randn(1, 6, cfg.context_dim, generator=gen)
+    kwargs, y = {}, None
+    if cfg.adm_in_channels:
+        y = model.encode_adm({"width": 512, "height": 512}, 1)
+        n_ids = 6 if model.config.family == "sdxl" else 5
+        ids = [512.0, 512.0, 0.0, 0.0] + ([512.0, 512.0] if n_ids == 6 else [6.0])
+        kwargs["added_cond_kwargs"] = {"text_embeds": torch.zeros(1, 48),
+                                       "time_ids": torch.tensor([ids])}
+    torch.testing.assert_close(model.unet(x, t, ctx, y),
+                               ref(x, t, encoder_hidden_states=ctx, **kwargs).sample,
+                               atol=1e-4, rtol=1e-4)
+    ref_vae = DAutoencoderKL.from_single_file(str(ckpt_dir[name]), subfolder="vae", **common)
+    z = torch.randn(1, 4, 8, 8, generator=gen)
+    torch.testing.assert_close(vae.model.decode(z), ref_vae.decode(z).sample, atol=1e-4, rtol=1e-4)
