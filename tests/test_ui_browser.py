@@ -238,6 +238,7 @@ def test_artist_flow(page, server, artifacts_dir):
     item.wait_for(timeout=90_000)
     page.locator(f".lg-node[data-id='{ids['save']}'].lg-done").wait_for()
     shot(page, artifacts_dir, "04-finished-run")
+    assert page.locator(f".lg-node[data-id='{ids['ks']}'] .lg-preview[data-live='1']").count() == 1  # WS frames
     assert not page.locator(".lg-node.lg-error").count()
 
     url = f"{server.url}/api/view?filename={item.get_attribute('data-filename')}&type=output&subfolder="
