@@ -111,7 +111,8 @@ STOCHASTIC = ["euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp
 @pytest.mark.parametrize("name", [n for n in STOCHASTIC if n != "lcm"])
 def test_stochastic_sampler_produces_the_data_distribution(name):
     """4096 independent pixels: sample mean and std of the result match N(MU, S²)."""
-    sig = karras_sigmas(100, SMIN, SMAX).double()
+    # first-order ancestral samplers need more steps for the variance to settle
+    sig = karras_sigmas(100 if name in ("euler_ancestral", "ddpm") else 50, SMIN, SMAX).double()
     x_t = start(sig, seed=5, shape=(1, 1, 64, 64))
     out = get_sampler(name)(gauss_denoiser, x_t.clone(), sig, seed=7)
     assert abs(float(out.mean()) - MU) < 0.04
