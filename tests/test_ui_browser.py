@@ -364,6 +364,20 @@ def test_editing_tools(page, artifacts_dir):
     page.keyboard.press("Delete")
     assert len(graph(page)["nodes"]) == 4
 
+    x, y = centre(out_dot(page, "1", 0))                      # release a link on empty canvas:
+    page.mouse.move(x, y)                                     # the palette offers LG_INT consumers
+    page.mouse.down()
+    page.mouse.move(x + 20, y + 330, steps=5)
+    page.mouse.up()
+    offered = {e.get_attribute("data-node-type") for e in page.locator(".lg-palette-item").all()}
+    assert offered == {"LgSlow", "LgFail", "LgSave"}
+    page.locator(".lg-palette-item[data-node-type='LgSave']").click()
+    new = [n for n in graph(page)["nodes"] if n["type"] == "LgSave" and n["id"] != "3"]
+    assert len(new) == 1 and {"from": ["1", 0], "to": [new[0]["id"], "value"]} in [
+        {"from": l["from"], "to": l["to"]} for l in graph(page)["links"]]
+    page.keyboard.press("Delete")                             # the new node is selected
+    assert len(graph(page)["nodes"]) == 4
+
     page.locator(".lg-canvas").click(position={"x": 5, "y": 5})  # box select (Ctrl+drag) nodes 1 and 2
     a, b = n1.bounding_box(), n2.bounding_box()
     page.keyboard.down("Control")

@@ -215,7 +215,11 @@ export class Interaction {
     this.r.setTempLink(null);
     for (const x of this.canvas.querySelectorAll('.lg-hover-ok, .lg-hover-bad')) x.classList.remove('lg-hover-ok', 'lg-hover-bad');
     const target = this.dropTarget(e, d);
-    if (!target) return;
+    if (!target) {   // released on the empty canvas: offer the nodes that accept this type
+      const hit = document.elementFromPoint(e.clientX, e.clientY);
+      if (hit && hit.closest('.lg-canvas') && !hit.closest('.lg-group-title')) this.editor.palette.open(e.clientX, e.clientY, { src: d.src, type: d.type });
+      return;
+    }
     if (target.why || !target.input) {
       this.editor.refuse(target.nodeId, target.input, target.why || 'no input');
       return;
@@ -300,11 +304,12 @@ export class Interaction {
       delete: () => ed.deleteSelected(), backspace: () => ed.deleteSelected(), '.': () => ed.fitView(),
     };
     const modActions = {
-      z: () => (e.shiftKey ? ed.redo() : ed.undo()), y: () => ed.redo(), c: () => ed.copy(), v: () => ed.paste(),
+      z: () => (e.shiftKey ? ed.redo() : ed.undo()), y: () => ed.redo(), v: () => ed.paste(),
+      c: () => ((ed.selection.size > 0 && String(window.getSelection() || '') === '') ? ed.copy() : false),
       a: () => ed.selectAll(), m: () => ed.toggleMode('muted'), b: () => ed.toggleMode('bypass'), g: () => ed.groupSelected(),
       s: () => ed.io.download(), o: () => ed.io.pickFile(),
     };
     const fn = mod ? modActions[k] : (e.altKey ? null : actions[k]);
-    if (fn) { e.preventDefault(); fn(); }
+    if (fn && fn() !== false) e.preventDefault();
   }
 }

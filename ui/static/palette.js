@@ -1,3 +1,5 @@
+import { typesCompatible } from './graph.js';
+
 // Searchable node palette (double-click on the canvas or the "Add node" button): node types from
 // /object_info grouped by category; type to filter, arrows + Enter or click to add.
 
@@ -44,8 +46,10 @@ export class Palette {
     }, true);
   }
 
-  // Open at a client position; new nodes go to the matching world position.
-  open(clientX, clientY) {
+  // Open at a client position; new nodes go to the matching world position. With `fromLink`
+  // ({src: [id, output], type}) only nodes with a compatible input are listed and get connected.
+  open(clientX, clientY, fromLink = null) {
+    this.fromLink = fromLink;
     const root = this.editor.root.getBoundingClientRect();
     const canvas = this.editor.canvas.getBoundingClientRect();
     if (clientX === undefined) { clientX = canvas.left + canvas.width / 2 - 140; clientY = canvas.top + 60; }
@@ -63,7 +67,8 @@ export class Palette {
 
   fill() {
     const words = this.search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
-    const all = Object.values(this.editor.graph.schemas);
+    const g = this.editor.graph, link = this.fromLink;
+    const all = Object.values(g.schemas).filter((s) => !link || s.inputs.some((i) => typesCompatible(link.type, i.type)));
     let shown;
     if (words.length) {
       shown = all.map((s) => [score(s, words), s]).filter(([n]) => n > 0)
@@ -104,6 +109,15 @@ export class Palette {
 
   choose(type) {
     this.close();
-    this.editor.addNode(type, this.worldPos || [0, 0]);
+    const node = this.editor.addNode(type, this.worldPos || [0, 0]);
+    const link = this.fromLink;
+    if (!link) return;
+    const g = this.editor.graph;
+    const inp = g.schema(type).inputs.find((i) => !i.widget && typesCompatible(link.type, i.type))
+      || g.schema(type).inputs.find((i) => typesCompatible(link.type, i.type));
+    if (inp && !g.checkConnect(link.src[0], link.src[1], node.id, inp.name)) {
+      g.connect(link.src[0], link.src[1], node.id, inp.name);
+      this.editor.changed({});
+    }
   }
 }
