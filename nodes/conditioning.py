@@ -19,7 +19,8 @@ def _with(conditioning: list, **changes) -> list:
 
 @node("conditioning", display_name="CLIP Text Encode (Prompt)")
 class CLIPTextEncode:
-    """Encodes a prompt with the text encoder; supports (word:1.2) weights and embedding:name."""
+    """Encodes a text prompt using a CLIP model into an embedding that can be used to guide the diffusion model
+    towards generating specific images."""
 
     INPUTS = [String("text", "", multiline=True, dynamic_prompts=True, tooltip="The text to be encoded."),
               In("clip", "CLIP", tooltip="The CLIP model used for encoding the text.")]
@@ -87,7 +88,7 @@ def _fit_tokens(t: torch.Tensor, length: int) -> torch.Tensor:
     return t
 
 
-@node("conditioning", display_name="Conditioning (Average)")
+@node("conditioning", display_name="ConditioningAverage")  # ComfyUI's display mapping key has a stray space
 class ConditioningAverage:
     """Interpolates conditioning_to towards the first entry of conditioning_from."""
 

@@ -174,11 +174,12 @@ def save_images(ctx, images: torch.Tensor, prefix: str, root: Path, kind: str,
 
 @node("image", display_name="Save Image", output_node=True)
 class SaveImage:
-    """Saves images to the output folder as PNGs carrying the workflow (prompt + workflow chunks)."""
+    """Saves the input images to your ComfyUI output directory."""
 
     INPUTS = [In("images", "IMAGE", tooltip="The images to save."),
-              String("filename_prefix", "ComfyUI", tooltip="The prefix for the file to save. "
-                     "May contain subfolders and %date:yyyy-MM-dd% style placeholders.")]
+              String("filename_prefix", "ComfyUI", tooltip="The prefix for the file to save. This may include "
+                     "formatting information such as %date:yyyy-MM-dd% or %Empty Latent Image.width% to "
+                     "include values from nodes.")]
     OUTPUTS = []
 
     def run(self, ctx, images, filename_prefix):
@@ -278,7 +279,7 @@ class ImagePadForOutpaint:
         return ops.outpaint_pad(image, left, top, right, bottom, feathering)
 
 
-@node("image/transform", display_name="ImageCrop")
+@node("image/transform", display_name="Image Crop")
 class ImageCrop:
     """Crops images to width×height at (x, y)."""
 

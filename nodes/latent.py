@@ -26,7 +26,7 @@ def _batch_index(latent: dict) -> list[int]:
 
 @node("latent", display_name="Empty Latent Image")
 class EmptyLatentImage:
-    """A batch of all-zero latents for txt2img; 8 pixels per latent cell, 4 channels."""
+    """Create a new batch of empty latent images to be denoised via sampling."""
 
     INPUTS = [
         Int("width", 512, min=16, max=MAX_RES, step=8, tooltip="The width of the latent images in pixels."),
@@ -119,7 +119,7 @@ class LatentComposite:
         return (_copy(samples_to, samples=ops.composite(dest, src, x, y, mask if f else None)),)
 
 
-@node("latent", display_name="Latent Composite Masked")
+@node("latent", display_name="LatentCompositeMasked")
 class LatentCompositeMasked:
     """Pastes source onto destination at (x, y) pixels through an optional mask."""
 
@@ -195,7 +195,7 @@ class RepeatLatentBatch:
         return (out,)
 
 
-@node("latent/batch", display_name="Latent Batch")
+@node("latent/batch", display_name="LatentBatch")
 class LatentBatch:
     """Concatenates two latent batches (samples2 resized to samples1's size)."""
 

@@ -33,7 +33,7 @@ def cached_load(ctx, folder: str, name: str, kind: str, loader, *options):
 
 @node("loaders", display_name="Load Checkpoint")
 class CheckpointLoaderSimple:
-    """Loads a single-file Stable Diffusion checkpoint (SD1.x, SD2.x, SDXL; .safetensors or .ckpt)."""
+    """Loads a diffusion model checkpoint, diffusion models are used to denoise latents."""
 
     INPUTS = [Combo("ckpt_name", files("checkpoints"), tooltip="The name of the checkpoint (model) to load.")]
     OUTPUTS = [Out("MODEL", tooltip="The model used for denoising latents."),
@@ -53,7 +53,7 @@ class CheckpointLoaderSimple:
         return (model, clip, vae)
 
 
-@node("advanced/loaders/deprecated", display_name="Load Checkpoint With Config (DEPRECATED)")
+@node("advanced/loaders", display_name="Load Checkpoint With Config (DEPRECATED)")
 class CheckpointLoader:
     """Loads a checkpoint; the config file is accepted for old workflows but the architecture is
     always read from the weights themselves."""
@@ -120,7 +120,8 @@ def _apply_lora(ctx, model, clip, lora_name: str, strength_model: float, strengt
 
 @node("loaders", display_name="Load LoRA")
 class LoraLoader:
-    """Applies a LoRA (kohya / diffusers / peft names) to the model and text encoder."""
+    """This LoRA loader is used to modify both diffusion and CLIP models, altering the way in which latents
+    are denoised such as applying styles. Multiple LoRA nodes can be linked together."""
 
     INPUTS = [In("model", "MODEL", tooltip="The diffusion model the LoRA will be applied to."),
               In("clip", "CLIP", tooltip="The CLIP model the LoRA will be applied to."),

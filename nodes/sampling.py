@@ -10,6 +10,30 @@ from nodes.registry import Combo, Float, In, Int, Out, node
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
+# ComfyUI 0.3.64's option order (comfy/samplers.py KSAMPLER_NAMES + ddim/uni_pc, SCHEDULER_HANDLERS):
+# the first entry is what a new node shows, and clients compare the lists. Only names ldm implements
+# are offered; any ldm name ComfyUI lacks goes last.
+_COMFY_SAMPLER_ORDER = (
+    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
+    "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp",
+    "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
+    "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm",
+    "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral",
+    "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2",
+    "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2")
+_COMFY_SCHEDULER_ORDER = ("simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
+                          "linear_quadratic", "kl_optimal")
+
+
+def _comfy_order(names, order) -> list[str]:
+    """`names` (what ldm implements) in ComfyUI's order, names ComfyUI lacks appended."""
+    have = list(names)
+    return [n for n in order if n in have] + [n for n in have if n not in order]
+
+
+SAMPLER_OPTIONS = _comfy_order(SAMPLER_NAMES, _COMFY_SAMPLER_ORDER)
+SCHEDULER_OPTIONS = _comfy_order(SCHEDULER_NAMES, _COMFY_SCHEDULER_ORDER)
+
 
 def resolve_areas(conditioning: list, latent_h: int, latent_w: int) -> list:
     """Turns ('percentage', h, w, y, x) areas into latent cells for this latent size."""
@@ -32,13 +56,14 @@ def _preview_callback(ctx, model):
         preview_jpeg = None
 
     def callback(step: int, total: int, x0) -> None:
+        # ldm.sample counts steps from 1 (1..total), which is what the progress event carries.
         jpeg = None
         if preview_jpeg is not None and x0 is not None:
             try:
                 jpeg = preview_jpeg(x0[:1], model.latent_format)
             except Exception:  # a preview failure must never fail the job
                 jpeg = None
-        ctx.progress(step + 1, total, jpeg)
+        ctx.progress(step, total, jpeg)
 
     return callback
 
@@ -68,7 +93,7 @@ def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive,
 
 @node("sampling", display_name="KSampler")
 class KSampler:
-    """Denoises the latent with the model, guided by the positive and negative conditioning."""
+    """Uses the provided model, positive and negative conditioning to denoise the latent image."""
 
     INPUTS = [
         In("model", "MODEL", tooltip="The model used for denoising the input latent."),
@@ -76,13 +101,21 @@ class KSampler:
             tooltip="The random seed used for creating the noise."),
         Int("steps", 20, min=1, max=10000, tooltip="The number of steps used in the denoising process."),
         Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01,
-              tooltip="The Classifier-Free Guidance scale balances creativity and adherence to the prompt."),
-        Combo("sampler_name", SAMPLER_NAMES, tooltip="The algorithm used when sampling."),
-        Combo("scheduler", SCHEDULER_NAMES, tooltip="The scheduler controls how noise is gradually removed."),
-        In("positive", "CONDITIONING", tooltip="The conditioning describing what to include in the image."),
-        In("negative", "CONDITIONING", tooltip="The conditioning describing what to exclude from the image."),
+              tooltip="The Classifier-Free Guidance scale balances creativity and adherence to the prompt. "
+                      "Higher values result in images more closely matching the prompt however too high values "
+                      "will negatively impact quality."),
+        Combo("sampler_name", SAMPLER_OPTIONS, tooltip="The algorithm used when sampling, this can affect the "
+                                                        "quality, speed, and style of the generated output."),
+        Combo("scheduler", SCHEDULER_OPTIONS,
+              tooltip="The scheduler controls how noise is gradually removed to form the image."),
+        In("positive", "CONDITIONING",
+           tooltip="The conditioning describing the attributes you want to include in the image."),
+        In("negative", "CONDITIONING",
+           tooltip="The conditioning describing the attributes you want to exclude from the image."),
         In("latent_image", "LATENT", tooltip="The latent image to denoise."),
-        Float("denoise", 1.0, min=0.0, max=1.0, step=0.01, tooltip="The amount of denoising applied."),
+        Float("denoise", 1.0, min=0.0, max=1.0, step=0.01,
+              tooltip="The amount of denoising applied, lower values will maintain the structure of the initial "
+                      "image allowing for image to image sampling."),
     ]
     OUTPUTS = [Out("LATENT", tooltip="The denoised latent.")]
 
@@ -102,7 +135,7 @@ class KSamplerAdvanced:
         Int("noise_seed", 0, min=0, max=SEED_MAX, control_after_generate=True),
         Int("steps", 20, min=1, max=10000),
         Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01),
-        Combo("sampler_name", SAMPLER_NAMES), Combo("scheduler", SCHEDULER_NAMES),
+        Combo("sampler_name", SAMPLER_OPTIONS), Combo("scheduler", SCHEDULER_OPTIONS),
         In("positive", "CONDITIONING"), In("negative", "CONDITIONING"), In("latent_image", "LATENT"),
         Int("start_at_step", 0, min=0, max=10000), Int("end_at_step", 10000, min=0, max=10000),
         Combo("return_with_leftover_noise", ["disable", "enable"]),

@@ -9,18 +9,18 @@ from nodes.conditioning import check_mask_size, crop_to_multiple, grey_out, mask
 from nodes.registry import In, Int, Out, node
 
 
-def _tile_inputs() -> list:
-    return [Int("tile_size", 512, min=64, max=4096, step=32),
+def _tile_inputs(verb: str = "decode", tile_step: int = 32) -> list:
+    return [Int("tile_size", 512, min=64, max=4096, step=tile_step),
             Int("overlap", 64, min=0, max=4096, step=32),
             Int("temporal_size", 64, min=8, max=4096, step=4,
-                tooltip="Only used for video VAEs: amount of frames to decode at a time."),
+                tooltip=f"Only used for video VAEs: Amount of frames to {verb} at a time."),
             Int("temporal_overlap", 8, min=4, max=4096, step=4,
-                tooltip="Only used for video VAEs: amount of frames to overlap.")]
+                tooltip="Only used for video VAEs: Amount of frames to overlap.")]
 
 
 @node("latent", display_name="VAE Decode")
 class VAEDecode:
-    """Decodes latents into images."""
+    """Decodes latent images back into pixel space images."""
 
     INPUTS = [In("samples", "LATENT", tooltip="The latent to be decoded."),
               In("vae", "VAE", tooltip="The VAE model used for decoding the latent.")]
@@ -60,7 +60,7 @@ class VAEEncode:
 class VAEEncodeTiled:
     """Encodes images tile by tile."""
 
-    INPUTS = [In("pixels", "IMAGE"), In("vae", "VAE")] + _tile_inputs()
+    INPUTS = [In("pixels", "IMAGE"), In("vae", "VAE")] + _tile_inputs("encode", tile_step=64)
     OUTPUTS = [Out("LATENT")]
 
     def run(self, ctx, pixels, vae, tile_size, overlap, temporal_size=64, temporal_overlap=8):
