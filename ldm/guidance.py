@@ -13,7 +13,8 @@ Choices that match ComfyUI (so images agree):
   forward. Different token lengths are made equal by repeating each context to the least common
   multiple of the lengths (repeating a whole context leaves cross-attention unchanged); when the
   lcm would exceed 4× the shorter length the entries run in separate forwards instead.
-- cfg == 1 skips the uncond entries entirely.
+- cfg == 1 skips the uncond entries entirely (the uncond prediction is then taken to be the cond one).
+- A dict passed as `capture=` receives `uncond_denoised` (what CFG++ samplers need).
 - start_percent/end_percent become sigmas through model.sampling.percent_to_sigma; an entry is
   skipped while sigma > sigma(start) or sigma < sigma(end).
 """
@@ -184,9 +185,12 @@ class CFGDenoiser:
                 sums[e.which][:, :, ay:ay + ah, ax:ax + aw] += pred * e.mult
                 counts[e.which][:, :, ay:ay + ah, ax:ax + aw] += e.mult
         cond = sums[0] / counts[0]
+        uncond = cond if skip_uncond else sums[1] / counts[1]
+        capture = extra.get("capture")
+        if capture is not None:  # CFG++ samplers step with the unguided prediction
+            capture["uncond_denoised"] = uncond
         if skip_uncond:
             return cond
-        uncond = sums[1] / counts[1]
         return uncond + (cond - uncond) * self.cfg
 
     def _forward(self, x: Tensor, sigma: Tensor, group: list[_Entry]) -> list[Tensor]:

@@ -475,11 +475,71 @@ def sample_lcm(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dic
     return x
 
 
+# ---------------------------------------------------------------------------- CFG++ (Chung et al. 2024)
+def _guided_and_uncond(denoiser: Denoiser, x: Tensor, sigma: Tensor, extra: dict) -> tuple[Tensor, Tensor]:
+    """Guided x0 and the unguided (uncond) x0; a denoiser that does not fill `capture` gives both equal."""
+    capture: dict = {}
+    denoised = denoiser(x, sigma, **extra, capture=capture)
+    return denoised, capture.get("uncond_denoised", denoised)
+
+
+@torch.no_grad()
+def sample_euler_cfg_pp(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                        callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                        seed: int | None = None) -> Tensor:
+    """Euler with CFG++: renoise the guided x0 along the uncond direction (Chung et al. 2024)."""
+    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    for i in range(len(sigmas) - 1):
+        denoised, uncond = _guided_and_uncond(denoiser, x, sigmas[i] * s_in, extra)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        x = denoised + to_d(x, sigmas[i], uncond) * sigmas[i + 1]
+    return x
+
+
+@torch.no_grad()
+def sample_euler_ancestral_cfg_pp(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                                  callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                                  seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """Ancestral Euler with CFG++ (Chung et al. 2024)."""
+    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    for i in range(len(sigmas) - 1):
+        denoised, uncond = _guided_and_uncond(denoiser, x, sigmas[i] * s_in, extra)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        down, up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta)
+        x = denoised + to_d(x, sigmas[i], uncond) * down
+        if sigmas[i + 1] > 0:
+            x = x + ns(sigmas[i], sigmas[i + 1]) * s_noise * up
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m_cfg_pp(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                           callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                           seed: int | None = None) -> Tensor:
+    """DPM-Solver++(2M) with CFG++: the multistep correction uses the uncond history."""
+    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    old_uncond = None
+    for i in range(len(sigmas) - 1):
+        denoised, uncond = _guided_and_uncond(denoiser, x, sigmas[i] * s_in, extra)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        t, t_next = _t(sigmas[i]), _t(sigmas[i + 1])
+        h = t_next - t
+        mix = -torch.exp(-h) * uncond
+        if old_uncond is not None and sigmas[i + 1] != 0:
+            r = (t - _t(sigmas[i - 1])) / h
+            mix = mix - torch.expm1(-h) * (1 / (2 * r)) * (denoised - old_uncond)
+        x = denoised + mix + torch.exp(-h) * x
+        old_uncond = uncond
+    return x
+
+
 def _build_table() -> dict[str, Callable[..., Tensor]]:
     from ldm import samplers_multistep as ms
 
     table = {
         "euler": sample_euler, "euler_ancestral": sample_euler_ancestral, "heun": sample_heun,
+        "euler_cfg_pp": sample_euler_cfg_pp, "euler_ancestral_cfg_pp": sample_euler_ancestral_cfg_pp,
+        "dpmpp_2m_cfg_pp": sample_dpmpp_2m_cfg_pp,
         "heunpp2": sample_heunpp2, "dpm_2": sample_dpm_2, "dpm_2_ancestral": sample_dpm_2_ancestral,
         "lms": sample_lms, "dpm_fast": ms.sample_dpm_fast, "dpm_adaptive": ms.sample_dpm_adaptive,
         "dpmpp_2s_ancestral": sample_dpmpp_2s_ancestral,

@@ -179,7 +179,7 @@ def test_sampler_names_follow_comfyui_order_and_cover_the_common_block():
                 "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddim", "uni_pc", "uni_pc_bh2",
                 "lcm", "ddpm", "ipndm", "deis", "heunpp2", "dpm_fast", "dpm_adaptive", "res_multistep"]
     assert set(required) <= set(SAMPLER_NAMES)
-    assert SAMPLER_NAMES[:3] == ["euler", "euler_ancestral", "heun"]
+    assert SAMPLER_NAMES[:4] == ["euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp"]
     assert SAMPLER_NAMES[-3:] == ["ddim", "uni_pc", "uni_pc_bh2"]
     assert all(callable(SAMPLERS[n]) for n in SAMPLER_NAMES)
 
@@ -256,3 +256,29 @@ def test_ddim_on_ddim_uniform_matches_diffusers_ddim():
         x_now = x_vp * torch.sqrt(1 + sig[i] ** 2)
         x_vp = sched.step(_eps_model(x_now, sig[i]), t, x_vp, eta=0.0).prev_sample.double()
     assert torch.allclose(ours, x_vp, atol=2e-4), float((ours - x_vp).abs().max())
+
+
+# ---------------------------------------------------------------------------- CFG++
+@pytest.mark.parametrize("pp,plain", [("euler_cfg_pp", "euler"), ("dpmpp_2m_cfg_pp", "dpmpp_2m"),
+                                      ("euler_ancestral_cfg_pp", "euler_ancestral")])
+def test_cfg_pp_without_guidance_is_the_plain_sampler(pp, plain):
+    sig = karras_sigmas(8, SMIN, SMAX).double()
+    x_t = start(sig, shape=(1, 2, 4, 4))
+    a = get_sampler(pp)(gauss_denoiser, x_t.clone(), sig, seed=4)
+    b = get_sampler(plain)(gauss_denoiser, x_t.clone(), sig, seed=4)
+    assert torch.allclose(a, b, atol=1e-9)
+
+
+def test_euler_cfg_pp_renoises_along_the_uncond_prediction():
+    from ldm.guidance import CFGDenoiser
+    from tests.test_ldm_guidance import EchoModel, cond
+
+    den = CFGDenoiser(EchoModel(mode="gauss"), [cond(1.0)], [cond(0.0)], 1.5)
+    sig = torch.tensor([3.0, 1.0])
+    x = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    out = get_sampler("euler_cfg_pp")(den, x.clone(), sig)
+    s2 = 0.25
+    d_cond = (s2 * x + 9.0 * 1.0) / (s2 + 9.0)
+    d_uncond = (s2 * x) / (s2 + 9.0)
+    guided = d_uncond + 1.5 * (d_cond - d_uncond)
+    assert torch.allclose(out, guided + (x - d_uncond) / 3.0 * 1.0, atol=1e-5)
