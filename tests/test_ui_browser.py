@@ -335,6 +335,11 @@ def load(page, doc: dict) -> None:
 
 def test_editing_tools(page, artifacts_dir):
     load(page, stub_doc())
+    drag(page, out_dot(page, "1", 0), in_dot(page, "3", "value"))   # one link per input: replaced
+    links = [(l["from"], l["to"]) for l in graph(page)["links"]]
+    assert sorted(links) == sorted([(["1", 0], ["2", "value"]), (["1", 0], ["3", "value"])])
+    page.keyboard.press("Control+z")
+    assert len(graph(page)["links"]) == 2 and graph(page)["links"][1]["from"] == ["2", 0]
     view0 = graph(page)["view"]
     box = canvas_box(page)
     page.mouse.move(box["x"] + 600, box["y"] + 500)          # pan by dragging the empty canvas
