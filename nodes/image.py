@@ -105,15 +105,11 @@ class LoadImageMask:
     def run(self, ctx, image, channel):
         with Image.open(_input_file(ctx, image)) as img:
             img = ImageOps.exif_transpose(img)
-            if img.mode == "I":
-                img = img.point(lambda i: i * (1 / 255))
-            if img.mode == "P" and "transparency" in img.info:
+            if img.getbands() != ("R", "G", "B", "A"):
+                if img.mode == "I":
+                    img = img.point(lambda i: i * (1 / 255))
                 img = img.convert("RGBA")
             band = channel[0].upper()
-            if band not in img.getbands():
-                if band == "A" or img.mode not in ("L", "LA"):
-                    return (torch.zeros((1, 64, 64), dtype=torch.float32),)
-                img = img.convert("RGBA")
             m = torch.from_numpy(np.asarray(img.getchannel(band)).astype(np.float32) / 255.0)
         if band == "A":
             m = 1.0 - m
@@ -236,7 +232,7 @@ class ImageScaleToTotalPixels:
     OUTPUTS = [Out("IMAGE")]
 
     def run(self, ctx, image, upscale_method, megapixels):
-        total = megapixels * 1024 * 1024
+        total = int(megapixels * 1024 * 1024)
         scale = math.sqrt(total / (image.shape[2] * image.shape[1]))
         w, h = round(image.shape[2] * scale), round(image.shape[1] * scale)
         return (ops.resize_image(image, max(1, w), max(1, h), upscale_method),)

@@ -205,9 +205,10 @@ class LatentBatch:
     def run(self, ctx, samples1, samples2):
         a = samples1["samples"]
         b = ops.match_size(samples2["samples"], a, "bilinear")
-        idx1 = _batch_index(samples1)
-        idx2 = samples2.get("batch_index") or [max(idx1) + 1 + i for i in range(b.shape[0])]
-        return ({"samples": torch.cat([a, b]), "batch_index": idx1 + list(idx2)},)
+        # As ComfyUI: each side keeps its own indices (so both halves get the same seeds' noise)
+        # and the other keys of samples1 (e.g. its noise mask) stay.
+        return (_copy(samples1, samples=torch.cat([a, b]),
+                      batch_index=_batch_index(samples1) + _batch_index(samples2)),)
 
 
 @node("latent/transform", display_name="Flip Latent")

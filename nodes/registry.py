@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
-HIDDEN_FOR_OUTPUT_NODES = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"}
+HIDDEN_FOR_OUTPUT_NODES = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,6 @@ class VAEEncodeTiled:
 
     def run(self, ctx, pixels, vae, tile_size, overlap, temporal_size=64, temporal_overlap=8):
         pixels = crop_to_multiple(pixels, vae.downscale_ratio)
-        overlap = min(overlap, tile_size // 4)
         return ({"samples": vae.encode_tiled(pixels[..., :3], tile=tile_size, overlap=overlap)},)
 
 

@@ -104,7 +104,7 @@ def test_output_node_has_hidden_inputs_and_custom_name(paths):
     reg = _sampler_registry()
     assert reg.get("SaveImpl") is None
     info = reg.get("SaveLike").object_info(paths)
-    assert info["input"]["hidden"] == {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"}
+    assert info["input"]["hidden"] == {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
     assert info["output_node"] is True and info["output"] == [] and info["name"] == "SaveLike"
     assert set(reg.object_info(paths)) == {"KSamplerLike", "SaveLike"}
 

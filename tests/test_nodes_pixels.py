@@ -73,7 +73,7 @@ def test_latent_batch_ops_keep_batch_index(ctx):
     (rep,) = la.RepeatLatentBatch().run(ctx, one, 2)
     assert rep["samples"].shape[0] == 4 and rep["batch_index"] == [2, 3, 4, 5]
     (both,) = la.LatentBatch().run(ctx, _lat(1), _lat(2, 4, 4))
-    assert both["samples"].shape == (3, 4, 8, 8) and both["batch_index"] == [0, 1, 2]
+    assert both["samples"].shape == (3, 4, 8, 8) and both["batch_index"] == [0, 0, 1]  # ComfyUI: each side keeps its indices
 
 
 def test_latent_flip_rotate_crop(ctx):
