@@ -98,6 +98,15 @@ def _inpaint_denoiser(inner: Callable, ms: Any, mask: Tensor, noise: Tensor, lat
     return denoise
 
 
+def _inpaint_noise(sampler_name: str, noise: Tensor, seed: int) -> Tensor:
+    """Noise that re-noises the known region. ComfyUI's "ddim" is euler with *random* inpainting noise:
+    a fresh CPU randn from manual_seed(seed + 1) instead of the initial noise; others reuse the noise."""
+    if sampler_name != "ddim":
+        return noise
+    fresh = torch.randn(noise.shape, dtype=torch.float32, generator=torch.manual_seed(int(seed) + 1), device="cpu")
+    return fresh.to(noise.device)
+
+
 def _step_callback(callback: Callable | None, total: int) -> Callable | None:
     """Sampler callback dict → callback(step, total, x0), step = the sampler's 0-based index (as ComfyUI;
     the caller reports step + 1 of total)."""
@@ -121,7 +130,7 @@ def sample(model: Any, *, noise: Tensor | None, latent: Tensor, positive: list, 
     (KSamplerAdvanced add_noise=disable). callback(step, total, x0) gets the 0-based step index and
     the model-space x0 at every step; an exception raised from it propagates (interrupt).
     """
-    sampler = get_sampler(sampler_name)
+    get_sampler(sampler_name)  # unknown names fail before any work
     ms = model.sampling
     sigmas = ksampler_sigmas(ms, scheduler, sampler_name, steps, denoise, start_step, last_step,
                              force_full_denoise)
@@ -137,24 +146,25 @@ def sample(model: Any, *, noise: Tensor | None, latent: Tensor, positive: list, 
     latent_in = fmt.process_in(latent) if torch.count_nonzero(latent) > 0 else latent
     mask = _prepare_mask(noise_mask, latent) if noise_mask is not None else None
     with model.patched():
-        x = _run(model, sampler, sigmas, noise, latent_in, mask, positive, negative, cfg, seed, callback)
+        x = _run(model, sampler_name, sigmas, noise, latent_in, mask, positive, negative, cfg, seed, callback)
     return fmt.process_out(x)
 
 
-def _run(model: Any, sampler: Callable, sigmas: Tensor, noise: Tensor, latent_in: Tensor, mask: Tensor | None,
+def _run(model: Any, sampler_name: str, sigmas: Tensor, noise: Tensor, latent_in: Tensor, mask: Tensor | None,
          positive: list, negative: list, cfg: float, seed: int, callback: Callable | None) -> Tensor:
     ms = model.sampling
     sigma_max, sigma0 = float(ms.sigma_max), float(sigmas[0])
     max_denoise = math.isclose(sigma_max, sigma0, rel_tol=1e-5) or sigma0 > sigma_max
     denoiser: Callable = CFGDenoiser(model, positive, negative, cfg, latent_image=latent_in, denoise_mask=mask)
+    keep_noise = _inpaint_noise(sampler_name, noise, seed) if mask is not None else noise
     if mask is not None:
-        denoiser = _inpaint_denoiser(denoiser, ms, mask, noise, latent_in)
+        denoiser = _inpaint_denoiser(denoiser, ms, mask, keep_noise, latent_in)
     x = ms.noise_scaling(sigmas[0], noise, latent_in, max_denoise)
-    x = sampler(denoiser, x, sigmas, extra_args={}, callback=_step_callback(callback, len(sigmas) - 1),
-                seed=seed)
+    report = _step_callback(callback, len(sigmas) - 1)
+    x = get_sampler(sampler_name)(denoiser, x, sigmas, extra_args={}, callback=report, seed=seed)
     x = ms.inverse_noise_scaling(sigmas[-1], x)
     if mask is not None:
         # Exactly the original latent (or it noised to the last sigma) outside the repaint region.
-        known = latent_in if float(sigmas[-1]) == 0 else ms.noise_scaling(sigmas[-1], noise, latent_in)
+        known = latent_in if float(sigmas[-1]) == 0 else ms.noise_scaling(sigmas[-1], keep_noise, latent_in)
         x = x * mask + known * (1.0 - mask)
     return x

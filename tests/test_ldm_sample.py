@@ -111,6 +111,23 @@ def test_noise_mask_keeps_the_known_region_exactly():
         assert not torch.allclose(out[..., 4:], latent[..., 4:], atol=1e-2)
 
 
+def test_ddim_renoises_the_known_region_with_seed_plus_one_noise():
+    """ComfyUI's ddim = euler with random inpainting noise (manual_seed(seed + 1))."""
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(1, 8, 8)
+    mask[:, :, 4:] = 1.0
+    m_euler, m_ddim = EchoModel(mode="gauss"), EchoModel(mode="gauss")
+    run(m_euler, latent, sampler_name="euler", noise_mask=mask, steps=4, denoise=0.5)
+    run(m_ddim, latent, sampler_name="ddim", noise_mask=mask, steps=4, denoise=0.5)
+    x1_euler, x1_ddim = m_euler.calls[1]["x"], m_ddim.calls[1]["x"]
+    sigma1 = ksampler_sigmas(m_euler.sampling, "karras", "euler", 4, denoise=0.5)[1]
+    fresh = torch.randn(latent.shape, generator=torch.manual_seed(3 + 1))
+    assert torch.allclose(x1_ddim[..., :4], (latent * SCALE + fresh * sigma1)[..., :4], atol=1e-5)
+    assert torch.allclose(x1_euler[..., :4], (latent * SCALE + prepare_noise(latent, 3) * sigma1)[..., :4],
+                          atol=1e-5)
+    assert torch.allclose(x1_ddim[..., 4:], x1_euler[..., 4:])
+
+
 def test_split_advanced_run_equals_the_full_run():
     """KSamplerAdvanced 0→4 with leftover noise, then 4→10 without new noise = one 10-step run."""
     latent = torch.zeros(1, 4, 8, 8)
