@@ -196,8 +196,9 @@ export class Renderer {
     }
     this.svg.innerHTML = parts.join('');
     if (this.tempPath) this.svg.appendChild(this.tempPath);
+    const linked = new Set([...this.graph.links.values()].map((l) => `${l.to[0]}\u0000${l.to[1]}`));
     for (const [id, e] of this.nodeEls) {
-      for (const s of e.querySelectorAll('.lg-in')) s.classList.toggle('lg-linked', !!this.graph.linkInto(id, s.dataset.input));
+      for (const s of e.querySelectorAll('.lg-in')) s.classList.toggle('lg-linked', linked.has(`${id}\u0000${s.dataset.input}`));
     }
   }
 

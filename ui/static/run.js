@@ -26,7 +26,7 @@ export class RunPanel {
 
   build(side) {
     const row = el('div', 'lg-run-row');
-    this.queueBtn = el('button', 'lg-btn lg-primary', { type: 'button', 'data-action': 'queue', title: 'Queue (Ctrl+Enter)' }, 'Queue');
+    this.queueBtn = el('button', 'lg-btn lg-primary', { type: 'button', 'data-action': 'queue', title: 'Queue (Ctrl+Enter; Ctrl+Shift+Enter puts it at the front)' }, 'Queue');
     this.count = el('input', 'lg-input lg-count', { type: 'number', min: 1, max: 100, value: 1, 'data-field': 'batch-count', title: 'Queue this many times' });
     this.stopBtn = el('button', 'lg-btn', { type: 'button', 'data-action': 'interrupt', title: 'Stop the running job' }, 'Stop');
     row.append(this.queueBtn, el('span', 'lg-times', {}, '×'), this.count, this.stopBtn);
