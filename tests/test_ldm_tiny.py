@@ -173,17 +173,17 @@ def test_run_tiled_blends_a_local_op_exactly():
 
 
 def test_tiled_vae_equals_untiled_with_one_tile_and_is_close_with_many(vae):
-    z = torch.randn(1, 4, 24, 24, generator=torch.Generator().manual_seed(4))
+    z = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(4))
     full = vae.decode(z)
     torch.testing.assert_close(vae.decode_tiled(z, tile=512, overlap=64), full)
-    tiled = vae.decode_tiled(z, tile=128, overlap=64)
+    tiled = vae.decode_tiled(z, tile=96, overlap=48)
     assert tiled.shape == full.shape
     # Random weights exaggerate the global parts (mid attention, GroupNorm statistics).
-    assert (tiled - full).abs().mean() < 0.03
-    pixels = torch.rand(1, 192, 192, 3, generator=torch.Generator().manual_seed(5))
+    assert (tiled - full).abs().mean() < 0.04
+    pixels = torch.rand(1, 128, 128, 3, generator=torch.Generator().manual_seed(5))
     enc = vae.encode(pixels)
     torch.testing.assert_close(vae.encode_tiled(pixels, tile=512, overlap=64), enc)
-    assert (vae.encode_tiled(pixels, tile=128, overlap=64) - enc).abs().mean() < 0.03
+    assert (vae.encode_tiled(pixels, tile=96, overlap=48) - enc).abs().mean() < 0.04
 
 
 # ------------------------------------------------------------------------------ devices
