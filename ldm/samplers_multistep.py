@@ -297,11 +297,10 @@ def sample_dpm_fast(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args
     return x
 
 
-def _pid_factor(errs: list[float], error: float, order: float) -> tuple[float, list[float]]:
-    """Integral step-size controller (Söderlind): factor = limiter((1/err)^(1/order))."""
-    inv = 1 / (error + 1e-8)
-    factor = inv ** (1.0 / order)
-    return 1 + math.atan(factor - 1), errs + [inv]
+def _step_factor(error: float, order: float) -> float:
+    """Integral step-size controller (PID with only the I term, Söderlind): atan-limited (1/err)^(1/order)."""
+    factor = (1 / (error + 1e-8)) ** (1.0 / order)
+    return 1 + math.atan(factor - 1)
 
 
 @torch.no_grad()
@@ -316,7 +315,7 @@ def sample_dpm_adaptive(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_
     solver = _DPMSolver(denoiser, x, extra, callback)
     s_max, s_min = _dpm_range(sigmas)
     s, t_end = _t(s_max), _t(s_min)
-    h, x_prev, errs, i = h_init, x, [], 0
+    h, x_prev, i = h_init, x, 0
     while s < t_end - 1e-5:
         t = torch.minimum(t_end, s + h)
         eps = solver.eps(x, s)
@@ -327,7 +326,7 @@ def sample_dpm_adaptive(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_
             x_low, x_high = solver.step(2, x, s, t, eps, r1=1 / 3), solver.step(3, x, s, t, eps)
         delta = torch.maximum(torch.tensor(atol), rtol * torch.maximum(x_low.abs(), x_prev.abs()))
         error = float(torch.linalg.norm((x_low - x_high) / delta) / x.numel() ** 0.5)
-        factor, errs = _pid_factor(errs, error, order)
+        factor = _step_factor(error, order)
         if factor >= accept_safety:
             x_prev, x, s = x_low, x_high, t
         h *= factor
