@@ -371,27 +371,3 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
     model = DiffusionModel(unet, config, ModelSampling(config.prediction))
     return model, clip, vae
 
-
-def load_vae(path: str | Path) -> "VAE":
-    """A standalone VAE file (`encoder.*`/`decoder.*` keys, as vae-ft-mse and the SDXL VAE ship)
-    or the VAE inside a full checkpoint (`first_stage_model.*`)."""
-    from ldm import devices
-    from ldm.vae import VAE, AutoencoderKL
-
-    sd = load_state_dict(path)
-    prefix = VAE_PREFIX if VAE_PREFIX + "encoder.conv_in.weight" in sd else ""
-    cfg = detect_vae(sd, read_metadata(path), prefix=prefix)
-    if cfg is None:
-        raise CheckpointError(f"{Path(path).name}: no AutoencoderKL weights "
-                              f"(encoder.conv_in.weight) found; keys: {_prefix_summary(sd)}")
-    dtype = devices.compute_dtype(devices.offload_device())
-    reader = _casting_reader(path)
-    weights: dict[str, Tensor] = {}
-    try:
-        for part in ("encoder.", "decoder.", "quant_conv.", "post_quant_conv."):
-            taken = take_prefixed(sd, prefix + part, dtype, reader)
-            weights.update({part + k: v for k, v in taken.items()})
-    finally:
-        if reader is not None:
-            reader.close()
-    return VAE(build_module(AutoencoderKL, cfg, weights, "VAE"))

@@ -211,19 +211,3 @@ def test_load_checkpoint_with_text_encoder(sd1_path):
     model, clip, vae = load_checkpoint(sd1_path)
     assert clip is not None and vae is not None
 
-
-def test_standalone_vae_files_load(sd1, sd1_path, tmp_path):
-    from ldm.checkpoint import load_vae
-
-    bare = {k[len("first_stage_model."):]: v for k, v in sd1.items()
-            if k.startswith("first_stage_model.")}
-    p = tmp_path / "vae-ft.safetensors"
-    save_file({**bare, "model_ema.decay": torch.tensor(0.9)}, str(p))
-    vae = load_vae(p)
-    assert vae.config == TINY_VAE
-    assert torch.equal(vae.model.quant_conv.weight, bare["quant_conv.weight"].float())
-    assert load_vae(sd1_path).config == TINY_VAE
-    q = tmp_path / "unet_only.safetensors"
-    save_file({"model.diffusion_model.out.2.weight": torch.zeros(4, 4, 3, 3)}, str(q))
-    with pytest.raises(CheckpointError, match="no AutoencoderKL"):
-        load_vae(q)
