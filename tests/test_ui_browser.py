@@ -7,6 +7,7 @@ canvas, provoke a validation error, undo/redo. Screenshots of each stage go to `
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import shutil
@@ -476,6 +477,19 @@ def test_widget_conversion_and_image_upload(page, server, artifacts_dir):
                            " return i && i.complete && i.naturalWidth === 32; }", arg=nid)
     assert node.locator("[data-widget='image'] select").input_value() == "upload_me.png"
     assert "upload_me.png" in thumb.get_attribute("src")
+
+    buf = io.BytesIO()                                           # an image dropped on the node
+    Image.new("RGB", (16, 16), (20, 200, 20)).save(buf, format="PNG")
+    page.evaluate("""([id, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+        const target = document.querySelector(`.lg-node[data-id='${id}'] .lg-node-header`);
+        target.dispatchEvent(new DragEvent('drop', {bubbles: true, cancelable: true, dataTransfer: dt}));
+    }""", [nid, base64.b64encode(buf.getvalue()).decode()])
+    page.wait_for_function("(id) => document.querySelector(`.lg-node[data-id='${id}'] [data-widget='image'] select`)"
+                           ".value === 'dropped.png'", arg=nid)
+    assert len(graph(page)["nodes"]) == 1                         # not taken for a workflow
 
     ks = add_node(page, "ksampler", "KSampler", (420, 60))
     ks_node = page.locator(f".lg-node[data-id='{ks}']")

@@ -2,6 +2,8 @@
 // canvas, converted by POST /lg/import on the server), the example menu, and the copy of the
 // current graph kept in localStorage across reloads.
 
+import { imageInputOf, uploadInto } from './widgets.js';
+
 const STORE_KEY = 'latentgraph.workflow.v1';
 
 export class WorkflowIO {
@@ -24,12 +26,17 @@ export class WorkflowIO {
     c.addEventListener('drop', (e) => this.onDrop(e));
   }
 
+  // A file dropped on an image-loading node is uploaded into it; anywhere else it is a workflow.
   onDrop(e) {
     this.editor.canvas.classList.remove('lg-dropping');
     const files = e.dataTransfer ? [...e.dataTransfer.files] : [];
     if (!files.length) return;
     e.preventDefault();
-    this.openFile(files[0]);
+    const nodeEl = e.target.closest && e.target.closest('.lg-node');
+    const node = nodeEl && this.editor.graph.nodes.get(nodeEl.dataset.id);
+    const input = imageInputOf(this.editor, node);
+    if (input && /^image\//.test(files[0].type)) uploadInto(this.editor, node, input, files[0]);
+    else this.openFile(files[0]);
   }
 
   pickFile() { this.fileInput.click(); }

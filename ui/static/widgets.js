@@ -117,20 +117,33 @@ function imageUpload(editor, node, inp) {
   file.hidden = true;
   const btn = el('button', 'lg-btn lg-upload', { type: 'button' }, 'Upload image…');
   btn.addEventListener('click', () => file.click());
-  file.addEventListener('change', async () => {
-    if (!file.files.length) return;
-    try {
-      const res = await editor.api.uploadImage(file.files[0]);
-      const name = res.subfolder ? `${res.subfolder}/${res.name}` : res.name;
-      await editor.refreshObjectInfo({ quiet: true });
-      commit(editor, node, inp.name, name);
-      editor.renderer.renderNode(node.id);
-    } catch (e) {
-      editor.toast(`Upload failed: ${e.message}`, 'error');
-    }
+  file.addEventListener('change', () => {
+    if (file.files.length) uploadInto(editor, node, inp.name, file.files[0]);
   });
   box.append(btn, file);
   return box;
+}
+
+// Upload an image to input/ (POST /api/upload/image) and select it in the node's image combo.
+export async function uploadInto(editor, node, name, fileObj) {
+  try {
+    const res = await editor.api.uploadImage(fileObj);
+    const value = res.subfolder ? `${res.subfolder}/${res.name}` : res.name;
+    await editor.refreshObjectInfo({ quiet: true });
+    commit(editor, node, name, value);
+    editor.renderer.renderNode(node.id);
+    return true;
+  } catch (e) {
+    editor.toast(`Upload failed: ${e.message}`, 'error');
+    return false;
+  }
+}
+
+// The node's image-upload combo input, if it has one (LoadImage, LoadImageMask, ...).
+export function imageInputOf(editor, node) {
+  const s = node && editor.graph.schema(node.type);
+  const inp = s && s.inputs.find((i) => i.type === 'COMBO' && i.options.image_upload && !node.converted.includes(i.name));
+  return inp ? inp.name : null;
 }
 
 function widgetControl(editor, node, inp) {
