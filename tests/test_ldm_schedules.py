@@ -144,3 +144,11 @@ def test_unknown_scheduler_and_bad_steps(ms):
         get_sigmas("nope", ms, 4)
     with pytest.raises(ValueError):
         get_sigmas("karras", ms, 0)
+
+
+def test_karras_matches_diffusers_use_karras_sigmas(ms):
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                             use_karras_sigmas=True)
+    sched.set_timesteps(15)
+    assert torch.allclose(get_sigmas("karras", ms, 15), sched.sigmas.float(), rtol=1e-4, atol=1e-6)
