@@ -56,14 +56,14 @@ def _preview_callback(ctx, model):
         preview_jpeg = None
 
     def callback(step: int, total: int, x0) -> None:
-        # ldm.sample counts steps from 1 (1..total), which is what the progress event carries.
+        # ldm.sample passes the sampler's 0-based step; progress events count 1..total.
         jpeg = None
         if preview_jpeg is not None and x0 is not None:
             try:
                 jpeg = preview_jpeg(x0[:1], model.latent_format)
             except Exception:  # a preview failure must never fail the job
                 jpeg = None
-        ctx.progress(step, total, jpeg)
+        ctx.progress(step + 1, total, jpeg)
 
     return callback
 
