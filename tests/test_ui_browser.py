@@ -208,29 +208,24 @@ def set_widgets(page, ids: dict) -> None:
     assert ks["widgets"]["seed"] == 42 and ks["widgets"]["steps"] == 2 and ks["controls"]["seed"] == "increment"
 
 
-def test_artist_flow(page, server, artifacts_dir):
+def check_first_open(page, server) -> None:
+    """First open shows workflows/default.json, wired (or an empty canvas if there is none)."""
     import httpx
 
     default = httpx.get(server.url + "/lg/workflows/default")
     first = graph(page)
-    if default.status_code == 200:  # first open shows the default workflow, wired
+    if default.status_code == 200:
         want = default.json()["workflow"]
         assert {n["id"] for n in first["nodes"]} == {str(n["id"]) for n in want["nodes"]}
         assert len(first["links"]) == len(want["links"]) > 0
         assert page.locator(".lg-links path.lg-link").count() == len(want["links"])
     else:
         assert first["nodes"] == []
-    shot(page, artifacts_dir, "01-first-open")
 
-    page.locator("[data-action='clear']").click()
-    assert graph(page)["nodes"] == []
-    shot(page, artifacts_dir, "02-empty")
 
-    ids = build_txt2img(page)
-    refuse_wrong_type(page, ids)
-    set_widgets(page, ids)
-    page.locator("[data-action='fit']").click()
-    shot(page, artifacts_dir, "03-built")
+def run_and_check_png(page, server, ids: dict, artifacts_dir: Path) -> tuple[dict, dict]:
+    """Ctrl+Enter, wait for the gallery; the PNG's workflow chunk is the queued editor graph."""
+    import httpx
 
     queued = graph(page)
     page.locator(".lg-canvas").click(position={"x": 5, "y": 5})
@@ -251,17 +246,25 @@ def test_artist_flow(page, server, artifacts_dir):
     now = graph(page)   # control-after-generate "increment" applied once the job was queued
     assert next(n for n in now["nodes"] if n["id"] == ids["ks"])["widgets"]["seed"] == 43
     assert page.locator(f".lg-node[data-id='{ids['ks']}'] [data-widget='seed'] input").input_value() == "43"
+    return queued, now
 
+
+def reload_and_reopen_result(page, ids: dict, queued: dict, now: dict) -> None:
+    """A reload keeps the graph; the gallery's "Load workflow" brings back the queued one."""
     page.reload()
     page.wait_for_selector(".lg-app[data-ready='1']", timeout=WAIT_MS)
     again = graph(page)
     assert again["nodes"] == now["nodes"] and again["links"] == now["links"]
-
-    page.locator(".lg-gallery-item").first.click()          # the result's workflow, one click away
+    page.locator(".lg-gallery-item").first.click()
     page.locator("[data-action='load-image-workflow']").click()
     page.wait_for_function(f"() => window.latentgraph.getGraph().nodes.some(n => n.id === '{ids['ks']}' && n.widgets.seed === 42)")
     assert graph(page)["nodes"] == queued["nodes"]
     page.locator("[data-action='close-viewer']").click()
+
+
+def drop_comfy_ui_file(page, server, artifacts_dir: Path) -> None:
+    """Dropping a ComfyUI UI workflow on the canvas loads it as /lg/import converts it."""
+    import httpx
 
     ui_text = (FIXTURES / "muted_bypassed.json").read_text()
     expected = httpx.post(server.url + "/lg/import", content=ui_text,
@@ -273,6 +276,24 @@ def test_artist_flow(page, server, artifacts_dir):
     assert len(dropped["links"]) == len(expected["links"])
     assert page.locator(".lg-node[data-mode='bypass']").count() >= 1
     shot(page, artifacts_dir, "05-dropped-ui-file")
+
+
+def test_artist_flow(page, server, artifacts_dir):
+    check_first_open(page, server)
+    shot(page, artifacts_dir, "01-first-open")
+    page.locator("[data-action='clear']").click()
+    assert graph(page)["nodes"] == []
+    shot(page, artifacts_dir, "02-empty")
+
+    ids = build_txt2img(page)
+    refuse_wrong_type(page, ids)
+    set_widgets(page, ids)
+    page.locator("[data-action='fit']").click()
+    shot(page, artifacts_dir, "03-built")
+
+    queued, now = run_and_check_png(page, server, ids, artifacts_dir)
+    reload_and_reopen_result(page, ids, queued, now)
+    drop_comfy_ui_file(page, server, artifacts_dir)
 
     page.locator("[data-action='undo']").click()      # back to our txt2img graph
     assert graph(page)["nodes"] == queued["nodes"]
@@ -334,13 +355,16 @@ def load(page, doc: dict) -> None:
     page.evaluate("(doc) => window.latentgraph.loadGraph(doc)", doc)
 
 
-def test_editing_tools(page, artifacts_dir):
-    load(page, stub_doc())
-    drag(page, out_dot(page, "1", 0), in_dot(page, "3", "value"))   # one link per input: replaced
+def one_link_per_input(page) -> None:
+    """Connecting into a linked input replaces its link; undo restores the old one."""
+    drag(page, out_dot(page, "1", 0), in_dot(page, "3", "value"))
     links = [(l["from"], l["to"]) for l in graph(page)["links"]]
     assert sorted(links) == sorted([(["1", 0], ["2", "value"]), (["1", 0], ["3", "value"])])
     page.keyboard.press("Control+z")
     assert len(graph(page)["links"]) == 2 and graph(page)["links"][1]["from"] == ["2", 0]
+
+
+def pan_and_zoom(page) -> None:
     view0 = graph(page)["view"]
     box = canvas_box(page)
     page.mouse.move(box["x"] + 600, box["y"] + 500)          # pan by dragging the empty canvas
@@ -353,14 +377,14 @@ def test_editing_tools(page, artifacts_dir):
     page.wait_for_function(f"() => window.latentgraph.getGraph().view.scale > {v['scale']}")
     page.locator("[data-action='fit']").click()
 
+
+def palette_copy_paste_delete(page) -> None:
     page.locator("[data-action='add-node']").click()          # palette by button + keyboard
     page.locator("[data-palette-search]").fill("empty latent")
     page.keyboard.press("Enter")
     assert page.locator(".lg-node[data-type='EmptyLatentImage']").count() == 1
-
-    n1, n2 = page.locator(".lg-node[data-id='1']"), page.locator(".lg-node[data-id='2']")
-    n1.locator(".lg-node-title").click()                       # shift-click adds to the selection
-    n2.locator(".lg-node-title").click(modifiers=["Shift"])
+    page.locator(".lg-node[data-id='1'] .lg-node-title").click()   # shift-click adds to the selection
+    page.locator(".lg-node[data-id='2'] .lg-node-title").click(modifiers=["Shift"])
     assert page.locator(".lg-node.lg-selected").count() == 2
     page.keyboard.press("Control+c")
     page.keyboard.press("Control+v")
@@ -370,8 +394,11 @@ def test_editing_tools(page, artifacts_dir):
     page.keyboard.press("Delete")
     assert len(graph(page)["nodes"]) == 4
 
-    x, y = centre(out_dot(page, "1", 0))                      # release a link on empty canvas:
-    page.mouse.move(x, y)                                     # the palette offers LG_INT consumers
+
+def link_released_on_canvas(page) -> None:
+    """Releasing a link on empty canvas offers the nodes accepting its type and connects one."""
+    x, y = centre(out_dot(page, "1", 0))
+    page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x + 20, y + 330, steps=5)
     page.mouse.up()
@@ -384,6 +411,9 @@ def test_editing_tools(page, artifacts_dir):
     page.keyboard.press("Delete")                             # the new node is selected
     assert len(graph(page)["nodes"]) == 4
 
+
+def box_select_group_and_mute(page) -> None:
+    n1, n2 = page.locator(".lg-node[data-id='1']"), page.locator(".lg-node[data-id='2']")
     page.locator(".lg-canvas").click(position={"x": 5, "y": 5})  # box select (Ctrl+drag) nodes 1 and 2
     a, b = n1.bounding_box(), n2.bounding_box()
     page.keyboard.down("Control")
@@ -411,6 +441,15 @@ def test_editing_tools(page, artifacts_dir):
     assert len(graph(page)["groups"]) == 1
     page.keyboard.press("Control+m")                           # mute the selection
     assert page.locator(".lg-node[data-mode='muted']").count() == 2
+
+
+def test_editing_tools(page, artifacts_dir):
+    load(page, stub_doc())
+    one_link_per_input(page)
+    pan_and_zoom(page)
+    palette_copy_paste_delete(page)
+    link_released_on_canvas(page)
+    box_select_group_and_mute(page)
     shot(page, artifacts_dir, "editing")
     save_and_open(page, artifacts_dir)
     assert page.lg_errors == []
@@ -461,10 +500,8 @@ def test_example_menu_and_combo_refresh(page, server):
                            ".some(o => o.value === 'fresh_upload.png')", arg=nid)
 
 
-def test_widget_conversion_and_image_upload(page, server, artifacts_dir):
-    page.locator("[data-action='clear']").click()
-    box = canvas_box(page)
-    nid = add_node(page, "load image", "LoadImage", (60, 60))
+def upload_and_drop_images(page, server, nid: str) -> None:
+    """Upload through the node's button (thumbnail via /api/view), then drop an image on it."""
     node = page.locator(f".lg-node[data-id='{nid}']")
     from PIL import Image
 
@@ -491,7 +528,9 @@ def test_widget_conversion_and_image_upload(page, server, artifacts_dir):
                            ".value === 'dropped.png'", arg=nid)
     assert len(graph(page)["nodes"]) == 1                         # not taken for a workflow
 
-    ks = add_node(page, "ksampler", "KSampler", (420, 60))
+
+def ksampler_widgets(page, ks: str) -> None:
+    """Widget ↔ socket conversion, max clamping, slider for a [0, 1] float."""
     ks_node = page.locator(f".lg-node[data-id='{ks}']")
     ks_node.locator("[data-convert='steps']").click()
     assert ks_node.locator("[data-input='steps']").count() == 1
@@ -505,8 +544,11 @@ def test_widget_conversion_and_image_upload(page, server, artifacts_dir):
     assert field.input_value() == "100"                          # max enforced
     denoise = ks_node.locator("[data-widget='denoise'] input[type='range']")
     assert denoise.count() == 1                                  # float in [0, 1] → slider
-    del box
 
+
+def menu_and_resize(page, ks: str) -> None:
+    """Right-click menu (bypass, colour, convert) and widening the node by its corner."""
+    ks_node = page.locator(f".lg-node[data-id='{ks}']")
     ks_node.locator(".lg-node-title").click(button="right")       # context menu on a node
     page.locator("[data-menu-item='bypass']").click()
     assert ks_node.get_attribute("data-mode") == "bypass"
@@ -527,6 +569,15 @@ def test_widget_conversion_and_image_upload(page, server, artifacts_dir):
     scale = graph(page)["view"]["scale"]
     grown = next(n for n in graph(page)["nodes"] if n["id"] == ks)["size"][0]
     assert abs((grown - width) * scale - 80) < 2.5
+
+
+def test_widget_conversion_and_image_upload(page, server, artifacts_dir):
+    page.locator("[data-action='clear']").click()
+    nid = add_node(page, "load image", "LoadImage", (60, 60))
+    upload_and_drop_images(page, server, nid)
+    ks = add_node(page, "ksampler", "KSampler", (420, 60))
+    ksampler_widgets(page, ks)
+    menu_and_resize(page, ks)
     shot(page, artifacts_dir, "widgets")
 
 
