@@ -436,6 +436,15 @@ def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_
     return x
 
 
+@torch.no_grad()
+def sample_dpmpp_2m_sde_heun(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                             callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                             seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """DPM-Solver++(2M) SDE with the Heun-type correction term."""
+    return sample_dpmpp_2m_sde(denoiser, x, sigmas, extra_args=extra_args, callback=callback,
+                               noise_sampler=noise_sampler, seed=seed, eta=eta, s_noise=s_noise, solver_type="heun")
+
+
 # ---------------------------------------------------------------------------- DDPM / LCM
 @torch.no_grad()
 def sample_ddpm(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
@@ -545,11 +554,13 @@ def _build_table() -> dict[str, Callable[..., Tensor]]:
         "dpmpp_2s_ancestral": sample_dpmpp_2s_ancestral,
         "dpmpp_sde": sample_dpmpp_sde, "dpmpp_sde_gpu": sample_dpmpp_sde,
         "dpmpp_2m": sample_dpmpp_2m, "dpmpp_2m_sde": sample_dpmpp_2m_sde,
-        "dpmpp_2m_sde_gpu": sample_dpmpp_2m_sde, "dpmpp_3m_sde": sample_dpmpp_3m_sde,
+        "dpmpp_2m_sde_gpu": sample_dpmpp_2m_sde, "dpmpp_2m_sde_heun": sample_dpmpp_2m_sde_heun,
+        "dpmpp_2m_sde_heun_gpu": sample_dpmpp_2m_sde_heun, "dpmpp_3m_sde": sample_dpmpp_3m_sde,
         "dpmpp_3m_sde_gpu": sample_dpmpp_3m_sde, "ddpm": sample_ddpm, "lcm": sample_lcm,
         "ipndm": ms.sample_ipndm, "ipndm_v": ms.sample_ipndm_v, "deis": ms.sample_deis,
         "res_multistep": ms.sample_res_multistep,
         "res_multistep_ancestral": ms.sample_res_multistep_ancestral,
+        "gradient_estimation": ms.sample_gradient_estimation,
         # ComfyUI's ddim is the euler computation (COMPAT.md).
         "ddim": sample_euler, "uni_pc": ms.sample_uni_pc, "uni_pc_bh2": ms.sample_uni_pc_bh2,
     }
@@ -563,8 +574,8 @@ _COMFY_ORDER = [
     "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
     "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp",
     "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
-    "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep",
-    "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp",
+    "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep",
+    "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "gradient_estimation",
     "ddim", "uni_pc", "uni_pc_bh2",
 ]
 SAMPLER_NAMES: list[str] = [n for n in _COMFY_ORDER if n in SAMPLERS]

@@ -71,6 +71,23 @@ def sample_ipndm_v(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args:
     return x
 
 
+@torch.no_grad()
+def sample_gradient_estimation(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                               callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                               seed: int | None = None, ge_gamma: float = 2.0) -> Tensor:
+    """Gradient estimation (Permenter & Yuan 2024): Euler with d̄ = γ·d + (1−γ)·d_previous."""
+    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    old_d = None
+    for i in range(len(sigmas) - 1):
+        denoised = denoiser(x, sigmas[i] * s_in, **extra)
+        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        d = to_d(x, sigmas[i], denoised)
+        d_bar = d if old_d is None else ge_gamma * d + (1 - ge_gamma) * old_d
+        x = x + d_bar * (sigmas[i + 1] - sigmas[i])
+        old_d = d
+    return x
+
+
 def _vp_time(sigmas: list[float], eps_s: float = 1e-3, smin: float = 0.002, smax: float = 80.0):
     """EDM sigma → VP-SDE time τ with linear beta fitted to [smin, smax] (DEIS's parameterisation)."""
     beta_d = 2 * (math.log(smin ** 2 + 1) / eps_s - math.log(smax ** 2 + 1)) / (eps_s - 1)

@@ -39,7 +39,7 @@ def positive_sigmas(n: int):
 
 
 # name → expected order of convergence on a schedule without the final jump to 0
-ORDERS = {"euler": 1, "ddim": 1, "heunpp2": 1, "heun": 2, "dpm_2": 2, "dpmpp_2m": 2, "res_multistep": 2,
+ORDERS = {"euler": 1, "ddim": 1, "heunpp2": 1, "gradient_estimation": 1, "heun": 2, "dpm_2": 2, "dpmpp_2m": 2, "res_multistep": 2,
           "ipndm": 2, "lms": 3, "ipndm_v": 3, "deis": 2.5, "uni_pc": 2.5, "uni_pc_bh2": 2.5}
 
 
@@ -105,7 +105,7 @@ def test_dpm_fast_error_drops_with_more_evaluations():
 
 
 STOCHASTIC = ["euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde",
-              "dpmpp_3m_sde", "ddpm", "lcm", "res_multistep_ancestral"]
+              "dpmpp_2m_sde_heun", "dpmpp_3m_sde", "ddpm", "lcm", "res_multistep_ancestral"]
 
 
 @pytest.mark.parametrize("name", [n for n in STOCHASTIC if n != "lcm"])
@@ -117,6 +117,18 @@ def test_stochastic_sampler_produces_the_data_distribution(name):
     out = get_sampler(name)(gauss_denoiser, x_t.clone(), sig, seed=7)
     assert abs(float(out.mean()) - MU) < 0.04
     assert abs(float(out.std()) - S) < 0.04
+
+
+@pytest.mark.parametrize("name", ["dpmpp_2m_sde", "dpmpp_2m_sde_heun", "dpmpp_3m_sde"])
+def test_sde_samplers_without_noise_solve_the_ode(name):
+    """eta = 0 turns the SDE solvers into multistep ODE solvers (global order 2: 1st-order start-up step)."""
+    errs = []
+    for n in (40, 80):
+        sig = positive_sigmas(n)
+        x_t = start(sig)
+        out = get_sampler(name)(gauss_denoiser, x_t.clone(), sig, eta=0.0, seed=1)
+        errs.append(float((out - exact(x_t, float(sig[0]), float(sig[-1]))).abs().max()))
+    assert math.log2(errs[0] / errs[1]) > 1.6, errs
 
 
 def test_ddpm_equals_euler_ancestral_in_k_space():
