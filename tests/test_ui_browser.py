@@ -145,17 +145,18 @@ def shot(page, artifacts_dir: Path, name: str) -> None:
     page.screenshot(path=str(artifacts_dir / f"{name}.png"))
 
 
-def ui_file_drop(page, name: str, text: str) -> None:
-    """Drop a file on the canvas the way the browser does (a DataTransfer carrying a File)."""
-    page.evaluate("""([name, text]) => {
+def drop_file(page, name: str, data: bytes | str, mime: str = "application/json",
+              target: str = ".lg-canvas") -> None:
+    """Drop a file on `target` the way the browser does (a DataTransfer carrying a File)."""
+    raw = data.encode() if isinstance(data, str) else data
+    page.evaluate("""([name, b64, mime, sel]) => {
         const dt = new DataTransfer();
-        dt.items.add(new File([text], name, {type: 'application/json'}));
-        const c = document.querySelector('.lg-canvas');
-        const r = c.getBoundingClientRect();
-        const opts = {bubbles: true, cancelable: true, dataTransfer: dt, clientX: r.left + 200, clientY: r.top + 200};
+        dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, {type: mime}));
+        const c = document.querySelector(sel), r = c.getBoundingClientRect();
+        const opts = {bubbles: true, cancelable: true, dataTransfer: dt, clientX: r.left + 20, clientY: r.top + 10};
         c.dispatchEvent(new DragEvent('dragover', opts));
         c.dispatchEvent(new DragEvent('drop', opts));
-    }""", [name, text])
+    }""", [name, base64.b64encode(raw).decode(), mime, target])
 
 
 # -- the main flow ---------------------------------------------------------------------------------
@@ -269,7 +270,7 @@ def drop_comfy_ui_file(page, server, artifacts_dir: Path) -> None:
     ui_text = (FIXTURES / "muted_bypassed.json").read_text()
     expected = httpx.post(server.url + "/lg/import", content=ui_text,
                           headers={"Content-Type": "application/json"}).json()["workflow"]
-    ui_file_drop(page, "muted_bypassed.json", ui_text)
+    drop_file(page, "muted_bypassed.json", ui_text)
     page.wait_for_function(f"() => window.latentgraph.getGraph().nodes.length === {len(expected['nodes'])}")
     dropped = graph(page)
     assert {n["id"] for n in dropped["nodes"]} == {n["id"] for n in expected["nodes"]}
@@ -517,13 +518,7 @@ def upload_and_drop_images(page, server, nid: str) -> None:
 
     buf = io.BytesIO()                                           # an image dropped on the node
     Image.new("RGB", (16, 16), (20, 200, 20)).save(buf, format="PNG")
-    page.evaluate("""([id, b64]) => {
-        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        const dt = new DataTransfer();
-        dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
-        const target = document.querySelector(`.lg-node[data-id='${id}'] .lg-node-header`);
-        target.dispatchEvent(new DragEvent('drop', {bubbles: true, cancelable: true, dataTransfer: dt}));
-    }""", [nid, base64.b64encode(buf.getvalue()).decode()])
+    drop_file(page, "dropped.png", buf.getvalue(), "image/png", f".lg-node[data-id='{nid}'] .lg-node-header")
     page.wait_for_function("(id) => document.querySelector(`.lg-node[data-id='${id}'] [data-widget='image'] select`)"
                            ".value === 'dropped.png'", arg=nid)
     assert len(graph(page)["nodes"]) == 1                         # not taken for a workflow
@@ -618,7 +613,7 @@ def test_server_errors_never_leave_the_page_stuck(page, artifacts_dir):
     assert page.locator("[data-action='queue']").is_enabled()
     page.unroute("**/lg/queue")
     page.route("**/lg/import", lambda route: route.abort())
-    ui_file_drop(page, "x.json", "{}")
+    drop_file(page, "x.json", "{}")
     page.locator(".lg-toast[data-toast='error']", has_text="Cannot open x.json").first.wait_for()
     page.unroute("**/lg/import")
     assert len(graph(page)["nodes"]) == 3
