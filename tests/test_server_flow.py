@@ -88,7 +88,9 @@ def test_comfyui_client_flow_with_stub_nodes(server, client):
 
 
 def test_preview_frames_are_binary_jpeg(server, client):
-    _, frames = asyncio.run(_submit_and_collect(server, client, stub_graph(11, seconds=0.1, steps=3)))
+    # ComfyUI sends live previews only when asked (extra_data.preview_method, or its launch flag)
+    _, frames = asyncio.run(_submit_and_collect(server, client, stub_graph(11, seconds=0.1, steps=3),
+                                                extra_data={"preview_method": "auto"}))
     binary = [f for f in frames if isinstance(f, bytes)]
     assert len(binary) == 3
     for frame in binary:

@@ -11,6 +11,8 @@ import json
 import os
 import platform
 import sys
+import urllib.parse
+import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,9 @@ from ui.api_files import ApiError
 
 COMFYUI_VERSION = "0.3.64"  # what clients check for feature support
 MAX_JSON_BYTES = 16 * 1024 * 1024
+# extra_data.preview_method values that turn live previews on for a /prompt job. ComfyUI's default
+# (absent, "none", "default" = the launch flag, whose default is none) sends no preview frames.
+PREVIEW_METHODS_ON = ("auto", "latent2rgb", "taesd")
 
 
 def latentgraph_version() -> str:
@@ -32,8 +37,12 @@ def latentgraph_version() -> str:
         return "0.1.0"
 
 
-async def read_json(request: Request, *, allow_empty: bool = False) -> Any:
-    """The request body as JSON; bad JSON → 400, oversized → 413 (before parsing)."""
+async def read_json(request: Request, *, allow_empty: bool = False, allow_form: bool = False) -> Any:
+    """The request body as JSON; bad JSON → 400, oversized → 413 (before parsing).
+
+    ``allow_form``: a urlencoded form body is read too (comfy-catapult posts /free and /queue
+    that way: ``unload_models=False&free_memory=False``, ``delete=a&delete=b&clear=True``).
+    """
     body = await request.body()
     if len(body) > MAX_JSON_BYTES:
         raise ApiError(413, "too_large", f"JSON body exceeds {MAX_JSON_BYTES} bytes")
@@ -44,7 +53,23 @@ async def read_json(request: Request, *, allow_empty: bool = False) -> Any:
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if allow_form and ctype == "application/x-www-form-urlencoded":
+            return _form_fields(body)
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+
+
+def _form_fields(body: bytes) -> dict:
+    """A urlencoded form as a JSON-like dict: 'true'/'false' → bool, ``delete`` always a list."""
+    try:
+        fields = urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, "invalid_json", f"request body is neither JSON nor a form: {exc}") from None
+
+    def scalar(v: str) -> Any:
+        return {"true": True, "false": False}.get(v.strip().lower(), v)
+
+    return {k: (list(v) if k == "delete" else scalar(v[-1])) for k, v in fields.items()}
 
 
 def _prompt_error(kind: str, message: str, details: str = "") -> JSONResponse:
@@ -72,9 +97,10 @@ def _ids(value: Any) -> list[str]:
 class Api:
     """The services the routes use (the queue itself announces queue changes to the hub)."""
 
-    def __init__(self, paths: Any, queue: Any, registry: Any, executor: Any = None) -> None:
+    def __init__(self, paths: Any, queue: Any, registry: Any, executor: Any = None, hub: Any = None) -> None:
         self.paths, self.queue, self.registry = paths, queue, registry
         self.executor = executor if executor is not None else getattr(queue, "executor", None)
+        self.hub = hub  # ui.ws.WsHub: told which /prompt jobs get no live previews
 
     # -- /prompt -----------------------------------------------------------------------------
     def submit(self, body: Any) -> JSONResponse:
@@ -111,13 +137,19 @@ class Api:
             return _prompt_error("invalid_prompt", f"Invalid prompt: {exc}")
         if not v.ok:
             return JSONResponse({"error": v.error, "node_errors": v.node_errors or {}}, status_code=400)
+        prompt_id = str(uuid.uuid4()) if prompt_id is None else str(prompt_id)
+        method = extra.get("preview_method")
+        muted = (self.hub is not None and not (isinstance(method, str) and method.lower() in PREVIEW_METHODS_ON)
+                 and self.hub.mute_previews(prompt_id))  # before submit: the job may start at once
         try:
             pid, num = self.queue.submit(
-                v.prompt, prompt_id=None if prompt_id is None else str(prompt_id),
+                v.prompt, prompt_id=prompt_id,
                 number=number, front=bool(body.get("front")), extra_data=extra,
                 client_id=None if client_id is None else str(client_id), targets=targets,
                 outputs_to_execute=list(v.outputs or []))
         except ValueError as exc:  # duplicate prompt_id and the like
+            if muted:
+                self.hub.unmute_previews(prompt_id)
             return _prompt_error("invalid_prompt", f"Invalid prompt: {exc}")
         return JSONResponse({"prompt_id": pid, "number": num, "node_errors": v.node_errors or {}})
 
@@ -285,7 +317,7 @@ def _add_job_routes(r: APIRouter, api: Api) -> None:
 
     @r.post("/queue")
     async def post_queue(request: Request) -> dict:
-        return await th(api.queue_post, await read_json(request))
+        return await th(api.queue_post, await read_json(request, allow_form=True))
 
     @r.get("/history")
     async def get_history(request: Request) -> dict:
@@ -300,11 +332,11 @@ def _add_job_routes(r: APIRouter, api: Api) -> None:
 
     @r.post("/history")
     async def post_history(request: Request) -> dict:
-        return await th(api.history_post, await read_json(request))
+        return await th(api.history_post, await read_json(request, allow_form=True))
 
     @r.post("/interrupt")
     async def post_interrupt(request: Request) -> dict:
-        return await th(api.interrupt, await read_json(request, allow_empty=True))
+        return await th(api.interrupt, await read_json(request, allow_empty=True, allow_form=True))
 
 
 def _add_info_routes(r: APIRouter, api: Api) -> None:
@@ -325,7 +357,7 @@ def _add_info_routes(r: APIRouter, api: Api) -> None:
 
     @r.post("/free")
     async def post_free(request: Request) -> dict:
-        return await th(api.free, await read_json(request, allow_empty=True))
+        return await th(api.free, await read_json(request, allow_empty=True, allow_form=True))
 
     @r.get("/embeddings")
     async def get_embeddings() -> list:

@@ -215,7 +215,7 @@ def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None 
     ``loopback_only`` (set by ``serve`` when bound to 127.0.0.1) refuses non-loopback Host headers.
     """
     hub = WsHub(queue.queue_remaining)
-    api = Api(paths, queue, registry, executor)
+    api = Api(paths, queue, registry, executor, hub=hub)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -6,6 +6,15 @@ the event to the loop with ``call_soon_threadsafe``. On the loop, each connectio
 bounded outbox and sender task, so one slow or vanished browser never stalls the worker or the
 other clients. A client that disconnects mid-job loses nothing: the job goes on and its history
 entry holds the result.
+
+Two ComfyUI behaviours clients rely on are reproduced here (see tests/test_clients_compat.py):
+- the completion signal ``executing {node: null}`` is held back until the queue's next ``status``
+  broadcast, which the queue sends only after it has recorded the job, so a client that reads
+  ``/history/{id}`` on that signal (ComfyUI's script examples, ComfyScript) always finds the entry,
+  and the order is ComfyUI's: ``status`` (queue_remaining already lowered), then ``executing null``;
+- live-preview binary frames are not sent for prompt ids registered with ``mute_previews`` (POST
+  /prompt without ``extra_data.preview_method``: ComfyUI's default is no previews, and
+  comfy-api-simplified takes any binary frame for a result image).
 """
 from __future__ import annotations
 
@@ -13,7 +22,9 @@ import asyncio
 import json
 import logging
 import struct
+import threading
 import uuid
+from collections import OrderedDict
 from typing import Any, Callable
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -23,6 +34,8 @@ log = logging.getLogger("latentgraph.ws")
 PREVIEW_IMAGE = 1          # binary event type: preview image
 FORMAT_JPEG = 1            # image format inside a preview frame
 OUTBOX_LIMIT = 2048        # messages buffered per client before it is dropped as too slow
+HOLD_MAX_SECONDS = 5.0     # a held completion signal goes out at the latest after this long
+MUTED_LIMIT = 10000        # prompt ids remembered as "no previews" (cancelled jobs never finish)
 
 
 class _Client:
@@ -67,6 +80,29 @@ class WsHub:
         self._queue_remaining = queue_remaining
         self._clients: dict[str, set[_Client]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._muted: OrderedDict[str, None] = OrderedDict()  # prompt ids whose previews are dropped
+        self._muted_lock = threading.Lock()                   # touched by HTTP threads and the loop
+        self._held: list[tuple[str, str | None]] = []         # (executing-null text, client_id)
+        self._hold_timer: asyncio.TimerHandle | None = None
+
+    # -- previews per prompt ------------------------------------------------------------------
+    def mute_previews(self, prompt_id: str) -> bool:
+        """Drop preview frames of this prompt; False when it was already muted."""
+        with self._muted_lock:
+            if prompt_id in self._muted:
+                return False
+            self._muted[prompt_id] = None
+            while len(self._muted) > MUTED_LIMIT:
+                self._muted.popitem(last=False)
+            return True
+
+    def unmute_previews(self, prompt_id: str) -> None:
+        with self._muted_lock:
+            self._muted.pop(prompt_id, None)
+
+    def previews_muted(self, prompt_id: Any) -> bool:
+        with self._muted_lock:
+            return prompt_id in self._muted
 
     # -- lifecycle ---------------------------------------------------------------------------
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -74,6 +110,7 @@ class WsHub:
         self._loop = loop
 
     async def close_all(self) -> None:
+        self._flush_held()
         for clients in list(self._clients.values()):
             for client in list(clients):
                 client.offer(None)  # type: ignore[arg-type]
@@ -156,10 +193,30 @@ class WsHub:
 
     def _dispatch(self, event: str, data: Any, client_id: str | None) -> None:
         if event == "preview":
-            jpeg = data.get("jpeg") if isinstance(data, dict) else None
-            if jpeg:
+            data = data if isinstance(data, dict) else {}
+            jpeg = data.get("jpeg")
+            if jpeg and not self.previews_muted(data.get("prompt_id")):
                 self.send(preview_frame(jpeg), client_id)
         elif event == "status":
             self.send_json("status", data, None)  # the queue's broadcast on every queue change
+            self._flush_held()  # the job that ended before this status is in the history now
+        elif event == "executing" and isinstance(data, dict) and data.get("node") is None:
+            self.unmute_previews(data.get("prompt_id"))
+            self._hold(json.dumps({"type": event, "data": data}, default=str), client_id)
         else:
             self.send_json(event, data, client_id)
+
+    # -- the completion signal waits for the history ------------------------------------------
+    def _hold(self, text: str, client_id: str | None) -> None:
+        """Keep ``executing null`` until the queue's post-finish ``status`` (or HOLD_MAX_SECONDS)."""
+        self._held.append((text, client_id))
+        if self._hold_timer is None and self._loop is not None:
+            self._hold_timer = self._loop.call_later(HOLD_MAX_SECONDS, self._flush_held)
+
+    def _flush_held(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        held, self._held = self._held, []
+        for text, client_id in held:
+            self.send(text, client_id)
