@@ -618,3 +618,35 @@ def test_server_errors_never_leave_the_page_stuck(page, artifacts_dir):
     page.unroute("**/lg/import")
     assert len(graph(page)["nodes"]) == 3
     shot(page, artifacts_dir, "server-error")
+
+
+def test_graph_model_rules(page):
+    """graph.js rules the widgets rely on: clamping, type matching, cycles, control-after-generate."""
+    r = page.evaluate("""async () => {
+        const G = await import('/lg-static/graph.js');
+        const int = {type: 'INT', options: {min: 16, max: 1024, step: 8}};
+        const flt = {type: 'FLOAT', options: {min: 0, max: 100, step: 0.1, round: 0.01}};
+        const g = new G.Graph();
+        g.setSchemas(await (await fetch('/api/object_info')).json());
+        const a = g.addNode('LgSlow', [0, 0]), b = g.addNode('LgSlow', [300, 0]);
+        g.connect(a.id, 0, b.id, 'value');
+        const ks = g.addNode('KSampler', [0, 300]);
+        const seeds = {};
+        for (const mode of ['fixed', 'increment', 'decrement', 'randomize']) {
+            ks.controls.seed = mode; ks.widgets.seed = 0; g.applyControls(); seeds[mode] = ks.widgets.seed;
+        }
+        return {clampInt: [G.clampNumber(int, 70), G.clampNumber(int, 3), G.clampNumber(int, 5000)],
+                clampFloat: [G.clampNumber(flt, 7.123), G.clampNumber(flt, -1)],
+                types: [G.typesCompatible('INT', 'INT'), G.typesCompatible('MODEL', 'VAE'),
+                        G.typesCompatible('*', 'VAE'), G.typesCompatible('IMAGE,MASK', 'MASK')],
+                cycle: g.checkConnect(b.id, 0, a.id, 'value'), wrong: g.checkConnect(b.id, 0, ks.id, 'model'),
+                seeds};
+    }""")
+    assert r["clampInt"] == [72, 16, 1024]
+    assert r["clampFloat"] == [7.12, 0]
+    assert r["types"] == [True, False, True, True]
+    assert "type mismatch" in r["wrong"] and "cycle" in r["cycle"]
+    seeds = r["seeds"]
+    assert seeds["fixed"] == 0 and seeds["increment"] == 1
+    assert seeds["decrement"] == 2 ** 53 - 1      # wraps to the max (capped to exact JS integers)
+    assert 0 <= seeds["randomize"] < 2 ** 53
