@@ -48,19 +48,36 @@ def resolve_areas(conditioning: list, latent_h: int, latent_w: int) -> list:
     return out
 
 
+def _taesd_for(ctx, model):
+    """The TAESD decoder for this model family from models/vae_approx/, if the user has one."""
+    from ldm.preview import find_taesd_decoder, load_taesd_decoder
+
+    dirs = ctx.paths.folder_dirs("vae_approx") if ctx.paths is not None else []
+    path = find_taesd_decoder(dirs, getattr(model.config, "family", "sd1"))
+    if path is None:
+        return None
+    from nodes.loaders import file_key
+
+    key = ("taesd",) + file_key(path)
+    return ctx.models.get(key, lambda: load_taesd_decoder(path)) if ctx.models is not None \
+        else load_taesd_decoder(path)
+
+
 def _preview_callback(ctx, model):
     """A sampler callback that reports progress with a JPEG preview (and is the interrupt point)."""
+    from ldm.preview import preview_jpeg
+
     try:
-        from ldm.preview import preview_jpeg
-    except ImportError:  # previews are a nicety; progress must still flow
-        preview_jpeg = None
+        taesd = _taesd_for(ctx, model)
+    except Exception as exc:  # a broken TAESD file only costs the nicer preview
+        ctx.warn(f"TAESD preview decoder not usable ({exc}); using the linear preview")
+        taesd = None
 
     def callback(step: int, total: int, x0) -> None:
-        # ldm.sample passes the sampler's 0-based step; progress events count 1..total.
         jpeg = None
-        if preview_jpeg is not None and x0 is not None:
+        if x0 is not None:
             try:
-                jpeg = preview_jpeg(x0[:1], model.latent_format)
+                jpeg = preview_jpeg(x0[:1], model.latent_format, taesd=taesd)
             except Exception:  # a preview failure must never fail the job
                 jpeg = None
         ctx.progress(step + 1, total, jpeg)
