@@ -32,12 +32,8 @@ if not CHROMIUM.exists():
 
 @pytest.fixture(scope="module")
 def server(tiny_dir, tmp_path_factory):
-    base = tmp_path_factory.mktemp("ui_browser")
-    srv = ServerProcess(base, models_dir=tiny_dir).start()
-    try:
+    with ServerProcess(tmp_path_factory.mktemp("ui_browser"), models_dir=tiny_dir) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -336,18 +332,13 @@ def validation_error_and_undo(page, ids: dict, artifacts_dir: Path) -> None:
 # -- editing ---------------------------------------------------------------------------------------
 def stub_doc(*, seconds: float = 0.0, steps: int = 1, fail: bool = False) -> dict:
     """LgConst → LgSlow → (LgFail →) LgSave as a native document (server_helpers' stub nodes)."""
-    def node(nid, typ, x, widgets):
-        return {"id": nid, "type": typ, "title": typ, "pos": [x, 60], "size": [240, 0], "color": None,
-                "mode": "normal", "widgets": widgets, "controls": {}, "converted": []}
-    nodes = [node("1", "LgConst", 20, {"value": 5}), node("2", "LgSlow", 300, {"seconds": seconds, "steps": steps}),
-             node("3", "LgSave", 860, {"filename_prefix": "stub"})]
-    links = [{"id": 1, "from": ["1", 0], "to": ["2", "value"], "type": "LG_INT"}]
-    if fail:
-        nodes.append(node("4", "LgFail", 580, {"message": "stub failure for the test"}))
-        links += [{"id": 2, "from": ["2", 0], "to": ["4", "value"], "type": "LG_INT"},
-                  {"id": 3, "from": ["4", 0], "to": ["3", "value"], "type": "LG_INT"}]
-    else:
-        links.append({"id": 2, "from": ["2", 0], "to": ["3", "value"], "type": "LG_INT"})
+    chain = [("1", "LgConst", {"value": 5}), ("2", "LgSlow", {"seconds": seconds, "steps": steps})]
+    chain += [("4", "LgFail", {"message": "stub failure for the test"})] if fail else []
+    chain += [("3", "LgSave", {"filename_prefix": "stub"})]
+    nodes = [{"id": i, "type": t, "title": t, "pos": [20 + 290 * k, 60], "size": [240, 0], "color": None,
+              "mode": "normal", "widgets": w, "controls": {}, "converted": []} for k, (i, t, w) in enumerate(chain)]
+    links = [{"id": k + 1, "from": [a[0], 0], "to": [b[0], "value"], "type": "LG_INT"}
+             for k, (a, b) in enumerate(zip(chain, chain[1:]))]
     return {"format": "latentgraph", "version": 1, "nodes": nodes, "links": links, "groups": [],
             "view": {"scale": 1, "offset": [0, 0]}}
 
@@ -623,15 +614,12 @@ def test_server_errors_never_leave_the_page_stuck(page, artifacts_dir):
 def test_graph_model_rules(page):
     """graph.js rules the widgets rely on: clamping, type matching, cycles, control-after-generate."""
     r = page.evaluate("""async () => {
-        const G = await import('/lg-static/graph.js');
+        const G = await import('/lg-static/graph.js'), g = new G.Graph(), seeds = {};
         const int = {type: 'INT', options: {min: 16, max: 1024, step: 8}};
         const flt = {type: 'FLOAT', options: {min: 0, max: 100, step: 0.1, round: 0.01}};
-        const g = new G.Graph();
         g.setSchemas(await (await fetch('/api/object_info')).json());
-        const a = g.addNode('LgSlow', [0, 0]), b = g.addNode('LgSlow', [300, 0]);
+        const a = g.addNode('LgSlow', [0, 0]), b = g.addNode('LgSlow', [300, 0]), ks = g.addNode('KSampler', [0, 300]);
         g.connect(a.id, 0, b.id, 'value');
-        const ks = g.addNode('KSampler', [0, 300]);
-        const seeds = {};
         for (const mode of ['fixed', 'increment', 'decrement', 'randomize']) {
             ks.controls.seed = mode; ks.widgets.seed = 0; g.applyControls(); seeds[mode] = ks.widgets.seed;
         }

@@ -79,9 +79,9 @@ export class RunPanel {
     this.queueBtn.disabled = true;
     const n = Math.max(1, Math.min(100, parseInt(this.count.value, 10) || 1));
     try {
+      this.editor.clearErrors();   // before sending: a fast job may report its own errors first
       for (let i = 0; i < n; i++) {
         const res = await this.api.queueWorkflow(this.editor.getGraph(), { front });
-        this.editor.clearErrors();
         for (const id of res.prompt_ids || []) this.ours.add(id);
         this.setStatus(`Queued ${(res.prompt_ids || []).map(short).join(', ')}`);
         const changed = this.editor.graph.applyControls();
