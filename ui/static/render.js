@@ -75,9 +75,18 @@ export class Renderer {
     this.socketCache.delete(id);
     if (!node) { if (old) old.remove(); this.nodeEls.delete(id); this.scheduleLinks(); return; }
     const fresh = this.buildNode(node);
-    if (old) old.replaceWith(fresh); else this.nodeLayer.appendChild(fresh);
+    if (old) { Renderer.keepRunState(old, fresh); old.replaceWith(fresh); } else this.nodeLayer.appendChild(fresh);
     this.measure(node);
     this.scheduleLinks();
+  }
+
+  // A rebuilt node keeps what the run panel showed on it (state, badge, messages, preview).
+  static keepRunState(old, fresh) {
+    for (const c of ['lg-running', 'lg-cached', 'lg-done', 'lg-error']) if (old.classList.contains(c)) fresh.classList.add(c);
+    if (old.dataset.state) fresh.dataset.state = old.dataset.state;
+    for (const sel of ['.lg-node-badge', '.lg-node-messages']) fresh.querySelector(sel).replaceWith(old.querySelector(sel));
+    const prev = old.querySelector('.lg-preview');
+    if (prev && !prev.hidden) fresh.querySelector('.lg-preview').replaceWith(prev);
   }
 
   measure(node) {
