@@ -61,10 +61,10 @@ export class Api {
   deleteFromQueue(ids) { return jsonPost('/api/queue', { delete: ids }); }
   interrupt() { return jsonPost('/api/interrupt', {}); }
   history(id) { return request(`/api/history/${encodeURIComponent(id)}`); }
+  // Never overwrites: the server picks a free name ("x (1).png") and we use the name it returns.
   uploadImage(file) {
     const fd = new FormData();
     fd.append('image', file, file.name);
-    fd.append('overwrite', 'true');
     fd.append('type', 'input');
     return request('/api/upload/image', { method: 'POST', body: fd });
   }
