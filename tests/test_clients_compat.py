@@ -239,6 +239,31 @@ def test_comfyscript_watch_sees_results(server, client):
     assert len(results) == 2 and all(r.get("3", {}).get("images") for r in results)
 
 
+def test_no_completion_signal_for_a_client_less_prompt(server, client):
+    """ComfyUI sends ``executing null`` only to the submitting client; a prompt queued without a
+    client_id (basic_api_example.py) would otherwise broadcast it, and ComfyScript's watcher takes
+    it for one of its own tasks (AttributeError on ``None``, then it reconnects and may miss its own)."""
+    async def run() -> list:
+        async with websockets.connect(server.ws_url("watcher-" + uuid.uuid4().hex[:8])) as ws:
+            await _recv_json(ws, 10)
+            r = await asyncio.to_thread(client.post, "/prompt", json={"prompt": stub_graph(150)})
+            pid = r.json()["prompt_id"]
+            frames, deadline = [], time.monotonic() + 30
+            while pid not in (await asyncio.to_thread(client.get, f"/history/{pid}")).json():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            try:
+                while True:
+                    frames.append(await _recv_json(ws, 0.5))
+            except asyncio.TimeoutError:
+                pass
+            return frames
+
+    frames = asyncio.run(run())
+    assert not [f for f in frames if isinstance(f, dict) and f["type"] == "executing" and f["data"]["node"] is None]
+    assert [f for f in frames if isinstance(f, dict) and f["type"] == "status"]
+
+
 # ------------------------------------------------------------------------------------------------
 # comfy-catapult: form-encoded /free and /queue, its upload fields
 # ------------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ Two ComfyUI behaviours clients rely on are reproduced here (see tests/test_clien
   broadcast, which the queue sends only after it has recorded the job, so a client that reads
   ``/history/{id}`` on that signal (ComfyUI's script examples, ComfyScript) always finds the entry,
   and the order is ComfyUI's: ``status`` (queue_remaining already lowered), then ``executing null``;
+  like ComfyUI, a prompt queued without a client_id sends no ``executing null`` at all (it would
+  be broadcast, and ComfyScript's watcher crashes on a completion for a prompt it does not know);
 - live-preview binary frames are not sent for prompt ids registered with ``mute_previews`` (POST
   /prompt without ``extra_data.preview_method``: ComfyUI's default is no previews, and
   comfy-api-simplified takes any binary frame for a result image).
@@ -202,7 +204,8 @@ class WsHub:
             self._flush_held()  # the job that ended before this status is in the history now
         elif event == "executing" and isinstance(data, dict) and data.get("node") is None:
             self.unmute_previews(data.get("prompt_id"))
-            self._hold(json.dumps({"type": event, "data": data}, default=str), client_id)
+            if client_id is not None:  # ComfyUI sends no completion signal for a client-less prompt
+                self._hold(json.dumps({"type": event, "data": data}, default=str), client_id)
         else:
             self.send_json(event, data, client_id)
 
