@@ -469,6 +469,11 @@ def save_and_open(page, artifacts_dir: Path) -> None:
 def test_example_menu_and_combo_refresh(page, server):
     import httpx
 
+    page.locator("[data-action='help']").click()                  # the shortcuts panel
+    assert "Ctrl+Enter" in page.locator("[data-help]").inner_text()
+    page.locator("[data-help]").click()
+    assert page.locator("[data-help]").count() == 0
+
     listing = httpx.get(server.url + "/lg/workflows").json()["workflows"]
     assert listing, "the repository ships example workflows"
     name = listing[-1]["name"]

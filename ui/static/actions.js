@@ -2,6 +2,15 @@
 // undo/redo, selection, groups, node modes, and the visible feedback (toasts, refused links,
 // validation errors, per-node run state). Mixed into the Editor class in main.js.
 
+const HELP = [
+  ['Double-click canvas', 'add a node (search, ↑/↓, Enter)'], ['Drag output → input', 'connect (types must match)'],
+  ['Drag from a linked input', 'detach / reconnect'], ['Release a link on the canvas', 'add a node that accepts it'],
+  ['Drag canvas / middle button', 'pan'], ['Wheel', 'zoom'], ['Ctrl/Shift + drag', 'box select'],
+  ['Shift-click', 'add to the selection'], ['Right-click', 'node / canvas menu'], ['Ctrl+Enter', 'queue (Shift: front)'],
+  ['Ctrl+Z / Ctrl+Y', 'undo / redo'], ['Ctrl+C / Ctrl+V', 'copy / paste'], ['Delete', 'remove selected'],
+  ['Ctrl+G', 'group selected'], ['Ctrl+M / Ctrl+B', 'mute / bypass'], ['Ctrl+S / Ctrl+O', 'save / open'],
+  ['.', 'fit view'], ['Drop .json / .png', 'open a workflow (an image on Load Image uploads it)'],
+];
 const GROUP_COLORS = ['#3f5f7f', '#5f7f3f', '#7f5f3f', '#6f3f7f', '#3f7f7a', '#7f3f4f', '#55555f'];
 const CLIP_KEY = 'latentgraph.clipboard.v1';
 
@@ -148,6 +157,23 @@ export class EditorActions {
     const head = this.renderer.groupLayer.querySelector(`[data-group="${i}"] .lg-group-title`);
     if (!g || !head) return;
     this.editTitle(head, g.title, (v) => { g.title = v; this.renderer.renderGroups(); });
+  }
+
+  toggleHelp() {
+    if (this.help) { this.help.remove(); this.help = null; return; }
+    const box = document.createElement('div');
+    box.className = 'lg-help';
+    box.dataset.help = '1';
+    for (const [keys, what] of HELP) {
+      const row = document.createElement('div');
+      const k = document.createElement('kbd');
+      k.textContent = keys;
+      row.append(k, document.createTextNode(what));
+      box.appendChild(row);
+    }
+    box.addEventListener('click', () => this.toggleHelp());
+    this.root.appendChild(box);
+    this.help = box;
   }
 
   toast(message, kind = 'info') {

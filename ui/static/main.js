@@ -18,6 +18,7 @@ const TOOLBAR = [
   ['fit', 'Fit', 'Fit the graph to the view (.)'], ['group', 'Group', 'Frame the selected nodes in a group (Ctrl+G)'],
   ['refresh', 'Refresh', 'Re-read node types and model lists from the server'],
   ['clear', 'Clear', 'Remove every node'],
+  ['help', '?', 'Mouse and keyboard shortcuts'],
 ];
 
 class Editor extends EditorActions {
@@ -67,7 +68,7 @@ class Editor extends EditorActions {
     const acts = {
       'add-node': () => this.palette.open(), open: () => this.io.pickFile(), save: () => this.io.download(),
       undo: () => this.undo(), redo: () => this.redo(), fit: () => this.fitView(), group: () => this.groupSelected(),
-      refresh: () => this.refreshObjectInfo(), clear: () => this.clearGraph(),
+      refresh: () => this.refreshObjectInfo(), clear: () => this.clearGraph(), help: () => this.toggleHelp(),
     };
     e.preventDefault();
     acts[action]();
