@@ -476,11 +476,13 @@ def test_example_menu_and_combo_refresh(page, server):
 
     listing = httpx.get(server.url + "/lg/workflows").json()["workflows"]
     assert listing, "the repository ships example workflows"
-    name = listing[-1]["name"]
-    want = httpx.get(f"{server.url}/lg/workflows/{name}").json()["workflow"]
-    page.locator("[data-examples]").select_option(name)
-    page.wait_for_function(f"() => window.latentgraph.getGraph().nodes.length === {len(want['nodes'])}")
-    assert [n["id"] for n in graph(page)["nodes"]] == [n["id"] for n in want["nodes"]]
+    for item in listing:            # every example opens from the menu, all node types known, all links drawn
+        want = httpx.get(f"{server.url}/lg/workflows/{item['name']}").json()["workflow"]
+        page.locator("[data-examples]").select_option(item["name"])
+        page.wait_for_function("(ids) => JSON.stringify(window.latentgraph.getGraph().nodes.map(n => n.id))"
+                               " === JSON.stringify(ids)", arg=[n["id"] for n in want["nodes"]])
+        assert page.locator(".lg-node.lg-missing").count() == 0, item["name"]
+        assert page.locator(".lg-links path.lg-link").count() == len(want["links"]), item["name"]
 
     page.locator("[data-action='clear']").click()
     nid = add_node(page, "load image", "LoadImage", (60, 60))
