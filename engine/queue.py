@@ -253,8 +253,9 @@ class JobQueue:
         with self._run_lock:
             self._running_id, self._running_event = job.prompt_id, event
         self._queue_changed()
+        done_signal: list = []  # the executor's final `executing {node: None}`, sent after saving
         try:
-            status, outputs, messages, error, timings = self._execute(job, event)
+            status, outputs, messages, error, timings = self._execute(job, event, done_signal)
         finally:
             with self._run_lock:
                 self._running_id, self._running_event = None, None
@@ -266,10 +267,19 @@ class JobQueue:
         except Exception:  # the row stays 'running'; the next start() records it as failed
             log.exception("cannot record the result of job %s", job.prompt_id)
         self._queue_changed()
+        # ComfyUI's order: the history entry exists and `status` went out before the completion
+        # signal, so a client that reads /history on `executing null` always finds the job.
+        for data in done_signal or [{"node": None, "display_node": None, "prompt_id": job.prompt_id}]:
+            self._publish("executing", data, job.client_id)
 
-    def _execute(self, job: Job, event: threading.Event) -> tuple[str, dict, list, dict | None, dict]:
-        """Call the executor, turning an unexpected exception into an error result."""
+    def _execute(self, job: Job, event: threading.Event,
+                 done_signal: list) -> tuple[str, dict, list, dict | None, dict]:
+        """Call the executor, turning an unexpected exception into an error result. The final
+        `executing {node: None}` is kept in `done_signal` for _run to send after saving."""
         def emit(name: str, data: Any) -> None:
+            if name == "executing" and isinstance(data, dict) and data.get("node") is None:
+                done_signal.append(data)
+                return
             self._publish(name, data, job.client_id)
 
         try:
@@ -282,7 +292,7 @@ class JobQueue:
                      "traceback": traceback.format_exception(exc), "current_inputs": {},
                      "current_outputs": {}}
             emit("execution_error", error)
-            emit("executing", {"node": None, "prompt_id": job.prompt_id})
+            emit("executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id})
             return ERROR, {}, [["execution_error", error]], error, {}
         return (str(getattr(res, "status", ERROR)), dict(getattr(res, "outputs", None) or {}),
                 list(getattr(res, "messages", None) or []), getattr(res, "error", None),

@@ -163,7 +163,9 @@ def test_events_reach_listeners_with_client_id_and_status_broadcasts(q):
     pid, _ = q.submit({"x": 1}, client_id="client-7")
     q.start()
     assert wait_until(lambda: pid in q.history())
-    assert wait_until(lambda: got and got[-1][0] == "status")
+    # ComfyUI's order: the job is saved, `status` goes out, then the completion signal
+    assert wait_until(lambda: got and got[-1][0] == "executing" and got[-1][1]["node"] is None)
+    assert got[-2][0] == "status"
     statuses = [d["status"]["exec_info"]["queue_remaining"] for ev, d, c in got if ev == "status"]
     assert statuses[0] == 1 and statuses[-1] == 0
     assert all(c is None for ev, d, c in got if ev == "status")

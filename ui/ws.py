@@ -8,10 +8,9 @@ other clients. A client that disconnects mid-job loses nothing: the job goes on 
 entry holds the result.
 
 Two ComfyUI behaviours clients rely on are reproduced here (see tests/test_clients_compat.py):
-- the completion signal ``executing {node: null}`` is held back until the queue's next ``status``
-  broadcast, which the queue sends only after it has recorded the job, so a client that reads
-  ``/history/{id}`` on that signal (ComfyUI's script examples, ComfyScript) always finds the entry,
-  and the order is ComfyUI's: ``status`` (queue_remaining already lowered), then ``executing null``;
+- the completion signal ``executing {node: null}`` comes from the queue only after it has recorded
+  the job and broadcast ``status`` (queue_remaining already lowered), so a client that reads
+  ``/history/{id}`` on that signal (ComfyUI's script examples, ComfyScript) always finds the entry;
   like ComfyUI, a prompt queued without a client_id sends no ``executing null`` at all (it would
   be broadcast, and ComfyScript's watcher crashes on a completion for a prompt it does not know);
 - live-preview binary frames are not sent for prompt ids registered with ``mute_previews`` (POST
@@ -36,7 +35,6 @@ log = logging.getLogger("latentgraph.ws")
 PREVIEW_IMAGE = 1          # binary event type: preview image
 FORMAT_JPEG = 1            # image format inside a preview frame
 OUTBOX_LIMIT = 2048        # messages buffered per client before it is dropped as too slow
-HOLD_MAX_SECONDS = 5.0     # a held completion signal goes out at the latest after this long
 MUTED_LIMIT = 10000        # prompt ids remembered as "no previews" (cancelled jobs never finish)
 
 
@@ -84,8 +82,6 @@ class WsHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._muted: OrderedDict[str, None] = OrderedDict()  # prompt ids whose previews are dropped
         self._muted_lock = threading.Lock()                   # touched by HTTP threads and the loop
-        self._held: list[tuple[str, str | None]] = []         # (executing-null text, client_id)
-        self._hold_timer: asyncio.TimerHandle | None = None
 
     # -- previews per prompt ------------------------------------------------------------------
     def mute_previews(self, prompt_id: str) -> bool:
@@ -112,7 +108,6 @@ class WsHub:
         self._loop = loop
 
     async def close_all(self) -> None:
-        self._flush_held()
         for clients in list(self._clients.values()):
             for client in list(clients):
                 client.offer(None)  # type: ignore[arg-type]
@@ -201,25 +196,11 @@ class WsHub:
                 self.send(preview_frame(jpeg), client_id)
         elif event == "status":
             self.send_json("status", data, None)  # the queue's broadcast on every queue change
-            self._flush_held()  # the job that ended before this status is in the history now
         elif event == "executing" and isinstance(data, dict) and data.get("node") is None:
+            # The queue sends this after saving the history and sending `status` (ComfyUI's order).
             self.unmute_previews(data.get("prompt_id"))
             if client_id is not None:  # ComfyUI sends no completion signal for a client-less prompt
-                self._hold(json.dumps({"type": event, "data": data}, default=str), client_id)
+                self.send_json(event, data, client_id)
         else:
             self.send_json(event, data, client_id)
 
-    # -- the completion signal waits for the history ------------------------------------------
-    def _hold(self, text: str, client_id: str | None) -> None:
-        """Keep ``executing null`` until the queue's post-finish ``status`` (or HOLD_MAX_SECONDS)."""
-        self._held.append((text, client_id))
-        if self._hold_timer is None and self._loop is not None:
-            self._hold_timer = self._loop.call_later(HOLD_MAX_SECONDS, self._flush_held)
-
-    def _flush_held(self) -> None:
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
-        held, self._held = self._held, []
-        for text, client_id in held:
-            self.send(text, client_id)
