@@ -482,6 +482,7 @@ def test_example_menu_and_combo_refresh(page, server):
         page.wait_for_function("(ids) => JSON.stringify(window.latentgraph.getGraph().nodes.map(n => n.id))"
                                " === JSON.stringify(ids)", arg=[n["id"] for n in want["nodes"]])
         assert page.locator(".lg-node.lg-missing").count() == 0, item["name"]
+        assert graph(page).get("title") == want.get("title")     # document keys the editor does not edit survive
         assert page.locator(".lg-links path.lg-link").count() == len(want["links"]), item["name"]
 
     page.locator("[data-action='clear']").click()

@@ -4,6 +4,7 @@
 export const WIDGET_TYPES = new Set(['INT', 'FLOAT', 'STRING', 'BOOLEAN', 'COMBO']);
 export const CONTROL_MODES = ['fixed', 'increment', 'decrement', 'randomize'];
 const UNDO_LIMIT = 120;
+const DOC_KEYS = new Set(['format', 'version', 'nodes', 'links', 'groups', 'view']);
 
 // One input of a node schema: {name, type, options, optional, widget: bool, choices?}.
 function parseInput(name, spec, optional) {
@@ -82,7 +83,7 @@ export class Graph {
     this.links = new Map();      // id -> link doc object
     this.groups = [];
     this.view = { scale: 1, offset: [0, 0] };
-    this.extra = {};
+    this.extra = {};             // top-level keys we do not edit (title, extra, ...), kept as they are
     this.undoStack = [];
     this.redoStack = [];
     this.listeners = [];
@@ -224,7 +225,7 @@ export class Graph {
       links: [...this.links.values()].map((l) => ({ id: l.id, from: [...l.from], to: [...l.to], type: l.type })),
       groups: this.groups.map((g) => ({ title: g.title, bounds: [...g.bounds], color: g.color })),
       view: { scale: this.view.scale, offset: [...this.view.offset] },
-      ...(Object.keys(this.extra).length ? { extra: this.extra } : {}),
+      ...JSON.parse(JSON.stringify(this.extra)),
     };
   }
 
@@ -235,7 +236,7 @@ export class Graph {
     for (const n of doc.nodes || []) {
       const node = {
         id: String(n.id), type: n.type, title: n.title || (this.schema(n.type) || {}).title || n.type,
-        pos: [...(n.pos || [0, 0])], size: [...(n.size || [240, 0])], color: n.color ?? null,
+        pos: [...(n.pos || [0, 0])], size: [...(n.size || [260, 0])], color: n.color ?? null,
         mode: n.mode || 'normal', widgets: { ...(n.widgets || {}) }, controls: { ...(n.controls || {}) },
         converted: [...(n.converted || [])],
       };
@@ -248,7 +249,8 @@ export class Graph {
     }
     this.groups = (doc.groups || []).map((g) => ({ title: g.title || 'Group', bounds: [...g.bounds], color: g.color || '#3f5f7f' }));
     if (!keepView && doc.view) this.view = { scale: doc.view.scale || 1, offset: [...(doc.view.offset || [0, 0])] };
-    this.extra = doc.extra && typeof doc.extra === 'object' ? { ...doc.extra } : {};
+    this.extra = {};
+    for (const [k, v] of Object.entries(doc)) if (!DOC_KEYS.has(k)) this.extra[k] = v;
     this.emit('load');
   }
 
