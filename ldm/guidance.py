@@ -6,15 +6,21 @@ weighted by strength × mask; overlapping predictions are averaged with those we
 (Σ out·mult / Σ mult); then `uncond + cfg·(cond − uncond)` (Ho & Salimans 2022).
 
 Choices that match ComfyUI (so images agree):
-- Feathering: an area edge that is not on the latent border is ramped over 8 latent pixels
-  (weights 1/8 … 8/8), so area prompts blend into their surroundings instead of leaving seams.
+- Feathering (entries with an explicit area and no mask): an area edge that is not on the latent
+  border is ramped over rr = min(8, size // 4) latent pixels (weights 1/rr … rr/rr), height edges
+  first, so area prompts blend into their surroundings instead of leaving seams.
+- set_area_to_bounds: the area becomes the bounding box of the mask (at least 8×8; an empty mask
+  gives the 8×8 box at the origin), then clamped to the latent.
+- Every entry with an area gets a twin on the opposite side (positive ↔ negative) with the same
+  area, weights and timestep range but the prompt of the smallest opposite entry enclosing it,
+  unless one with exactly that area exists (ComfyUI's create_cond_with_same_area_if_none).
 - Latent pixels covered by no active entry get weight 1e-37 and therefore a prediction of 0.
 - All active cond and uncond entries whose area shape, adm and concat agree go through ONE model
   forward. Different token lengths are made equal by repeating each context to the least common
   multiple of the lengths (repeating a whole context leaves cross-attention unchanged); when the
   lcm would exceed 4× the shorter length the entries run in separate forwards instead.
-- cfg == 1 skips the uncond entries entirely (the uncond prediction is then taken to be the cond one).
-- A dict passed as `capture=` receives `uncond_denoised` (what CFG++ samplers need).
+- cfg == 1 skips the uncond entries entirely and returns the cond prediction, except when a dict is
+  passed as `capture=` (CFG++ samplers): it receives the real `uncond_denoised`.
 - start_percent/end_percent become sigmas through model.sampling.percent_to_sigma; an entry is
   skipped while sigma > sigma(start) or sigma < sigma(end).
 """
@@ -46,6 +52,8 @@ class _Entry:
     sigma_end: float
     y: Tensor | None
     concat: Tensor | None  # [B, k, h, w] cropped to the area
+    opts: dict  # the entry's options (a twin keeps its source's prompt options)
+    has_area: bool = False  # an explicit area (or set_area_to_bounds) rather than the whole latent
 
 
 def _mask_to_latent(mask: Tensor, h: int, w: int) -> Tensor:
@@ -57,44 +65,63 @@ def _mask_to_latent(mask: Tensor, h: int, w: int) -> Tensor:
     return m
 
 
-def _mask_bounds(mask: Tensor) -> tuple[int, int, int, int] | None:
-    """(h, w, y, x) of the bounding box of mask > 0 over all batch entries, None when empty."""
-    nz = torch.nonzero(mask.reshape(-1, *mask.shape[-2:]).amax(dim=0) > 0)
+def _mask_bounds(mask: Tensor) -> tuple[int, int, int, int]:
+    """(h, w, y, x) of the bounding box of |mask| != 0 over the batch, at least 8×8; (8, 8, 0, 0) if empty."""
+    nz = torch.nonzero(mask.abs().reshape(-1, *mask.shape[-2:]).amax(dim=0) != 0)
     if nz.numel() == 0:
-        return None
+        return 8, 8, 0, 0
     y0, x0 = nz.min(dim=0).values.tolist()
     y1, x1 = nz.max(dim=0).values.tolist()
-    return y1 - y0 + 1, x1 - x0 + 1, y0, x0
+    return max(8, y1 - y0 + 1), max(8, x1 - x0 + 1), y0, x0
 
 
 def _feather(mult: Tensor, area: tuple[int, int, int, int], h: int, w: int) -> Tensor:
-    """Ramp the weights over FEATHER pixels at area edges that lie inside the latent."""
+    """Ramp the weights at area edges inside the latent over rr = min(FEATHER, size // 4) pixels,
+    multiplying in ComfyUI's order (top, bottom, left, right; t = 0..rr−1) so floats agree."""
     ah, aw, ay, ax = area
     mult = mult.clone()
-    ramp = [(t + 1) / FEATHER for t in range(FEATHER)]
-    for t, r in enumerate(ramp):
-        if ay != 0 and t < ah:
-            mult[..., t, :] *= r
-        if ay + ah < h and t < ah:
-            mult[..., ah - 1 - t, :] *= r
-        if ax != 0 and t < aw:
-            mult[..., :, t] *= r
-        if ax + aw < w and t < aw:
-            mult[..., :, aw - 1 - t] *= r
+    for dim, (size, off, full) in enumerate(((ah, ay, h), (aw, ax, w))):
+        rr = min(FEATHER, mult.shape[2 + dim] // 4)
+        if off != 0:
+            for t in range(rr):
+                mult.narrow(2 + dim, t, 1).mul_((1.0 / rr) * (t + 1))
+        if size + off < full:
+            for t in range(rr):
+                mult.narrow(2 + dim, size - 1 - t, 1).mul_((1.0 / rr) * (t + 1))
     return mult
 
 
-def _resolve_area(opts: dict, h: int, w: int, mask: Tensor | None) -> tuple[int, int, int, int]:
-    """The entry's area clamped to the latent; set_area_to_bounds shrinks it to the mask's box."""
+def _resolve_area(opts: dict, h: int, w: int, mask: Tensor | None) -> tuple[tuple[int, int, int, int], bool]:
+    """(the entry's area clamped to the latent, whether it has one); set_area_to_bounds → mask box."""
     if mask is not None and opts.get("set_area_to_bounds"):
-        box = _mask_bounds(mask)
-        if box is not None:
-            return box
-    if "area" not in opts or opts["area"] is None:
-        return h, w, 0, 0
-    ah, aw, ay, ax = (int(v) for v in opts["area"])
+        ah, aw, ay, ax = _mask_bounds(mask)
+    elif opts.get("area") is not None:
+        ah, aw, ay, ax = (int(v) for v in opts["area"])
+    else:
+        return (h, w, 0, 0), False
     ay, ax = min(max(ay, 0), h - 1), min(max(ax, 0), w - 1)
-    return max(1, min(ah, h - ay)), max(1, min(aw, w - ax)), ay, ax
+    return (max(1, min(ah, h - ay)), max(1, min(aw, w - ax)), ay, ax), True
+
+
+def _area_inside(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> bool:
+    return (inner[2] >= outer[2] and inner[3] >= outer[3] and inner[0] + inner[2] <= outer[0] + outer[2]
+            and inner[1] + inner[3] <= outer[1] + outer[3])
+
+
+def _twin_source(candidates: list["_Entry"], e: "_Entry") -> "_Entry | None":
+    """The smallest entry of the other side whose area encloses e's (an area-less one as fallback),
+    None when there is none or one already has exactly e's area."""
+    best = None
+    for c in candidates:
+        if c.has_area:
+            if _area_inside(e.area, c.area):
+                if best is None or not best.has_area or best.area[0] * best.area[1] > c.area[0] * c.area[1]:
+                    best = c
+        elif best is None:
+            best = c
+    if best is None or (best.has_area and best.area == e.area):
+        return None
+    return best
 
 
 class CFGDenoiser:
@@ -116,10 +143,19 @@ class CFGDenoiser:
     def _prepare(self, x: Tensor) -> list[_Entry]:
         if self._entries is not None and self._shape == tuple(x.shape):
             return self._entries
-        entries = []
+        sides: list[list[_Entry]] = [[], []]
         for which, conds in ((0, self.positive), (1, self.negative)):
             for cond, opts in conds:
-                entries.append(self._entry(which, cond, opts or {}, x))
+                sides[which].append(self._entry(which, cond, opts or {}, x))
+        for which in (0, 1):  # positive areas mirrored into the negative side first, then back
+            other = sides[1 - which]
+            for e in list(sides[which]):
+                if e.has_area:
+                    src = _twin_source(other, e)
+                    if src is not None:
+                        other.append(_Entry(1 - which, src.context, e.area, e.mult, e.sigma_start, e.sigma_end,
+                                            src.y, self._concat(src.opts, x, e.area), src.opts, True))
+        entries = sides[0] + sides[1]
         self._entries, self._shape = entries, tuple(x.shape)
         return entries
 
@@ -127,14 +163,15 @@ class CFGDenoiser:
         b, _, h, w = x.shape
         mask = opts.get("mask")
         mask = _mask_to_latent(mask, h, w).to(x.device) if mask is not None else None
-        area = _resolve_area(opts, h, w, mask)
+        area, has_area = _resolve_area(opts, h, w, mask)
         ah, aw, ay, ax = area
         strength = float(opts.get("strength", 1.0))
         if mask is not None:
             mult = mask[..., ay:ay + ah, ax:ax + aw] * float(opts.get("mask_strength", 1.0)) * strength
         else:
-            mult = torch.full((1, 1, ah, aw), strength, device=x.device)
-        mult = _feather(mult, area, h, w)
+            mult = torch.ones((1, 1, ah, aw), device=x.device) * strength
+            if has_area:
+                mult = _feather(mult, area, h, w)
         if mult.shape[0] not in (1, b):
             mult = _to_batch(mult, b)
         sampling = self.model.sampling
@@ -142,7 +179,7 @@ class CFGDenoiser:
         end = sampling.percent_to_sigma(float(opts.get("end_percent", 1.0)))
         y = self.model.encode_adm(opts, b)
         concat = self._concat(opts, x, area)
-        return _Entry(which, cond, area, mult, start, end, y, concat)
+        return _Entry(which, cond, area, mult, start, end, y, concat, opts, has_area)
 
     def _concat(self, opts: dict, x: Tensor, area: tuple[int, int, int, int]) -> Tensor | None:
         """Inpainting UNets: [mask, masked-image latent (model space)] resized to the latent, cropped."""
@@ -174,7 +211,8 @@ class CFGDenoiser:
     def __call__(self, x: Tensor, sigma: Tensor, **extra: Any) -> Tensor:
         entries = self._prepare(x)
         s = float(sigma.reshape(-1)[0])
-        skip_uncond = math.isclose(self.cfg, 1.0)
+        capture = extra.get("capture")
+        skip_uncond = math.isclose(self.cfg, 1.0) and capture is None
         active = [e for e in entries if e.sigma_end <= s <= e.sigma_start and not (skip_uncond and e.which == 1)]
         sums = [torch.zeros_like(x), torch.zeros_like(x)]
         counts = [torch.full_like(x, _EMPTY), torch.full_like(x, _EMPTY)]
@@ -185,12 +223,11 @@ class CFGDenoiser:
                 sums[e.which][:, :, ay:ay + ah, ax:ax + aw] += pred * e.mult
                 counts[e.which][:, :, ay:ay + ah, ax:ax + aw] += e.mult
         cond = sums[0] / counts[0]
-        uncond = cond if skip_uncond else sums[1] / counts[1]
-        capture = extra.get("capture")
-        if capture is not None:  # CFG++ samplers step with the unguided prediction
-            capture["uncond_denoised"] = uncond
         if skip_uncond:
             return cond
+        uncond = sums[1] / counts[1]
+        if capture is not None:  # CFG++ samplers step with the unguided prediction
+            capture["uncond_denoised"] = uncond
         return uncond + (cond - uncond) * self.cfg
 
     def _forward(self, x: Tensor, sigma: Tensor, group: list[_Entry]) -> list[Tensor]:

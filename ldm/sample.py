@@ -8,6 +8,7 @@ patches are applied exactly for the duration of sampling.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Callable
 
@@ -161,10 +162,9 @@ def _run(model: Any, sampler_name: str, sigmas: Tensor, noise: Tensor, latent_in
         denoiser = _inpaint_denoiser(denoiser, ms, mask, keep_noise, latent_in)
     x = ms.noise_scaling(sigmas[0], noise, latent_in, max_denoise)
     report = _step_callback(callback, len(sigmas) - 1)
-    x = get_sampler(sampler_name)(denoiser, x, sigmas, extra_args={}, callback=report, seed=seed)
-    x = ms.inverse_noise_scaling(sigmas[-1], x)
-    if mask is not None:
-        # Exactly the original latent (or it noised to the last sigma) outside the repaint region.
-        known = latent_in if float(sigmas[-1]) == 0 else ms.noise_scaling(sigmas[-1], keep_noise, latent_in)
-        x = x * mask + known * (1.0 - mask)
-    return x
+    fn = get_sampler(sampler_name)
+    opts = {"model_sampling": ms} if "model_sampling" in inspect.signature(fn).parameters else {}
+    x = fn(denoiser, x, sigmas, extra_args={}, callback=report, seed=seed, **opts)
+    # No blend of the known region afterwards: like ComfyUI, only the denoiser's input and output
+    # are masked, so the sampler's own last state is the result (soft masks and leftover noise too).
+    return ms.inverse_noise_scaling(sigmas[-1], x)

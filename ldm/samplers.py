@@ -74,14 +74,15 @@ class BrownianTreeNoiseSampler:
                                           torch.tensor(t1), entropy=int(seed))
 
     def __call__(self, sigma: Tensor, sigma_next: Tensor) -> Tensor:
-        a, b = float(sigma), float(sigma_next)
-        sign = 1.0
-        if a > b:
-            a, b, sign = b, a, -1.0
+        # float32 tensors throughout (ComfyUI queries the CPU tree with float32 times and divides by
+        # the float32 √|Δσ|), so the increments agree bit for bit.
+        t0 = torch.as_tensor(sigma).detach().cpu().float().reshape(())
+        t1 = torch.as_tensor(sigma_next).detach().cpu().float().reshape(())
+        lo, hi, sign = (t0, t1, 1.0) if t0 < t1 else (t1, t0, -1.0)
         with warnings.catch_warnings():  # torchsde warns about float32 round-off at the interval end
             warnings.simplefilter("ignore", UserWarning)
-            w = self.tree(torch.tensor(a), torch.tensor(b)).to(self.dtype).to(self.device)
-        return w * (self.sign * sign) / math.sqrt(abs(b - a))
+            w = self.tree(lo, hi).to(device=self.device, dtype=self.dtype) * (self.sign * sign)
+        return w / (t1 - t0).abs().sqrt().to(self.device)
 
 
 def brownian_noise_sampler(x: Tensor, sigmas: Tensor, seed: int | None) -> BrownianTreeNoiseSampler:
@@ -271,7 +272,8 @@ def _lms_coefficient(order: int, t, i: int, j: int) -> float:
 def sample_lms(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
                callback: Callback = None, noise_sampler: NoiseSampler | None = None,
                seed: int | None = None, order: int = 4) -> Tensor:
-    """Linear multistep (Adams–Bashforth in sigma) with numerically integrated coefficients."""
+    """Linear multistep (Adams–Bashforth in sigma) with numerically integrated coefficients;
+    the step to σ = 0 returns the denoised estimate (ComfyUI's "denoising step")."""
     extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
     t = sigmas.detach().cpu().double().numpy()
     ds: list[Tensor] = []
@@ -280,6 +282,9 @@ def sample_lms(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dic
         ds.append(to_d(x, sigmas[i], denoised))
         ds = ds[-order:]
         _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        if sigmas[i + 1] == 0:
+            x = denoised
+            continue
         cur = min(i + 1, order)
         coeffs = [_lms_coefficient(cur, t, i, j) for j in range(cur)]
         x = x + sum(c * d for c, d in zip(coeffs, reversed(ds)))
@@ -312,36 +317,55 @@ def sample_dpmpp_2s_ancestral(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, 
     return x
 
 
+def _lam(sigma: Tensor) -> Tensor:
+    """Half log-SNR λ = log(α/σ) of the VE (eps/v) parameterisation: −log σ."""
+    return sigma.log().neg()
+
+
 @torch.no_grad()
 def sample_dpmpp_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
                      callback: Callback = None, noise_sampler: NoiseSampler | None = None,
                      seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0, r: float = 0.5) -> Tensor:
-    """DPM-Solver++ (stochastic, 2 stages per step) with Brownian-tree noise (k-diffusion)."""
+    """DPM-Solver++ (stochastic, 2 stages per step) with Brownian-tree noise (k-diffusion).
+
+    Written with α_s = σ_s·e^{λ_s} (1 up to rounding for eps/v models) as ComfyUI does, so the
+    float operations are the same; the step to σ = 0 returns the denoised estimate.
+    """
+    if len(sigmas) <= 1:
+        return x
     extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
     if seed is None:
         seed = (extra_args or {}).get("seed")
     ns = noise_sampler or brownian_noise_sampler(x, sigmas, seed)
+    fac = 1 / (2 * r)
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoiser(x, sigma * s_in, **extra)
         _report(callback, x, i, sigma, sigma, denoised)
         if sigma_next == 0:
-            x = x + to_d(x, sigma, denoised) * (sigma_next - sigma)
+            x = denoised
             continue
-        t, t_next = _t(sigma), _t(sigma_next)
-        h = t_next - t
-        s = t + h * r
-        fac = 1 / (2 * r)
-        down, up = get_ancestral_step(_sigma(t), _sigma(s), eta)
-        s_ = _t(down)
-        x_2 = (_sigma(s_) / _sigma(t)) * x - (t - s_).expm1() * denoised
-        x_2 = x_2 + ns(_sigma(t), _sigma(s)) * s_noise * up
-        denoised_2 = denoiser(x_2, _sigma(s) * s_in, **extra)
-        down, up = get_ancestral_step(_sigma(t), _sigma(t_next), eta)
-        t_next_ = _t(down)
+        lam_s, lam_t = _lam(sigma), _lam(sigma_next)
+        h = lam_t - lam_s
+        lam_s1 = lam_s + r * h
+        sigma_s1 = lam_s1.neg().exp()
+        alpha_s = sigma * lam_s.exp()
+        alpha_s1 = sigma_s1 * lam_s1.exp()
+        alpha_t = sigma_next * lam_t.exp()
+        # stage 1: ancestral step to λ_{s1}
+        sd, su = get_ancestral_step(lam_s.neg().exp(), lam_s1.neg().exp(), eta)
+        h_ = sd.log().neg() - lam_s
+        x_2 = (alpha_s1 / alpha_s) * (-h_).exp() * x - alpha_s1 * (-h_).expm1() * denoised
+        if eta > 0 and s_noise > 0:
+            x_2 = x_2 + alpha_s1 * ns(sigma, sigma_s1) * s_noise * su
+        denoised_2 = denoiser(x_2, sigma_s1 * s_in, **extra)
+        # stage 2: ancestral step to λ_t with the combined estimate
+        sd, su = get_ancestral_step(lam_s.neg().exp(), lam_t.neg().exp(), eta)
+        h_ = sd.log().neg() - lam_s
         denoised_d = (1 - fac) * denoised + fac * denoised_2
-        x = (_sigma(t_next_) / _sigma(t)) * x - (t - t_next_).expm1() * denoised_d
-        x = x + ns(_sigma(t), _sigma(t_next)) * s_noise * up
+        x = (alpha_t / alpha_s) * (-h_).exp() * x - alpha_t * (-h_).expm1() * denoised_d
+        if eta > 0 and s_noise > 0:
+            x = x + alpha_t * ns(sigma, sigma_next) * s_noise * su
     return x
 
 
@@ -372,31 +396,36 @@ def sample_dpmpp_2m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_
                         callback: Callback = None, noise_sampler: NoiseSampler | None = None,
                         seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0,
                         solver_type: str = "midpoint") -> Tensor:
-    """DPM-Solver++(2M) SDE (Lu et al. 2022b) with Brownian-tree noise; midpoint or heun correction."""
+    """DPM-Solver++(2M) SDE (Lu et al. 2022b) with Brownian-tree noise; midpoint (default) or heun."""
+    if len(sigmas) <= 1:
+        return x
+    if solver_type not in ("heun", "midpoint"):
+        raise ValueError("solver_type must be 'heun' or 'midpoint'")
     extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
     if seed is None:
         seed = (extra_args or {}).get("seed")
     ns = noise_sampler or brownian_noise_sampler(x, sigmas, seed)
-    old_denoised, h_last = None, None
+    old_denoised, h, h_last = None, None, None
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoiser(x, sigma * s_in, **extra)
         _report(callback, x, i, sigma, sigma, denoised)
         if sigma_next == 0:
             x = denoised
-            continue
-        h = _t(sigma_next) - _t(sigma)
-        eta_h = eta * h
-        x = sigma_next / sigma * (-eta_h).exp() * x + (-h - eta_h).expm1().neg() * denoised
-        if old_denoised is not None:
-            r = h_last / h
-            if solver_type == "heun":
-                coef = (-h - eta_h).expm1().neg() / (-h - eta_h) + 1
-            else:
-                coef = 0.5 * (-h - eta_h).expm1().neg()
-            x = x + coef * (1 / r) * (denoised - old_denoised)
-        if eta:
-            x = x + ns(sigma, sigma_next) * sigma_next * (-2 * eta_h).expm1().neg().sqrt() * s_noise
+        else:
+            lam_s, lam_t = _lam(sigma), _lam(sigma_next)
+            h = lam_t - lam_s
+            h_eta = h * (eta + 1)
+            alpha_t = sigma_next * lam_t.exp()
+            x = sigma_next / sigma * (-h * eta).exp() * x + alpha_t * (-h_eta).expm1().neg() * denoised
+            if old_denoised is not None:
+                r = h_last / h
+                if solver_type == "heun":
+                    x = x + alpha_t * ((-h_eta).expm1().neg() / (-h_eta) + 1) * (1 / r) * (denoised - old_denoised)
+                else:
+                    x = x + 0.5 * alpha_t * (-h_eta).expm1().neg() * (1 / r) * (denoised - old_denoised)
+            if eta > 0 and s_noise > 0:
+                x = x + ns(sigma, sigma_next) * sigma_next * (-2 * h * eta).expm1().neg().sqrt() * s_noise
         old_denoised, h_last = denoised, h
     return x
 
@@ -406,33 +435,42 @@ def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_
                         callback: Callback = None, noise_sampler: NoiseSampler | None = None,
                         seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
     """DPM-Solver++(3M) SDE: 3rd-order multistep exponential integrator with Brownian-tree noise."""
+    if len(sigmas) <= 1:
+        return x
     extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
     if seed is None:
         seed = (extra_args or {}).get("seed")
     ns = noise_sampler or brownian_noise_sampler(x, sigmas, seed)
-    den_1 = den_2 = h_1 = h_2 = None
+    den_1 = den_2 = None
+    h = h_1 = h_2 = None
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoiser(x, sigma * s_in, **extra)
         _report(callback, x, i, sigma, sigma, denoised)
         if sigma_next == 0:
             x = denoised
-            continue
-        h = _t(sigma_next) - _t(sigma)
-        h_eta = h * (eta + 1)
-        x = torch.exp(-h_eta) * x + (-h_eta).expm1().neg() * denoised
-        phi_2 = h_eta.neg().expm1() / h_eta + 1
-        if h_2 is not None:
-            r0, r1 = h_1 / h, h_2 / h
-            d1_0, d1_1 = (denoised - den_1) / r0, (den_1 - den_2) / r1
-            d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
-            d2 = (d1_0 - d1_1) / (r0 + r1)
-            x = x + phi_2 * d1 - (phi_2 / h_eta - 0.5) * d2
-        elif h_1 is not None:
-            x = x + phi_2 * (denoised - den_1) / (h_1 / h)
-        if eta:
-            x = x + ns(sigma, sigma_next) * sigma_next * (-2 * h * eta).expm1().neg().sqrt() * s_noise
-        den_1, den_2, h_1, h_2 = denoised, den_1, h, h_1
+        else:
+            lam_s, lam_t = _lam(sigma), _lam(sigma_next)
+            h = lam_t - lam_s
+            h_eta = h * (eta + 1)
+            alpha_t = sigma_next * lam_t.exp()
+            x = sigma_next / sigma * (-h * eta).exp() * x + alpha_t * (-h_eta).expm1().neg() * denoised
+            if h_2 is not None:
+                r0, r1 = h_1 / h, h_2 / h
+                d1_0, d1_1 = (denoised - den_1) / r0, (den_1 - den_2) / r1
+                d1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1)
+                d2 = (d1_0 - d1_1) / (r0 + r1)
+                phi_2 = h_eta.neg().expm1() / h_eta + 1
+                phi_3 = phi_2 / h_eta - 0.5
+                x = x + (alpha_t * phi_2) * d1 - (alpha_t * phi_3) * d2
+            elif h_1 is not None:
+                d = (denoised - den_1) / (h_1 / h)
+                phi_2 = h_eta.neg().expm1() / h_eta + 1
+                x = x + (alpha_t * phi_2) * d
+            if eta > 0 and s_noise > 0:
+                x = x + ns(sigma, sigma_next) * sigma_next * (-2 * h * eta).expm1().neg().sqrt() * s_noise
+        den_1, den_2 = denoised, den_1
+        h_1, h_2 = h, h_1
     return x
 
 
@@ -497,27 +535,29 @@ def sample_euler_cfg_pp(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_
                         callback: Callback = None, noise_sampler: NoiseSampler | None = None,
                         seed: int | None = None) -> Tensor:
     """Euler with CFG++: renoise the guided x0 along the uncond direction (Chung et al. 2024)."""
-    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
-    for i in range(len(sigmas) - 1):
-        denoised, uncond = _guided_and_uncond(denoiser, x, sigmas[i] * s_in, extra)
-        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        x = denoised + to_d(x, sigmas[i], uncond) * sigmas[i + 1]
-    return x
+    return sample_euler_ancestral_cfg_pp(denoiser, x, sigmas, extra_args=extra_args, callback=callback,
+                                         noise_sampler=noise_sampler, seed=seed, eta=0.0, s_noise=0.0)
 
 
 @torch.no_grad()
 def sample_euler_ancestral_cfg_pp(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
                                   callback: Callback = None, noise_sampler: NoiseSampler | None = None,
                                   seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
-    """Ancestral Euler with CFG++ (Chung et al. 2024)."""
+    """Ancestral Euler with CFG++ (Chung et al. 2024), DDIM-style in α/σ (α = σ·e^{λ} ≈ 1 here)."""
     extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
     for i in range(len(sigmas) - 1):
         denoised, uncond = _guided_and_uncond(denoiser, x, sigmas[i] * s_in, extra)
         _report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        down, up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta)
-        x = denoised + to_d(x, sigmas[i], uncond) * down
-        if sigmas[i + 1] > 0:
-            x = x + ns(sigmas[i], sigmas[i + 1]) * s_noise * up
+        if sigmas[i + 1] == 0:
+            x = denoised
+            continue
+        alpha_s = sigmas[i] * _lam(sigmas[i]).exp()
+        alpha_t = sigmas[i + 1] * _lam(sigmas[i + 1]).exp()
+        d = to_d(x, sigmas[i], alpha_s * uncond)
+        down, up = get_ancestral_step(sigmas[i] / alpha_s, sigmas[i + 1] / alpha_t, eta)
+        x = alpha_t * denoised + (alpha_t * down) * d
+        if eta > 0 and s_noise > 0:
+            x = x + alpha_t * ns(sigmas[i], sigmas[i + 1]) * s_noise * up
     return x
 
 
@@ -544,6 +584,7 @@ def sample_dpmpp_2m_cfg_pp(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, ext
 
 def _build_table() -> dict[str, Callable[..., Tensor]]:
     from ldm import samplers_multistep as ms
+    from ldm import samplers_sde as sde
 
     table = {
         "euler": sample_euler, "euler_ancestral": sample_euler_ancestral, "heun": sample_heun,
@@ -558,9 +599,14 @@ def _build_table() -> dict[str, Callable[..., Tensor]]:
         "dpmpp_2m_sde_heun_gpu": sample_dpmpp_2m_sde_heun, "dpmpp_3m_sde": sample_dpmpp_3m_sde,
         "dpmpp_3m_sde_gpu": sample_dpmpp_3m_sde, "ddpm": sample_ddpm, "lcm": sample_lcm,
         "ipndm": ms.sample_ipndm, "ipndm_v": ms.sample_ipndm_v, "deis": ms.sample_deis,
-        "res_multistep": ms.sample_res_multistep,
+        "res_multistep": ms.sample_res_multistep, "res_multistep_cfg_pp": ms.sample_res_multistep_cfg_pp,
         "res_multistep_ancestral": ms.sample_res_multistep_ancestral,
+        "res_multistep_ancestral_cfg_pp": ms.sample_res_multistep_ancestral_cfg_pp,
         "gradient_estimation": ms.sample_gradient_estimation,
+        "gradient_estimation_cfg_pp": ms.sample_gradient_estimation_cfg_pp,
+        "dpmpp_2s_ancestral_cfg_pp": sde.sample_dpmpp_2s_ancestral_cfg_pp, "er_sde": sde.sample_er_sde,
+        "seeds_2": sde.sample_seeds_2, "seeds_3": sde.sample_seeds_3, "sa_solver": sde.sample_sa_solver,
+        "sa_solver_pece": sde.sample_sa_solver_pece,
         # ComfyUI's ddim is the euler computation (COMPAT.md).
         "ddim": sample_euler, "uni_pc": ms.sample_uni_pc, "uni_pc_bh2": ms.sample_uni_pc_bh2,
     }
@@ -569,14 +615,15 @@ def _build_table() -> dict[str, Callable[..., Tensor]]:
 
 SAMPLERS: dict[str, Callable[..., Tensor]] = _build_table()
 
-# ComfyUI's KSAMPLER_NAMES order followed by ddim, uni_pc, uni_pc_bh2 (names we implement).
+# ComfyUI 0.3.64's SAMPLER_NAMES order (KSAMPLER_NAMES, then ddim, uni_pc, uni_pc_bh2).
 _COMFY_ORDER = [
     "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
     "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp",
     "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
-    "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep",
-    "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "gradient_estimation",
-    "ddim", "uni_pc", "uni_pc_bh2",
+    "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm",
+    "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral",
+    "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2",
+    "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2",
 ]
 SAMPLER_NAMES: list[str] = [n for n in _COMFY_ORDER if n in SAMPLERS]
 

@@ -122,14 +122,15 @@ def _kl_optimal(ms: ModelSampling, steps: int) -> Tensor:
     return _append_zero(sig)
 
 
+# ComfyUI 0.3.64's SCHEDULER_HANDLERS order (the first is what a new node shows).
 _SCHEDULES: dict[str, Callable[[ModelSampling, int], Tensor]] = {
-    "normal": _normal,
+    "simple": _simple,
+    "sgm_uniform": lambda ms, n: _normal(ms, n, sgm=True),
     "karras": lambda ms, n: karras_sigmas(n, float(ms.sigma_min), float(ms.sigma_max)),
     "exponential": lambda ms, n: exponential_sigmas(n, float(ms.sigma_min), float(ms.sigma_max)),
-    "sgm_uniform": lambda ms, n: _normal(ms, n, sgm=True),
-    "simple": _simple,
     "ddim_uniform": _ddim_uniform,
     "beta": _beta,
+    "normal": _normal,
     "linear_quadratic": _linear_quadratic,
     "kl_optimal": _kl_optimal,
 }

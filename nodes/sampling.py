@@ -10,29 +10,11 @@ from nodes.registry import Combo, Float, In, Int, Out, node
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
-# ComfyUI 0.3.64's option order (comfy/samplers.py KSAMPLER_NAMES + ddim/uni_pc, SCHEDULER_HANDLERS):
-# the first entry is what a new node shows, and clients compare the lists. Only names ldm implements
-# are offered; any ldm name ComfyUI lacks goes last.
-_COMFY_SAMPLER_ORDER = (
-    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
-    "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp",
-    "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
-    "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm",
-    "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral",
-    "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2",
-    "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2")
-_COMFY_SCHEDULER_ORDER = ("simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
-                          "linear_quadratic", "kl_optimal")
-
-
-def _comfy_order(names, order) -> list[str]:
-    """`names` (what ldm implements) in ComfyUI's order, names ComfyUI lacks appended."""
-    have = list(names)
-    return [n for n in order if n in have] + [n for n in have if n not in order]
-
-
-SAMPLER_OPTIONS = _comfy_order(SAMPLER_NAMES, _COMFY_SAMPLER_ORDER)
-SCHEDULER_OPTIONS = _comfy_order(SCHEDULER_NAMES, _COMFY_SCHEDULER_ORDER)
+# ldm.samplers.SAMPLER_NAMES / ldm.schedules.SCHEDULER_NAMES are already in ComfyUI 0.3.64's order
+# (KSAMPLER_NAMES + ddim/uni_pc, SCHEDULER_HANDLERS): the first entry is what a new node shows, and
+# clients compare the lists.
+SAMPLER_OPTIONS = list(SAMPLER_NAMES)
+SCHEDULER_OPTIONS = list(SCHEDULER_NAMES)
 
 
 def resolve_areas(conditioning: list, latent_h: int, latent_w: int) -> list:

@@ -104,13 +104,14 @@ def test_area_conditioning_lands_inside_its_area():
     area = cond(5.0, area=(16, 16, 8, 24), strength=1.0)
     den = CFGDenoiser(m, [cond(1.0), area], [cond(0.0)], 1.0)
     out = den(torch.zeros(1, 4, 32, 48), SIGMA)
-    inner = out[:, :, 8 + 8:8 + 16 - 7, 24 + 8:24 + 16 - 7]  # away from the 8-pixel feathered band
+    inner = out[:, :, 8 + 8:8 + 16 - 7, 24 + 8:24 + 16 - 7]  # away from the feathered band
     # inside: weighted average of the base (weight 1) and the area cond (weight 1) → 3
     assert torch.allclose(inner, torch.full_like(inner, 3.0))
     assert torch.allclose(out[:, :, :8], torch.ones_like(out[:, :, :8]))
     assert torch.allclose(out[:, :, :, :24], torch.ones_like(out[:, :, :, :24]))
-    # feathered edge: weight 1/8 at the outermost row of the area (column 7 is unramped) → (1 + 5/8)/(1 + 1/8)
-    assert float(out[0, 0, 8, 31]) == pytest.approx((1 + 5 / 8) / (1 + 1 / 8), rel=1e-5)
+    # feathered edge: the ramp is min(8, 16 // 4) = 4 pixels wide (ComfyUI's get_area_and_mult), so the
+    # outermost row has weight 1/4 (column 7 is unramped) → (1 + 5/4)/(1 + 1/4)
+    assert float(out[0, 0, 8, 31]) == pytest.approx((1 + 5 / 4) / (1 + 1 / 4), rel=1e-5)
     area_call = [c for c in m.calls if c["x"].shape[-2:] == (16, 16)]
     assert len(area_call) == 1
 

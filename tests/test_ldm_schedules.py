@@ -68,8 +68,9 @@ def test_noise_scaling_max_denoise(ms):
 
 
 def test_scheduler_names_in_comfyui_order():
-    assert SCHEDULER_NAMES == ["normal", "karras", "exponential", "sgm_uniform", "simple", "ddim_uniform",
-                               "beta", "linear_quadratic", "kl_optimal"]
+    # ComfyUI's comfy/samplers.py SCHEDULER_HANDLERS order (SCHEDULER_NAMES = list(SCHEDULER_HANDLERS))
+    assert SCHEDULER_NAMES == ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta",
+                               "normal", "linear_quadratic", "kl_optimal"]
 
 
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)
