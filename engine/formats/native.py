@@ -152,11 +152,31 @@ def _doc_node(nid: str, node: dict, registry: Any, place: dict | None) -> dict:
             "color": None, "mode": NORMAL, "widgets": widgets, "controls": controls, "converted": converted}
 
 
+def _visible_rows(prompt: Mapping[str, dict], registry: Any) -> dict[str, int]:
+    """Rows a node takes in the editor: socket rows (inputs beside outputs), one per widget, more
+    for multiline prompts, and room for the image area of previews, loaders and samplers."""
+    rows: dict[str, int] = {}
+    for nid, node in prompt.items():
+        nd = registry.get(node.get("class_type")) if registry is not None else None
+        if nd is None:
+            rows[nid] = len(node.get("inputs", {}))
+            continue
+        sockets = sum(1 for spec in nd.inputs if not spec.widget)
+        widgets = [spec for spec in nd.inputs if spec.widget]
+        n = max(sockets, len(nd.outputs)) + len(widgets)
+        n += sum(3 for spec in widgets if spec.opts.get("multiline"))
+        if nd.output_node or any(spec.opts.get("image_upload") for spec in widgets) \
+                or nd.class_type.startswith("KSampler"):
+            n += 8
+        rows[nid] = n
+    return rows
+
+
 def from_prompt(prompt: Mapping, registry: Any = None, layout: bool = True) -> dict:
     """A native document for an API prompt; ``layout`` places the nodes automatically."""
     registry = get_registry(registry)
     prompt = normalize_prompt(prompt)
-    places = auto_layout(prompt) if layout else {}
+    places = auto_layout(prompt, _visible_rows(prompt, registry)) if layout else {}
     nodes = [_doc_node(nid, prompt[nid], registry, places.get(nid)) for nid in ids_sorted(prompt)]
     links = []
     for nid in ids_sorted(prompt):
