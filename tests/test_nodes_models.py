@@ -376,12 +376,15 @@ def test_conditioning_set_area_places_prompt(ctx):
     out = _sample(ctx, m, both, _const(0.0), _empty(64, 128), cfg=1.0, steps=3)["samples"][0, 0]
     sf = 0.18215
     assert out.shape == (8, 16)
-    # left of the area: only the base prompt; the area's own cells: base and area averaged, ramped
-    # over 8 cells from its inner (left) edge
+    # left of the area: only the base prompt; the area's own cells: base and area averaged, the area's
+    # weight ramped from its inner (left) edge over rr = min(8, area width // 4) cells (ComfyUI)
     torch.testing.assert_close(out[:, :8] * sf, torch.full((8, 8), 1.0))
     assert out[0, 15] * sf == pytest.approx(3.0, abs=1e-5)
-    ramp = [(1 + 5 * (t + 1) / 8) / (1 + (t + 1) / 8) for t in range(8)]
+    rr = min(8, 8 // 4)
+    weights = [min(1.0, (t + 1) / rr) for t in range(8)]
+    ramp = [(1 + 5 * wt) / (1 + wt) for wt in weights]
     torch.testing.assert_close(out[0, 8:] * sf, torch.tensor(ramp))
+    assert out[0, 8] * sf < 3.0 - 0.3, "the inner edge is feathered"
     # the area entries ran on the cropped latent
     assert (1, 4, 8, 8) in {c[0] for c in m.calls}
     # Percentage: the same placement, resolved against the latent size at sampling time
