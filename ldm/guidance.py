@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["CFGDenoiser", "FEATHER"]
+__all__ = ["CFGDenoiser", "FEATHER", "BLANK_INPAINT_LATENT", "blank_inpaint_latent_like"]
 
 FEATHER = 8  # latent pixels of the linear ramp at inner area edges
 _EMPTY = 1e-37
@@ -177,12 +177,21 @@ class CFGDenoiser:
         sampling = self.model.sampling
         start = sampling.percent_to_sigma(float(opts.get("start_percent", 0.0)))
         end = sampling.percent_to_sigma(float(opts.get("end_percent", 1.0)))
-        y = self.model.encode_adm(opts, b)
+        # ComfyUI's encode_model_conds: width/height default to the latent size × 8, prompt_type says
+        # which side (the SDXL refiner's aesthetic score defaults to 2.5 on the negative side).
+        adm_opts = {"width": w * 8, "height": h * 8, "prompt_type": ("positive", "negative")[which], **opts}
+        y = self.model.encode_adm(adm_opts, b)
         concat = self._concat(opts, x, area)
         return _Entry(which, cond, area, mult, start, end, y, concat, opts, has_area)
 
     def _concat(self, opts: dict, x: Tensor, area: tuple[int, int, int, int]) -> Tensor | None:
-        """Inpainting UNets: [mask, masked-image latent (model space)] resized to the latent, cropped."""
+        """Inpainting UNets: [mask, masked-image latent (model space)] at the latent size, cropped.
+
+        As ComfyUI's concat_cond: the image is concat_latent_image (→ model space), else the sampled
+        latent; the mask is concat_mask, else the noise mask, resized (bilinear, centre crop) and
+        rounded. With no mask at all the mask is ones and the image the latent of a grey picture
+        (BLANK_INPAINT_LATENT), whatever the latent holds.
+        """
         config = getattr(self.model, "config", None)
         if not getattr(config, "inpaint", False):
             return None
@@ -194,16 +203,21 @@ class CFGDenoiser:
             image = self.latent_image.to(x.device)
         else:
             image = torch.zeros_like(x)
-        if tuple(image.shape[-2:]) != (h, w):
-            image = F.interpolate(image, size=(h, w), mode="bilinear", align_corners=False)
+        if tuple(image.shape[1:]) != tuple(x.shape[1:]):
+            image = _upscale_center(image, h, w)
+        image = _resize_to_batch(image, b)
         mask = opts.get("concat_mask", self.denoise_mask)
         if mask is None:
-            mask = torch.ones(1, 1, h, w, device=x.device)
+            mask = torch.ones(b, 1, h, w, device=x.device)
+            image = blank_inpaint_latent_like(image)
         else:
+            mask = mask.float().to(x.device)
             if mask.ndim == 4:
                 mask = mask[:, :1]
-            mask = _mask_to_latent(mask.to(x.device), h, w).round()
-        mask, image = _to_batch(mask, b), _to_batch(image, b)
+            mask = mask.reshape((-1, 1) + tuple(mask.shape[-2:]))
+            if tuple(mask.shape[-2:]) != (h, w):
+                mask = _upscale_center(mask, h, w)
+            mask = _resize_to_batch(mask.round(), b)
         ah, aw, ay, ax = area
         return torch.cat([mask, image], dim=1)[..., ay:ay + ah, ax:ax + aw]
 
@@ -250,6 +264,49 @@ class CFGDenoiser:
             y=torch.cat(ys) if ys else None, concat=torch.cat(cats) if cats else None)
         self.forwards += 1
         return list(out.chunk(len(group)))
+
+
+# Per-channel latent (model space) of an all-grey picture: what ComfyUI's blank_inpaint_image_like
+# feeds a 4-channel inpainting UNet as the "masked image" when there is no mask.
+BLANK_INPAINT_LATENT = (0.8223, -0.6876, 0.6364, 0.1380)
+
+
+def blank_inpaint_latent_like(latent: Tensor) -> Tensor:
+    """Ones shaped like `latent`, channel k multiplied by BLANK_INPAINT_LATENT[k]."""
+    blank = torch.ones_like(latent)
+    for k, v in enumerate(BLANK_INPAINT_LATENT[:latent.shape[1]]):
+        blank[:, k] *= v
+    return blank
+
+
+def _upscale_center(t: Tensor, h: int, w: int) -> Tensor:
+    """Bilinear resize to (h, w) after a centre crop to the target aspect (ComfyUI's common_upscale
+    with crop="center")."""
+    old_h, old_w = t.shape[-2], t.shape[-1]
+    old_aspect, new_aspect = old_w / old_h, w / h
+    x0 = y0 = 0
+    if old_aspect > new_aspect:
+        x0 = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
+    elif old_aspect < new_aspect:
+        y0 = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
+    t = t.narrow(-2, y0, old_h - y0 * 2).narrow(-1, x0, old_w - x0 * 2)
+    return F.interpolate(t, size=(h, w), mode="bilinear")
+
+
+def _resize_to_batch(t: Tensor, b: int) -> Tensor:
+    """Batch resize by nearest index (ComfyUI's resize_to_batch_size: [a, b] → 4 gives a, a, b, b)."""
+    n = t.shape[0]
+    if n == b:
+        return t
+    if b <= 1:
+        return t[:b]
+    if b < n:
+        scale = (n - 1) / (b - 1)
+        idx = [min(round(i * scale), n - 1) for i in range(b)]
+    else:
+        scale = n / b
+        idx = [min(math.floor((i + 0.5) * scale), n - 1) for i in range(b)]
+    return t[idx]
 
 
 def _to_batch(t: Tensor, b: int) -> Tensor:

@@ -65,7 +65,8 @@ class DiffusionModel:
 
         `concat` (9-channel inpainting UNets): [B or 1, 5, h, w] = mask channel then the masked-image
         latent in model space, appended after x. When None, the mask is all ones and the image
-        latent all zeros ("repaint everything"), as the brief for ComfyUI's default specifies.
+        latent all zeros (the documented contract). Sampling never relies on this: ldm.guidance
+        always passes the concat, with ComfyUI's blank_inpaint_image_like latent when there is no mask.
         """
         unet = devices.to_device(self.unet)
         p = next(unet.parameters())
@@ -106,14 +107,18 @@ class DiffusionModel:
     def encode_adm(self, opts: dict, batch: int) -> Tensor | None:
         """SDXL `y`: pooled text (zeros if absent) + 256-dim sinusoidal embeddings of
         (height, width, crop_h, crop_w, target_height, target_width) — refiner: (height, width,
-        crop_h, crop_w, aesthetic_score); None for models without adm."""
+        crop_h, crop_w, aesthetic_score, default 6, or 2.5 when opts["prompt_type"] == "negative");
+        None for models without adm. The sampler (ldm.guidance) supplies width/height = latent
+        size × 8 when the conditioning has none, as ComfyUI does; 768 is only the bare default."""
         adm = self.config.unet.adm_in_channels
         if not adm:
             return None
         width, height = opts.get("width", 768), opts.get("height", 768)
         values = [height, width, opts.get("crop_h", 0), opts.get("crop_w", 0)]
         if self.config.family == "sdxl_refiner":
-            values.append(opts.get("aesthetic_score", 6.0))
+            # ComfyUI's refiner default: 6 for the positive prompt, 2.5 for the negative one.
+            default_score = 2.5 if opts.get("prompt_type") == "negative" else 6.0
+            values.append(opts.get("aesthetic_score", default_score))
         else:
             values += [opts.get("target_height", height), opts.get("target_width", width)]
         emb = timestep_embedding(torch.tensor(values, dtype=torch.float32), 256).reshape(1, -1)
