@@ -87,7 +87,12 @@ class LoadImage:
         return _file_hash(ctx, image)
 
     def run(self, ctx, image):
-        return load_image_file(_input_file(ctx, image))
+        path = _input_file(ctx, image)
+        try:
+            return load_image_file(path)
+        except (OSError, SyntaxError) as exc:  # PIL: UnidentifiedImageError (an OSError), broken PNGs
+            raise ValueError(f"input 'image': {image} is not a readable image "
+                             f"({type(exc).__name__})") from exc
 
 
 @node("mask", display_name="Load Image (as Mask)")
