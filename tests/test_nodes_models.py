@@ -142,10 +142,6 @@ def test_model_cache_shares_one_load_across_two_graphs(paths, monkeypatch):
 
     monkeypatch.setattr(ldm.checkpoint, "load_checkpoint", counting)
     ex = Executor(REGISTRY, paths)
-    seen = []
-
-    class Spy:
-        pass
 
     def graph(text, node_id):
         return {node_id: {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny_sd1.safetensors"}},
@@ -164,7 +160,6 @@ def test_model_cache_shares_one_load_across_two_graphs(paths, monkeypatch):
     assert calls == ["tiny_sd1.safetensors"]
     keys = [k for k in ex.models.keys() if k[0] == "checkpoint"]
     assert len(keys) == 1
-    del seen, Spy
 
 
 # ------------------------------------------------------------------ text encoding
