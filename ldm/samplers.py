@@ -613,7 +613,34 @@ def _build_table() -> dict[str, Callable[..., Tensor]]:
     return table
 
 
-SAMPLERS: dict[str, Callable[..., Tensor]] = _build_table()
+class _SamplerTable(dict):
+    """name → sampler function, filled on first use so that ldm.samplers_multistep / samplers_sde
+    (which import helpers from this module) can also be imported first."""
+
+    def _fill(self) -> None:
+        if not dict.__len__(self):
+            self.update(_build_table())
+
+    def __missing__(self, name: str) -> Callable[..., Tensor]:
+        self._fill()
+        if dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        self._fill()
+        return dict.__contains__(self, name)
+
+    def __iter__(self):
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._fill()
+        return dict.__len__(self)
+
+
+SAMPLERS: dict[str, Callable[..., Tensor]] = _SamplerTable()
 
 # ComfyUI 0.3.64's SAMPLER_NAMES order (KSAMPLER_NAMES, then ddim, uni_pc, uni_pc_bh2).
 _COMFY_ORDER = [
@@ -625,7 +652,7 @@ _COMFY_ORDER = [
     "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2",
     "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2",
 ]
-SAMPLER_NAMES: list[str] = [n for n in _COMFY_ORDER if n in SAMPLERS]
+SAMPLER_NAMES: list[str] = list(_COMFY_ORDER)  # every name is implemented (tests check the table)
 
 
 def get_sampler(name: str) -> Callable[..., Tensor]:
