@@ -342,6 +342,57 @@ def _preview_with_ema(unet: UNetModel, text_encoder: nn.Module, ema: EMA, vae: A
     tqdm.write(f"preview grid: {path}")
 
 
+def finetune_decoder(path: Path, out: Path, seconds: float, seed: int, init_from: Path | None = None,
+                     batch: int = 8, lr: float = 5e-4) -> dict:
+    """Sharpen a finished checkpoint's decoder on full 64×64 images, encoder frozen.
+
+    The encoder and quant_conv stay fixed, so the latent space the UNet learned is unchanged and
+    the decoder can keep improving after (or alongside) stage 2. `init_from` copies decoder weights
+    from another file first (to splice a decoder fine-tuned in parallel into the final file).
+    """
+    from ldm.checkpoint import load_state_dict, read_metadata
+
+    sd = {k: v.float() for k, v in load_state_dict(path).items()}
+    if init_from is not None:
+        other = load_state_dict(init_from)
+        sd.update({k: v.float() for k, v in other.items() if k.startswith(_DECODER_PREFIXES)})
+    vae = AutoencoderKL(VAE_CONFIG)
+    vae.load_state_dict({k[len("first_stage_model."):]: v for k, v in sd.items()
+                         if k.startswith("first_stage_model.")})
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    progress, step, ema_l1 = Progress(None, max(seconds, 1e-9)), 0, None
+    bar = tqdm(desc="decoder fine-tune", unit="step")
+    while seconds > 0 and progress.fraction(step) < 1.0:
+        images, _, _ = make_batch(seed * 1000 + 3, step * batch, batch)
+        x = _to_tensor(images)
+        with torch.no_grad():
+            z = vae.encode(x)
+        y = vae.decode(z)
+        grad = (y.diff(dim=2) - x.diff(dim=2)).abs().mean() + (y.diff(dim=3) - x.diff(dim=3)).abs().mean()
+        l1 = (y - x).abs().mean()
+        loss = l1 + (y - x).pow(2).mean() + 0.5 * grad
+        _set_lr(opt, lr, progress.lr_factor(step, warmup=20))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema_l1 = float(l1) if ema_l1 is None else 0.98 * ema_l1 + 0.02 * float(l1)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(l1=f"{ema_l1:.4f}")
+    bar.close()
+    for k, v in vae.state_dict().items():
+        sd["first_stage_model." + k] = v
+    info = json.loads(read_metadata(path).get("latentgraph.training", "{}"))
+    if step:
+        info.update(decoder_finetune_steps=step, decoder_finetune_l1=round(ema_l1, 5))
+    save_checkpoint(out, {k: v.to(torch.float16).contiguous() for k, v in sd.items()}, info)
+    return info
+
+
+_DECODER_PREFIXES = ("first_stage_model.decoder.", "first_stage_model.post_quant_conv.")
+
+
 # ------------------------------------------------------------------------------ output
 def checkpoint_state_dict(unet: UNetModel, text_encoder: nn.Module,
                           vae: AutoencoderKL) -> dict[str, torch.Tensor]:
@@ -382,6 +433,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="1 is fastest on a shared 2-core machine (2 threads thrash)")
+    p.add_argument("--finetune-decoder", type=Path, default=None, metavar="CKPT",
+                   help="instead of training: fine-tune CKPT's decoder for --minutes, write --out")
+    p.add_argument("--init-decoder", type=Path, default=None,
+                   help="with --finetune-decoder: start from this file's decoder weights")
     p.add_argument("--sample-dir", type=Path, default=ROOT / "temp" / "train_demo",
                    help="where preview grids go during training")
     return p.parse_args(argv)
@@ -391,6 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run both stages and write the checkpoint; returns a process exit code."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.finetune_decoder is not None:
+        info = finetune_decoder(args.finetune_decoder, args.out, args.minutes * 60.0, args.seed,
+                                args.init_decoder)
+        print(json.dumps(info, indent=1))
+        return 0
     t0, budget = time.monotonic(), args.minutes * 60.0
     vae, info = train_vae(budget * args.vae_fraction, args.vae_steps, args.seed)
     raw = build_latent_dataset(vae, args.seed, args.latents)
