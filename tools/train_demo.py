@@ -384,6 +384,9 @@ def finetune_decoder(path: Path, out: Path, seconds: float, seed: int, init_from
     for k, v in vae.state_dict().items():
         sd["first_stage_model." + k] = v
     info = json.loads(read_metadata(path).get("latentgraph.training", "{}"))
+    if init_from is not None:
+        spliced = json.loads(read_metadata(init_from).get("latentgraph.training", "{}"))
+        info.update({k: v for k, v in spliced.items() if k.startswith("decoder_finetune")})
     if step:
         info.update(decoder_finetune_steps=step, decoder_finetune_l1=round(ema_l1, 5))
     save_checkpoint(out, {k: v.to(torch.float16).contiguous() for k, v in sd.items()}, info)
