@@ -354,7 +354,10 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
     if output_clip:  # first, while the dict is whole; it only reads the text-encoder keys
         from ldm.clip import TextEncoder
 
-        clip = TextEncoder.from_checkpoint(sd, config)
+        # A file without text encoder (UNet + VAE only) loads with CLIP None, as in ComfyUI; the
+        # text-encode node then says the clip input is missing.
+        if any(k.startswith(("cond_stage_model.", "conditioner.embedders.")) for k in sd):
+            clip = TextEncoder.from_checkpoint(sd, config)
     dtype = devices.compute_dtype(devices.offload_device())
     reader = _casting_reader(path)
     try:
