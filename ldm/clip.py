@@ -309,7 +309,8 @@ class TextEncoder:
             z_empty = hidden[-1:]
             weights = torch.tensor([[w for _, w in c] for c in chunks], dtype=z.dtype,
                                    device=z.device).unsqueeze(-1)
-            z = (z - z_empty) * weights + z_empty
+            # only tokens whose weight differs from 1 are touched (ComfyUI leaves the rest bit-identical)
+            z = torch.where(weights != 1.0, (z - z_empty) * weights + z_empty, z)
         return z.reshape(1, -1, z.shape[-1]), pooled[:1]
 
     def _forward(self, slot: str, chunks: list[Chunk]) -> tuple[Tensor, Tensor]:

@@ -354,3 +354,22 @@ def test_noise_mask_only_masks_the_denoiser_no_final_blend():
                  noise_mask=torch.full((1, 8, 8), 0.5))
     want = (0.5 * 1.0 + 0.5 * 2.0 * 0.18215) / 0.18215
     torch.testing.assert_close(out, torch.full_like(out, want), rtol=1e-5, atol=1e-5)
+
+
+def test_prompt_weighting_touches_only_weighted_tokens():
+    """sd1_clip's encode_token_weights: z = (z − z_empty)·w + z_empty only where w != 1, the other
+    positions of the same (batched) encoding are left exactly as encoded."""
+    from ldm.clip import TextEncoder
+    from ldm.tiny_text import text_encoder_state_dict
+
+    enc = TextEncoder.from_checkpoint(text_encoder_state_dict("sd1", width=32, layers=2, seed=1))
+    chunks = enc.tokenize("a (cat:1.5) on a mat")
+    plain = [[(t, 1.0) for t, _ in c] for c in chunks]
+    with torch.no_grad():
+        hidden, _ = enc._forward("l", plain + [enc._empty_chunk("l")])
+        z, _ = enc._encode_slot("l", chunks)
+    weights = torch.tensor([w for _, w in chunks[0]])
+    same = weights == 1.0
+    assert not same.all() and torch.equal(z[0, same], hidden[0, same])
+    k = int((~same).nonzero()[0])
+    torch.testing.assert_close(z[0, k], (hidden[0, k] - hidden[-1, k]) * 1.5 + hidden[-1, k])
