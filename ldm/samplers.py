@@ -44,7 +44,9 @@ def get_ancestral_step(sigma_from: Tensor, sigma_to: Tensor, eta: float = 1.0) -
 
 
 def default_noise_sampler(x: Tensor, seed: int | None = None) -> NoiseSampler:
-    """Fresh N(0, I) of x's shape per call from one generator seeded with seed (ComfyUI's default)."""
+    """Fresh N(0, I) of x's shape per call from one generator on x's device seeded with the KSampler
+    seed (ComfyUI 0.3.64's default_noise_sampler; on the CPU its first draw equals the initial noise.
+    ComfyUI later (PR #11528, after 0.3.64) seeds CPU generators with seed + 1 — not done here)."""
     gen = None
     if seed is not None:
         gen = torch.Generator(device=x.device)
