@@ -416,8 +416,6 @@ def test_sampler_options_follow_comfyuis_order(info):
     assert not [n for n in must if n not in offered]
 
 
-@pytest.mark.xfail(reason="ldm/samplers.py lacks these ComfyUI 0.3.64 samplers (reported, not a declaration fix)",
-                   strict=False)
 def test_every_comfyui_sampler_is_offered(info):
     offered = info["KSampler"]["input"]["required"]["sampler_name"][0]
     assert [n for n in COMFY_SAMPLERS if n not in offered] == []
