@@ -30,11 +30,13 @@ EXIT_OK, EXIT_RUNTIME, EXIT_INVALID = 0, 1, 2
 
 
 def _add_path_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models-dir", default=str(ROOT / "models"))
-    p.add_argument("--input-dir", default=str(ROOT / "input"))
-    p.add_argument("--output-dir", default=str(ROOT / "output"))
-    p.add_argument("--temp-dir", default=str(ROOT / "temp"))
-    p.add_argument("--user-dir", default=str(ROOT / "user"))
+    p.add_argument("--models-dir", default=str(ROOT / "models"), metavar="DIR",
+                   help="checkpoints/, loras/, vae/, ... (a ComfyUI models folder works; default: %(default)s)")
+    p.add_argument("--input-dir", default=str(ROOT / "input"), metavar="DIR", help="images for Load Image (default: %(default)s)")
+    p.add_argument("--output-dir", default=str(ROOT / "output"), metavar="DIR", help="saved images (default: %(default)s)")
+    p.add_argument("--temp-dir", default=str(ROOT / "temp"), metavar="DIR", help="previews (default: %(default)s)")
+    p.add_argument("--user-dir", default=str(ROOT / "user"), metavar="DIR",
+                   help="job queue + history database (default: %(default)s)")
     p.add_argument("--extra-model-paths-config", action="append", default=[], metavar="YAML",
                    help="ComfyUI extra_model_paths.yaml (may be repeated)")
     p.add_argument("--custom-nodes", default=str(ROOT / "custom_nodes"), metavar="DIR",
@@ -45,33 +47,39 @@ def _add_path_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand."""
-    parser = argparse.ArgumentParser(prog="latentgraph", description="ComfyUI-compatible node graphs for Stable Diffusion")
+    parser = argparse.ArgumentParser(
+        prog="latentgraph", description="ComfyUI-compatible node graphs for Stable Diffusion",
+        epilog="Without a command: serve. `python main.py COMMAND --help` lists a command's options.")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="start the HTTP/WS API and the editor (default)")
     _add_path_args(serve)
-    serve.add_argument("--listen", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8188)
-    serve.add_argument("--auth-token", default=None)
+    serve.add_argument("--listen", default="127.0.0.1", metavar="HOST",
+                       help="address to bind (default: %(default)s; 0.0.0.0 = every interface)")
+    serve.add_argument("--port", type=int, default=8188, help="default: %(default)s")
+    serve.add_argument("--auth-token", default=None, metavar="TOKEN",
+                       help="require this token (browser: open /?token=TOKEN once; API: Authorization: Bearer TOKEN)")
     run = sub.add_parser("run", help="run a workflow headless")
     _add_path_args(run)
-    run.add_argument("workflow")
+    run.add_argument("workflow", help=".json (editor, ComfyUI UI or API format) or a .png carrying a workflow")
     run.add_argument("--set", action="append", default=[], metavar="ID_OR_TITLE.input=value",
                      help="override an input (value parsed as JSON, else taken as a string)")
     run.add_argument("--target", action="append", default=None, metavar="ID", help="run only these nodes")
     run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     val = sub.add_parser("validate", help="validate a workflow (exit 0 valid, 2 invalid)")
     _add_path_args(val)
-    val.add_argument("workflow")
-    val.add_argument("--set", action="append", default=[], metavar="ID_OR_TITLE.input=value")
-    val.add_argument("--json", action="store_true")
+    val.add_argument("workflow", help=".json (editor, ComfyUI UI or API format) or a .png carrying a workflow")
+    val.add_argument("--set", action="append", default=[], metavar="ID_OR_TITLE.input=value",
+                     help="override an input before validating (as for run)")
+    val.add_argument("--json", action="store_true", help="print ComfyUI's error body as JSON on stdout")
     nodes = sub.add_parser("nodes", help="list the node palette")
     _add_path_args(nodes)
     nodes.add_argument("--json", action="store_true", help="print /object_info")
     tiny = sub.add_parser("make-tiny-models", help="write the tiny test models into DIR")
-    tiny.add_argument("dir")
+    tiny.add_argument("dir", help="folder to write checkpoints/, loras/, embeddings/ into")
     demo = sub.add_parser("train-demo", help="train the small demo model on this CPU")
-    demo.add_argument("--out", default=None)
-    demo.add_argument("--minutes", type=float, default=None)
+    demo.add_argument("--out", default=None, metavar="FILE",
+                      help="where to write the model (default: models/checkpoints/latentgraph-demo.safetensors)")
+    demo.add_argument("--minutes", type=float, default=None, help="wall-clock budget (default: 30)")
     return parser
 
 
@@ -141,6 +149,21 @@ def sync_native_widgets(doc: dict | None, prompt: dict) -> dict | None:
     return doc
 
 
+class SetError(ValueError):
+    """A bad `--set` (syntax, unknown node or input): reported as such, not as a loading error."""
+
+
+def _node_names(prompt: dict) -> str:
+    """`3 KSampler, 6 "Positive prompt" (CLIPTextEncode), ...` for error messages."""
+    names = []
+    for nid, n in prompt.items():
+        if isinstance(n, dict):
+            title = (n.get("_meta") or {}).get("title")
+            ctype = n.get("class_type", "?")
+            names.append(f'{nid} "{title}" ({ctype})' if title and title != ctype else f"{nid} {ctype}")
+    return ", ".join(names)
+
+
 def _find_node(prompt: dict, key: str) -> str:
     if key in prompt:
         return key
@@ -150,18 +173,27 @@ def _find_node(prompt: dict, key: str) -> str:
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
-            raise ValueError(f"'{key}' matches several nodes ({', '.join(hits)}); use a node id")
-    raise ValueError(f"no node with id, title or type '{key}'")
+            raise SetError(f"'{key}' matches several nodes ({', '.join(hits)}); use a node id")
+    raise SetError(f"no node with id, title or type '{key}' (nodes: {_node_names(prompt)})")
 
 
-def apply_sets(prompt: dict, sets: list[str]) -> dict:
-    """Applies `--set ID_OR_TITLE.input=value` overrides (value as JSON if it parses)."""
+def apply_sets(prompt: dict, sets: list[str], registry: Any = None) -> dict:
+    """Applies `--set ID_OR_TITLE.input=value` overrides (value as JSON if it parses). With a
+    registry, an input the node's type does not declare is an error (a typo would be ignored)."""
     for item in sets:
         left, eq, raw = item.partition("=")
         target, dot, name = left.rpartition(".")
         if not eq or not dot or not target or not name:
-            raise ValueError(f"--set {item!r}: expected ID_OR_TITLE.input=value")
-        nid = _find_node(prompt, target)
+            raise SetError(f"--set {item!r}: expected ID_OR_TITLE.input=value")
+        try:
+            nid = _find_node(prompt, target)
+        except SetError as exc:
+            raise SetError(f"--set {item!r}: {exc}") from None
+        ctype = prompt[nid].get("class_type")
+        nd = registry.get(ctype) if registry is not None else None
+        if nd is not None and nd.input(name) is None:
+            known = ", ".join(spec.name for spec in nd.inputs) or "none"
+            raise SetError(f"--set {item!r}: node {nid} ({ctype}) has no input '{name}' (inputs: {known})")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
@@ -171,13 +203,46 @@ def apply_sets(prompt: dict, sets: list[str]) -> dict:
 
 
 def _prepare(args: argparse.Namespace) -> tuple[dict, Any, list[dict]]:
+    from nodes.registry import REGISTRY
+
     errors = load_nodes(args.custom_nodes)
     for err in errors:
         _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
     prompt, workflow = load_workflow(args.workflow)
-    prompt = apply_sets(prompt, list(args.set or []))
+    prompt = apply_sets(prompt, list(args.set or []), REGISTRY)
     args.workflow_doc = sync_native_widgets(workflow, prompt)
     return prompt, make_paths(args), errors
+
+
+def _load_error_text(path: str, exc: Exception) -> str:
+    """One readable line for a workflow that cannot be loaded (or a bad --set): no traceback."""
+    if isinstance(exc, SetError):
+        return f"error: {exc}"
+    text = f"error: cannot load {path}: {exc}"
+    if path.lower().endswith(".json") and Path(path).is_file():
+        try:
+            json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        except json.JSONDecodeError as bad:
+            text = f"error: cannot load {path}: invalid JSON at line {bad.lineno}, column {bad.colno}: {bad.msg}"
+        except (OSError, UnicodeDecodeError):
+            pass
+    return text
+
+
+def _choice_hints(body: dict, args: argparse.Namespace) -> list[str]:
+    """For a value not in its list (typically a model or image file that is not there): how to fix it."""
+    hints = []
+    for nid, ne in (body.get("node_errors") or {}).items():
+        for err in ne.get("errors") or []:
+            info = err.get("extra_info") or {}
+            config = info.get("input_config") or [None]
+            name, choices = info.get("input_name"), config[0]
+            if err.get("type") != "value_not_in_list" or not name or not isinstance(choices, list):
+                continue
+            pick = f'pick one with --set "{nid}.{name}={choices[0]}"' if choices else "no file is available yet"
+            hints.append(f"hint: node {nid} '{name}': {pick}, or put '{info.get('received_value')}' where it is "
+                         f"looked for (--models-dir {args.models_dir}, --input-dir {args.input_dir})")
+    return hints
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -187,7 +252,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         prompt, paths, _ = _prepare(args)
     except Exception as exc:
-        _eprint(f"error: cannot load {args.workflow}: {exc}")
+        _eprint(_load_error_text(args.workflow, exc))
         return EXIT_INVALID
     val = validate(prompt, REGISTRY, paths)
     if args.json:
@@ -198,6 +263,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             _eprint(f"warning: {line}")
         for line in val.lines():
             print(line)
+        for line in _choice_hints(val.response_body(), args):
+            _eprint(line)
         if val.ok and not val.node_errors:
             print(f"ok: {len(val.prompt)} nodes, outputs {', '.join(val.outputs)}")
     return EXIT_OK if val.ok and not val.node_errors else EXIT_INVALID
@@ -314,13 +381,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         prompt, paths, _ = _prepare(args)
     except Exception as exc:
-        _eprint(f"error: cannot load {args.workflow}: {exc}")
+        _eprint(_load_error_text(args.workflow, exc))
         return EXIT_INVALID
     val = validate(prompt, REGISTRY, paths, args.target)
     if not val.ok:
         if args.json:
             print(json.dumps({"status": "invalid", **val.response_body(), "lines": val.lines()}, indent=2))
-        for line in val.lines():
+        for line in val.lines() + _choice_hints(val.response_body(), args):
             _eprint(line)
         return EXIT_INVALID
     for line in val.lines():

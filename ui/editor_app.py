@@ -33,6 +33,12 @@ BOOT_JS = """
 })(0);
 """
 
+# Gradio's page paddings (main 16px 32px, html-container 10px 12px) made the editor 28px taller than
+# the window (the page scrolled); keep one 8px margin, which .lg-app's height subtracts.
+PAGE_CSS = (".lg-editor-block{padding:0!important} footer{display:none!important}"
+            " .gradio-container>.main.fillable{padding:8px!important}"
+            " .lg-editor-block .html-container{padding:0!important}")
+
 
 def _head() -> str:
     """``<head>`` additions: the editor stylesheet and its ES-module entry point (cache-busted)."""
@@ -68,4 +74,4 @@ def mount_editor(app: Any, *, paths: Any, queue: Any, registry: Any,
         app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="lg-static")
     gr.mount_gradio_app(app, build_blocks(), path="/", head=_head(), run_history=False,
                         footer_links=[], ssr_mode=False, theme=gr.themes.Default(),
-                        css=".lg-editor-block{padding:0!important} footer{display:none!important}")
+                        css=PAGE_CSS)

@@ -173,6 +173,11 @@ def _parse_import(data: bytes, filename: str) -> Any:
         return data
     try:
         obj = json.loads(data.decode("utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        if not (filename.lower().endswith(".json") or data.lstrip()[:1] in (b"{", b"[")):
+            raise ValueError(f"{filename or 'The file'} is neither JSON nor PNG.") from exc
+        raise ValueError(f"{filename or 'The file'} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg}).") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{filename or 'The file'} is neither JSON nor PNG.") from exc
     if not isinstance(obj, dict):

@@ -9,6 +9,7 @@ request-body size limit. Every error leaves as JSON; tracebacks stay in the serv
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import json
 import logging
@@ -89,8 +90,19 @@ class BodyLimitMiddleware:
                 await _send_json(send, 413, _error_body("too_large", f"request body exceeds {limit} bytes"))
 
 
+_TOKEN_PAGE = (b"<!doctype html><meta charset=utf-8><title>Latentgraph: token needed</title>"
+               b"<body style='font:15px system-ui;margin:3em;max-width:40em'><h2>Latentgraph needs its token</h2>"
+               b"<p>This server was started with <code>--auth-token</code>. Open this page once as "
+               b"<code>/?token=YOUR_TOKEN</code>; the browser then keeps a cookie for this server.</p>")
+
+
 class TokenAuthMiddleware:
-    """Every route needs ``Authorization: Bearer T``, ``?token=T`` or the cookie set from it."""
+    """Every route needs ``Authorization: Bearer T``, ``?token=T`` or the cookie set from it.
+
+    ``/manifest.json`` (Gradio's static web-app manifest, no data) is open: browsers fetch it
+    without cookies. A browser page load without the token gets a short HTML explanation."""
+
+    PUBLIC_PATHS = ("/manifest.json",)
 
     def __init__(self, app: Any, token: str) -> None:
         self.app, self.token = app, token.encode()
@@ -115,6 +127,8 @@ class TokenAuthMiddleware:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope.get("path") in self.PUBLIC_PATHS:
+            return await self.app(scope, receive, send)
         presented = self._presented(scope)
         if any(hmac.compare_digest(p, self.token) for p in presented):
             if scope["type"] == "http" and b"token=" in scope.get("query_string", b""):
@@ -123,6 +137,13 @@ class TokenAuthMiddleware:
         if scope["type"] == "websocket":
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 1008})
+            return
+        accept = dict(scope.get("headers") or []).get(b"accept", b"")
+        if scope.get("method") == "GET" and b"text/html" in accept:
+            await send({"type": "http.response.start", "status": 401, "headers": [
+                (b"content-type", b"text/html; charset=utf-8"), (b"www-authenticate", b"Bearer"),
+                (b"content-length", str(len(_TOKEN_PAGE)).encode())]})
+            await send({"type": "http.response.body", "body": _TOKEN_PAGE})
             return
         await _send_json(send, 401, _error_body("unauthorized", "missing or wrong token"),
                          [(b"www-authenticate", b"Bearer")])
@@ -317,18 +338,48 @@ def listen_warning(host: str, token: str | None) -> str | None:
             + ("" if token else " and has NO authentication (use --auth-token)"))
 
 
-def serve(args: Any) -> None:
-    """Run the server until Ctrl-C / SIGTERM; the queue worker stops with it."""
+def bind_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, bad address), or None when it can."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot resolve --listen {host}: {exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                what = "already in use (is Latentgraph or ComfyUI running?)" if exc.errno == errno.EADDRINUSE \
+                    else "not allowed for this user"
+                return f"cannot listen on {host}:{port}: the port is {what}; choose another with --port"
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def serve(args: Any) -> int:
+    """Run the server until Ctrl-C / SIGTERM; the queue worker stops with it. 1 when it cannot bind."""
     import uvicorn
 
     host, port = _arg(args, "listen", "127.0.0.1"), int(_arg(args, "port", 8188))
     token = _arg(args, "auth_token")
+    problem = bind_problem(host, port)
+    if problem:
+        print(f"[latentgraph] error: {problem}", file=sys.stderr, flush=True)
+        return 1
     warning = listen_warning(host, token)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     paths, registry, executor, queue = build_services(args)
     app = create_app(paths, queue, registry, auth_token=token, executor=executor,
                      loopback_only=host in LOCAL_HOSTS)
-    print(f"[latentgraph] serving on http://{host}:{port}/", file=sys.stderr, flush=True)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://[{local}]:{port}/" if ":" in local else f"http://{local}:{port}/"
+    print(f"[latentgraph] serving on {url}" + (f" (listening on {host})" if local != host else "")
+          + (" — open it once as /?token=YOUR_TOKEN" if token else ""), file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, ws="websockets-sansio", log_level="warning",
                 timeout_graceful_shutdown=5)
+    return 0

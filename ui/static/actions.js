@@ -231,7 +231,7 @@ export class EditorActions {
     for (const [id, ne] of Object.entries(nodeErrors)) {
       const msgs = [], inputs = {};
       for (const x of ne.errors || []) {
-        const text = x.details ? `${x.message}: ${x.details}` : x.message;
+        const text = notInListText(x) || (x.details ? `${x.message}: ${x.details}` : x.message);
         msgs.push(text);
         const name = x.extra_info && x.extra_info.input_name;
         if (name) inputs[name] = text;
@@ -240,7 +240,9 @@ export class EditorActions {
       lines.push(`#${id} ${ne.class_type || ''}: ${msgs.join('; ')}`);
     }
     const head = typeof err === 'string' ? err : (err.message || 'Validation failed');
-    this.banner.textContent = `${head}${err.details ? ` — ${err.details}` : ''}${lines.length ? `\n${lines.join('\n')}` : ''}`;
+    // With node lines the details would only repeat them.
+    const details = err.details && !lines.length ? ` — ${err.details}` : '';
+    this.banner.textContent = `${head}${details}${lines.length ? `\n${lines.join('\n')}` : ''}`;
     this.banner.hidden = false;
   }
 
@@ -261,4 +263,17 @@ export class EditorActions {
     e.dataset.state = state;
     e.querySelector('.lg-node-badge').textContent = { running: '▶', cached: 'cached', done: '✓' }[state] || '';
   }
+}
+
+// "Value not in list" for a file (checkpoint, LoRA, image…) that is not there: say what to do
+// instead of printing every choice.
+function notInListText(x) {
+  const info = x.extra_info || {};
+  const choices = Array.isArray(info.input_config) ? info.input_config[0] : null;
+  if (x.type !== 'value_not_in_list' || !info.input_name || !Array.isArray(choices)) return null;
+  const value = String(info.received_value ?? '');
+  const isFile = /\.[a-z0-9]{2,12}$/i.test(value);
+  const pick = choices.length ? `choose one of the ${choices.length} in the list` : 'the list is empty';
+  const add = isFile ? ', or put the file into the server\'s folder and press Refresh' : '';
+  return `${info.input_name}: “${value}” is not available — ${pick}${add}`;
 }

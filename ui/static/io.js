@@ -48,7 +48,9 @@ export class WorkflowIO {
       this.editor.loadGraph(res.workflow, { record: true, fit: true });
       this.editor.toast(`Loaded ${file.name}${res.kind ? ` (${res.kind})` : ''}`, 'info');
     } catch (e) {
-      this.editor.toast(`Cannot open ${file.name}: ${e.message}`, 'error');
+      // The server's own sentence ("Cannot import x.png: …") reads better than "400: …".
+      const why = e.body && typeof e.body.error === 'string' ? e.body.error : e.message;
+      this.editor.toast(/^Cannot import /.test(why) ? why : `Cannot open ${file.name}: ${why}`, 'error');
     }
   }
 
