@@ -282,15 +282,9 @@ def blank_inpaint_latent_like(latent: Tensor) -> Tensor:
 def _upscale_center(t: Tensor, h: int, w: int) -> Tensor:
     """Bilinear resize to (h, w) after a centre crop to the target aspect (ComfyUI's common_upscale
     with crop="center")."""
-    old_h, old_w = t.shape[-2], t.shape[-1]
-    old_aspect, new_aspect = old_w / old_h, w / h
-    x0 = y0 = 0
-    if old_aspect > new_aspect:
-        x0 = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
-    elif old_aspect < new_aspect:
-        y0 = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
-    t = t.narrow(-2, y0, old_h - y0 * 2).narrow(-1, x0, old_w - x0 * 2)
-    return F.interpolate(t, size=(h, w), mode="bilinear")
+    from ldm.image_ops import resize
+
+    return resize(t, w, h, "bilinear", "center")
 
 
 def _resize_to_batch(t: Tensor, b: int) -> Tensor:
