@@ -59,6 +59,16 @@ def test_run_bad_set_is_exit_2(workflow, dirs):
     assert proc.returncode == 2 and "no node with id, title or type 'Nowhere'" in proc.stderr
 
 
+def test_run_set_of_an_undeclared_input_and_bad_json_are_clear_errors(workflow, dirs, tmp_path):
+    typo = cli("run", str(workflow), *dirs, "--set", "2.bb=5")
+    assert typo.returncode == 2 and "node 2 (StubAdd) has no input 'bb' (inputs: a, b)" in typo.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"1": {"class_type": "StubInt",}')
+    bad = cli("validate", str(broken), *dirs)
+    assert bad.returncode == 2 and "invalid JSON at line 1, column 32" in bad.stderr
+    assert "Traceback" not in typo.stderr + bad.stderr
+
+
 def test_run_validation_error_prints_readable_lines(workflow, dirs):
     proc = cli("run", str(workflow), *dirs, "--set", "1.value=-5000")
     assert proc.returncode == 2

@@ -205,6 +205,15 @@ def test_token_query_sets_cookie_for_browsers(token_server):
         assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
 
 
+def test_token_page_for_browsers_and_public_manifest(token_server):
+    with httpx.Client(base_url=token_server.url, timeout=30.0) as c:
+        page = c.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+        assert page.status_code == 401 and "text/html" in page.headers["content-type"]
+        assert "/?token=" in page.text
+        assert c.get("/manifest.json").status_code != 401  # browsers fetch it without cookies
+        assert c.get("/manifest.json/x").status_code == 401
+
+
 def test_websocket_needs_token(token_server):
     async def run() -> None:
         url = f"ws://127.0.0.1:{token_server.port}/ws?clientId=abc"

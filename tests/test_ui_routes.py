@@ -193,3 +193,22 @@ def test_workflow_listing_and_safe_names(client, app_env, native_doc):
     assert client.get("/lg/workflows/missing").status_code == 404
     for bad in ("..%2Fsecrets", ".hidden", "a%00b", "x.y"):
         assert client.get(f"/lg/workflows/{bad}").status_code == 404
+
+
+def test_import_of_broken_json_says_where(client):
+    r = client.post("/lg/import", files={"file": ("wf.json", b'{"nodes": [}', "application/json")})
+    assert r.status_code == 400 and "wf.json is not valid JSON (line 1, column 12" in r.json()["error"]
+
+
+def test_serve_refuses_a_port_in_use_with_a_message():
+    import socket
+
+    from ui.server import bind_problem
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        problem = bind_problem("127.0.0.1", port)
+    assert problem and "already in use" in problem and "--port" in problem
+    assert bind_problem("127.0.0.1", port) is None
