@@ -271,9 +271,14 @@ function notInListText(x) {
   const info = x.extra_info || {};
   const choices = Array.isArray(info.input_config) ? info.input_config[0] : null;
   if (x.type !== 'value_not_in_list' || !info.input_name || !Array.isArray(choices)) return null;
-  const value = String(info.received_value ?? '');
-  const isFile = /\.[a-z0-9]{2,12}$/i.test(value);
-  const pick = choices.length ? `choose one of the ${choices.length} in the list` : 'the list is empty';
-  const add = isFile ? ', or put the file into the server\'s folder and press Refresh' : '';
-  return `${info.input_name}: “${value}” is not available — ${pick}${add}`;
+  const name = info.input_name, value = String(info.received_value ?? '');
+  if (!/\.[a-z0-9]{2,12}$/i.test(value)) return `${name}: “${value}” is not one of the ${choices.length} choices`;
+  const folder = FILE_FOLDERS[name] ? `${FILE_FOLDERS[name]}/` : 'the server\'s folder';
+  const put = `put the file into ${folder} and press Refresh`;
+  return `${name}: “${value}” is not available — ${choices.length
+    ? `choose one of the ${choices.length} in the list, or ${put}` : `none is installed; ${put}`}`;
 }
+
+// Where the usual file inputs are looked for (default folders; a ComfyUI models folder has the same).
+const FILE_FOLDERS = { ckpt_name: 'models/checkpoints', lora_name: 'models/loras', vae_name: 'models/vae',
+  model_name: 'models/upscale_models', embedding: 'models/embeddings', image: 'input' };
