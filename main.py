@@ -383,6 +383,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:
         _eprint(_load_error_text(args.workflow, exc))
         return EXIT_INVALID
+    unknown = [t for t in args.target or [] if t not in prompt]
+    if unknown:
+        _eprint(f"error: --target {', '.join(unknown)}: no such node id (nodes: {_node_names(prompt)})")
+        return EXIT_INVALID
     val = validate(prompt, REGISTRY, paths, args.target)
     if not val.ok:
         if args.json:
