@@ -45,6 +45,13 @@ def _add_path_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device, e.g. cuda:1")
 
 
+def _port(text: str) -> int:
+    """argparse type: a TCP port number."""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -55,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_path_args(serve)
     serve.add_argument("--listen", default="127.0.0.1", metavar="HOST",
                        help="address to bind (default: %(default)s; 0.0.0.0 = every interface)")
-    serve.add_argument("--port", type=int, default=8188, help="default: %(default)s")
+    serve.add_argument("--port", type=_port, default=8188, help="default: %(default)s")
     serve.add_argument("--auth-token", default=None, metavar="TOKEN",
                        help="require this token (browser: open /?token=TOKEN once; API: Authorization: Bearer TOKEN)")
     run = sub.add_parser("run", help="run a workflow headless")
@@ -106,11 +113,25 @@ def load_nodes(custom_dir: str | None) -> list[dict]:
     return errors
 
 
+class DeviceError(ValueError):
+    """--device names no usable torch device."""
+
+
 def _setup_device(args: argparse.Namespace) -> None:
     if getattr(args, "cpu", False) or getattr(args, "device", None):
+        import torch
+
         from ldm.devices import set_device
 
-        set_device("cpu" if args.cpu else args.device)
+        name = "cpu" if args.cpu else args.device
+        try:
+            kind = torch.device(name).type
+        except RuntimeError:
+            raise DeviceError(f"--device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+        available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+        if kind in available and not available[kind]():
+            raise DeviceError(f"--device {name}: {kind} is not available on this machine (use --cpu)")
+        set_device(name)
 
 
 def _eprint(*parts: Any) -> None:
@@ -465,6 +486,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside a run (loading nodes, models...)
         _eprint("interrupted")
         return 130
+    except DeviceError as exc:
+        _eprint(f"error: {exc}")
+        return EXIT_INVALID
+    except OSError as exc:  # a folder that cannot be created, a file that cannot be written...
+        _eprint(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        return EXIT_RUNTIME
 
 
 if __name__ == "__main__":
