@@ -50,7 +50,7 @@ export class WorkflowIO {
     } catch (e) {
       // The server's own sentence ("Cannot import x.png: …") reads better than "400: …".
       const why = e.body && typeof e.body.error === 'string' ? e.body.error : e.message;
-      this.editor.toast(/^Cannot import /.test(why) ? why : `Cannot open ${file.name}: ${why}`, 'error');
+      this.editor.toast(/^Cannot import /.test(why) || why.startsWith(file.name) ? why : `Cannot open ${file.name}: ${why}`, 'error');
     }
   }
 
