@@ -90,6 +90,7 @@ export class EditorActions {
     this.graph.checkpoint();
     this.graph.load({ format: 'latentgraph', version: 1, nodes: [], links: [], groups: [] }, { keepView: true });
     this.changed({});
+    this.toast('Cleared. Undo (Ctrl+Z) brings the graph back.', 'info');
   }
 
   toggleMode(mode) {
