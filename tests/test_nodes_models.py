@@ -54,7 +54,7 @@ def root(tiny_dir, tmp_path_factory) -> Path:
     with safe_open(str(ckpt), "pt") as f:
         meta = f.metadata()
     sd = load_file(str(ckpt))
-    (models / "vae").mkdir()
+    (models / "vae").mkdir(exist_ok=True)
     vae_sd = {k: v for k, v in sd.items() if k.startswith("first_stage_model.")}
     save_file(vae_sd, str(models / "vae" / "tiny_vae_prefixed.safetensors"), metadata=meta)
     save_file({k[len("first_stage_model."):]: v for k, v in vae_sd.items()},
