@@ -2,7 +2,8 @@
 // model, renderer, interaction, palette, workflow I/O and run panel, and exposes window.latentgraph.
 import { Api } from './api.js';
 import { Graph } from './graph.js';
-import { Renderer, el } from './render.js';
+import { Renderer } from './render.js';
+import { el } from './dom.js';
 import { Interaction } from './interact.js';
 import { Palette } from './palette.js';
 import { WorkflowIO } from './io.js';

@@ -2,16 +2,10 @@
 // empty canvas (add node, group, fit, paste). Every entry is also reachable by keyboard or toolbar;
 // the menu only makes them discoverable.
 
+import { el } from './dom.js';
+
 const NODE_COLORS = [['default', null], ['red', '#7a3a3a'], ['green', '#3a6a44'], ['blue', '#34507a'],
   ['purple', '#5d3f78'], ['yellow', '#7a6a2e'], ['cyan', '#2f6a70']];
-
-function el(tag, cls, attrs = {}, text = null) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, v);
-  if (text !== null) e.textContent = text;
-  return e;
-}
 
 export class ContextMenu {
   constructor(editor) {

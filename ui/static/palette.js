@@ -1,15 +1,8 @@
 import { typesCompatible } from './graph.js';
+import { el } from './dom.js';
 
 // Searchable node palette (double-click on the canvas or the "Add node" button): node types from
 // /object_info grouped by category; type to filter, arrows + Enter or click to add.
-
-function el(tag, cls, attrs = {}, text = null) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, v);
-  if (text !== null) e.textContent = text;
-  return e;
-}
 
 // Score how well a schema matches the query words (0 = no match). Title hits rank first.
 function score(schema, words) {

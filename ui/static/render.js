@@ -1,6 +1,7 @@
 // Rendering: DOM divs for nodes and groups, one SVG layer for links, the pan/zoom transform.
 // Links are redrawn once per animation frame however many changes were made (UI-NOTES pitfall 6).
 import { buildWidgets } from './widgets.js';
+import { el } from './dom.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const TYPE_COLORS = {
@@ -14,14 +15,6 @@ export function typeColor(type) {
   let h = 0;
   for (const c of String(type)) h = (h * 31 + c.charCodeAt(0)) % 360;
   return `hsl(${h}, 55%, 62%)`;
-}
-
-export function el(tag, cls, attrs = {}, text = null) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, v);
-  if (text !== null) e.textContent = text;
-  return e;
 }
 
 export class Renderer {

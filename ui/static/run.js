@@ -2,13 +2,7 @@
 // per-node execution state from /ws events, the progress bar, live latent previews on the running
 // node, and the gallery of results (click → view, load the image's workflow back).
 
-function el(tag, cls, attrs = {}, text = null) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, v);
-  if (text !== null) e.textContent = text;
-  return e;
-}
+import { el } from './dom.js';
 
 const GALLERY_MAX = 48;
 

@@ -2,14 +2,7 @@
 // prompts, combos (+ refresh), toggles, seed control-after-generate, image upload with thumbnail,
 // and the "convert to input" switch. Each widget row carries data-widget="<input name>".
 import { clampNumber, CONTROL_MODES } from './graph.js';
-
-function el(tag, cls, attrs = {}, text = null) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, v);
-  if (text !== null) e.textContent = text;
-  return e;
-}
+import { el } from './dom.js';
 
 // Record an undo step, set the value, persist. Returns the value actually stored.
 function commit(editor, node, name, value) {
