@@ -55,6 +55,12 @@ class NodeContext:
         if preview_jpeg is not None:
             self.emit("preview", {"prompt_id": self.prompt_id, "node": self.node_id, "jpeg": preview_jpeg})
 
+    def send_image(self, png: bytes) -> None:
+        """A result image for the client that queued the prompt (an `image` event: a binary PNG
+        frame on the WebSocket, sent even when live previews are off)."""
+        self.check_interrupt()
+        self.emit("image", {"prompt_id": self.prompt_id, "node": self.node_id, "png": png})
+
     def warn(self, message: str) -> None:
         """A non-fatal problem worth telling the user; goes out as a `warning` event."""
         self.warnings.append(message)

@@ -14,6 +14,8 @@ The executor calls `emit(event_type, data)` with ComfyUI's event names and paylo
 
 Two Latentgraph events are not ComfyUI's JSON messages:
     preview {prompt_id, node, jpeg: bytes}   → sent as a binary WS frame (`preview_frame`)
+    image {prompt_id, node, png: bytes}      → a result image (SaveImageWebsocket): a binary WS
+                                               frame with image format 2 (PNG), never muted
     warning {prompt_id, node, message}       → validation warnings (defaults filled in) and
                                                ctx.warn(); ComfyUI clients ignore unknown types.
 """
@@ -34,6 +36,7 @@ EXECUTION_SUCCESS = "execution_success"
 EXECUTION_ERROR = "execution_error"
 EXECUTION_INTERRUPTED = "execution_interrupted"
 PREVIEW = "preview"
+IMAGE = "image"
 WARNING = "warning"
 
 # Events ComfyUI also records in history `status.messages`.

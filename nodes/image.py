@@ -201,6 +201,27 @@ class PreviewImage:
         return NodeOutput((), {"images": saved})
 
 
+@node("api node/image", display_name="SaveImageWebsocket", output_node=True, never_cache=True)
+class SaveImageWebsocket:
+    """Sends each image as a PNG in a binary WebSocket frame to the client that queued the prompt
+    (preview-image frame, format 2 = PNG); nothing is written to disk. ComfyUI ships this node as
+    custom_nodes/websocket_image_save.py and its websocket image API example relies on it."""
+
+    INPUTS = [In("images", "IMAGE")]
+    OUTPUTS = []
+
+    def run(self, ctx, images):
+        import io
+
+        for i, img in enumerate(images):
+            arr = np.clip(255.0 * img.cpu().float().numpy(), 0, 255).astype(np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, "PNG", compress_level=1)
+            ctx.send_image(buf.getvalue())
+            ctx.progress(i + 1, len(images))
+        return ()
+
+
 # ------------------------------------------------------------------------------------- transforms
 @node("image/upscaling", display_name="Upscale Image")
 class ImageScale:

@@ -95,6 +95,39 @@ def test_script_examples_websocket_flow_tiny_sd(server, client):
         assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (64, 64)
 
 
+def test_script_examples_websocket_images(server, client):
+    """script_examples/websockets_api_example_ws_images.py: SaveImageWebsocket in the graph; every
+    binary frame that arrives while ``executing`` names that node is a result (its bytes after 8)."""
+    async def run() -> tuple[str, list[bytes], list]:
+        cid = str(uuid.uuid4())
+        graph = tiny_sd_graph(seed=6)
+        del graph["9"]
+        graph["save_image_websocket_node"] = {"class_type": "SaveImageWebsocket",
+                                              "inputs": {"images": ["8", 0]}}
+        async with websockets.connect(server.ws_url(cid)) as ws:
+            r = await asyncio.to_thread(client.post, "/prompt", json={"prompt": graph, "client_id": cid})
+            assert r.status_code == 200, r.text
+            pid, current, images, headers = r.json()["prompt_id"], "", [], []
+            while True:
+                frame = await _recv_json(ws, 180)
+                if isinstance(frame, bytes):
+                    headers.append(frame[:8])
+                    if current == "save_image_websocket_node":
+                        images.append(frame[8:])
+                    continue
+                if frame["type"] == "executing" and frame["data"]["prompt_id"] == pid:
+                    if frame["data"]["node"] is None:
+                        break
+                    current = frame["data"]["node"]
+        return pid, images, headers
+
+    pid, images, headers = asyncio.run(run())
+    assert headers == [b"\x00\x00\x00\x01\x00\x00\x00\x02"], "one PNG frame, and no previews"
+    assert Image.open(io.BytesIO(images[0])).size == (64, 64)
+    history = client.get(f"/history/{pid}").json()[pid]
+    assert history["status"]["status_str"] == "success" and history["outputs"] == {}
+
+
 def test_completion_signal_follows_history_and_status(server, client):
     """ComfyUI order: history stored → status (queue_remaining lowered) → executing null."""
     async def run() -> list[tuple[bool, list]]:

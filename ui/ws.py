@@ -34,6 +34,7 @@ log = logging.getLogger("latentgraph.ws")
 
 PREVIEW_IMAGE = 1          # binary event type: preview image
 FORMAT_JPEG = 1            # image format inside a preview frame
+FORMAT_PNG = 2
 OUTBOX_LIMIT = 2048        # messages buffered per client before it is dropped as too slow
 MUTED_LIMIT = 10000        # prompt ids remembered as "no previews" (cancelled jobs never finish)
 
@@ -68,9 +69,9 @@ class _Client:
             return False
 
 
-def preview_frame(jpeg: bytes) -> bytes:
-    """Binary preview frame: big-endian event type 1, image format 1 (JPEG), then the bytes."""
-    return struct.pack(">II", PREVIEW_IMAGE, FORMAT_JPEG) + bytes(jpeg)
+def preview_frame(image: bytes, image_format: int = FORMAT_JPEG) -> bytes:
+    """Binary preview frame: big-endian event type 1, image format (1 JPEG, 2 PNG), then the bytes."""
+    return struct.pack(">II", PREVIEW_IMAGE, image_format) + bytes(image)
 
 
 class WsHub:
@@ -194,6 +195,10 @@ class WsHub:
             jpeg = data.get("jpeg")
             if jpeg and not self.previews_muted(data.get("prompt_id")):
                 self.send(preview_frame(jpeg), client_id)
+        elif event == "image":  # SaveImageWebsocket: a result, so sent even with previews muted
+            png = data.get("png") if isinstance(data, dict) else None
+            if png:
+                self.send(preview_frame(png, FORMAT_PNG), client_id)
         elif event == "status":
             self.send_json("status", data, None)  # the queue's broadcast on every queue change
         elif event == "executing" and isinstance(data, dict) and data.get("node") is None:
