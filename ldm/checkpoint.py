@@ -294,10 +294,29 @@ def detect(sd: dict[str, Tensor], *, metadata: dict[str, str] | None = None,
         prediction = _detect_prediction(sd, family, unet)
     if prediction not in ("eps", "v"):
         raise CheckpointError(f"prediction must be 'eps' or 'v', got {prediction!r}")
+    factors, bias = _preview_factors(metadata or {}, unet.out_channels)
     return ModelConfig(family=family, prediction=prediction, inpaint=unet.in_channels == 9,
                        unet=unet, vae=detect_vae(sd, metadata),
                        text_encoders=TEXT_ENCODER_LAYOUTS[family],
-                       scale_factor=SCALE_FACTORS[family])
+                       scale_factor=SCALE_FACTORS[family],
+                       latent_rgb_factors=factors, latent_rgb_factors_bias=bias)
+
+
+def _preview_factors(metadata: dict[str, str], channels: int) -> tuple[tuple | None, tuple | None]:
+    """Own live-preview factors from metadata (JSON [[r,g,b] per latent channel], [r,g,b]); a
+    malformed value is ignored (previews fall back to the family's factors, loading goes on)."""
+    try:
+        rows = json.loads(metadata.get("latentgraph.latent_rgb_factors", "null"))
+        bias = json.loads(metadata.get("latentgraph.latent_rgb_factors_bias", "null"))
+        if rows is None:
+            return None, None
+        factors = tuple(tuple(float(v) for v in row) for row in rows)
+        if len(factors) != channels or any(len(row) != 3 for row in factors):
+            return None, None
+        bias_t = None if bias is None else tuple(float(v) for v in bias)
+        return factors, bias_t if bias_t is None or len(bias_t) == 3 else None
+    except (ValueError, TypeError):
+        return None, None
 
 
 # ------------------------------------------------------------------------------------ building

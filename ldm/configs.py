@@ -113,6 +113,10 @@ class ModelConfig:
     vae: VAEConfig | None = field(default_factory=VAEConfig)
     text_encoders: tuple[str, ...] = ("sd1",)
     scale_factor: float = 0.18215
+    # Live-preview latent→RGB map fitted for this file's own VAE (metadata
+    # `latentgraph.latent_rgb_factors` / `..._bias`); None: the family's published factors.
+    latent_rgb_factors: tuple[tuple[float, ...], ...] | None = None
+    latent_rgb_factors_bias: tuple[float, ...] | None = None
 
     @property
     def latent_channels(self) -> int:

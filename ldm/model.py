@@ -31,6 +31,7 @@ class LatentFormat:
     scale_factor: float
     latent_channels: int = 4
     latent_rgb_factors: tuple[tuple[float, float, float], ...] = SD15_RGB_FACTORS
+    latent_rgb_factors_bias: tuple[float, float, float] | None = None
 
     def process_in(self, x: Tensor) -> Tensor:
         """raw latent → model space."""
@@ -42,8 +43,12 @@ class LatentFormat:
 
 
 def latent_format_for(config: ModelConfig) -> LatentFormat:
-    """SD1/SD2: 0.18215 with the SD1.5 preview factors; SDXL (+refiner): 0.13025 with SDXL's."""
+    """SD1/SD2: 0.18215 with the SD1.5 preview factors; SDXL (+refiner): 0.13025 with SDXL's;
+    a file that carries its own factors (the demo model) uses those."""
     xl = config.family in ("sdxl", "sdxl_refiner")
+    if config.latent_rgb_factors is not None:  # the file's own (fitted for its VAE)
+        return LatentFormat(config.scale_factor, config.latent_channels, config.latent_rgb_factors,
+                            config.latent_rgb_factors_bias)
     return LatentFormat(config.scale_factor, config.latent_channels,
                         SDXL_RGB_FACTORS if xl else SD15_RGB_FACTORS)
 

@@ -1,6 +1,7 @@
 """Checkpoint reading refusals, family/size detection (tiny and real layouts), loading."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -167,6 +168,23 @@ def test_metadata_overrides_norm_groups_and_heads(tmp_path):
     save_file({"x": torch.zeros(1)}, str(p), metadata={"latentgraph.norm_groups": "4"})
     assert read_metadata(p)["latentgraph.norm_groups"] == "4"
     assert read_metadata(tmp_path / "x.ckpt") == {}
+
+
+def test_metadata_preview_factors_reach_the_latent_format():
+    """A file may carry latent_rgb_factors fitted for its own VAE (the demo model does); a
+    malformed value is ignored rather than failing the load."""
+    from ldm.model import SD15_RGB_FACTORS, latent_format_for
+
+    sd = tiny_state_dict("tiny_sd1")
+    rows = [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [-0.1, 0.0, 0.1], [0.3, -0.3, 0.0]]
+    cfg = detect(sd, metadata={"latentgraph.latent_rgb_factors": json.dumps(rows),
+                               "latentgraph.latent_rgb_factors_bias": "[0.1, -0.2, 0.05]"})
+    fmt = latent_format_for(cfg)
+    assert [list(r) for r in fmt.latent_rgb_factors] == rows
+    assert fmt.latent_rgb_factors_bias == (0.1, -0.2, 0.05)
+    for bad in ("[[1, 2]]", "not json", json.dumps(rows[:3])):
+        fmt = latent_format_for(detect(sd, metadata={"latentgraph.latent_rgb_factors": bad}))
+        assert fmt.latent_rgb_factors == SD15_RGB_FACTORS and fmt.latent_rgb_factors_bias is None
 
 
 # ------------------------------------------------------------------------------ loading
