@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ldm.demo_data import DemoScene, held_out_scenes  # noqa: E402
+from ldm.demo_data import IMAGE_SIZE, DemoScene, held_out_scenes  # noqa: E402
 from tools import demo_classifier as dc  # noqa: E402
 
 _SHORT = {"background": "bg", "colour": "col", "shape": "shape", "position": "pos", "size": "size"}
@@ -51,8 +51,19 @@ def generate(model, clip, vae, prompts: list[str], *, steps: int = 20, cfg: floa
     return np.stack(images)
 
 
+def to_scoring_size(images: np.ndarray) -> np.ndarray:
+    """Area-average uint8 images down to the classifier's 64×64 (the scene layout is scale-free)."""
+    from PIL import Image
+
+    if images.shape[1] == IMAGE_SIZE:
+        return images
+    return np.stack([np.asarray(Image.fromarray(img).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BOX))
+                     for img in images])
+
+
 def score(images: np.ndarray, scenes: list[DemoScene], classifier) -> list[dict]:
     """Per image: what was asked, what was measured, and which attributes match."""
+    images = to_scoring_size(images)
     preds = dc.predict(classifier, images)
     rows = []
     for img, scene, pred in zip(images, scenes, preds):
@@ -66,11 +77,12 @@ def score(images: np.ndarray, scenes: list[DemoScene], classifier) -> list[dict]
 
 
 def labelled_grid(images: np.ndarray, rows: list[dict], path: Path, cols: int = 8,
-                  zoom: int = 3) -> None:
+                  tile: int | None = None) -> None:
     """Tiles with the prompt under each image and the measured attributes (✗ marks misses)."""
     from PIL import Image, ImageDraw
 
-    tile, text_h, cols = images.shape[1] * zoom, 72, min(cols, len(images))
+    tile = tile or images.shape[1] * max(1, 192 // images.shape[1])
+    text_h, cols = 72, min(cols, len(images))
     n_rows = -(-len(images) // cols)
     canvas = Image.new("RGB", (cols * tile, n_rows * (tile + text_h)), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
@@ -101,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write per-prompt results here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    from ldm.checkpoint import load_checkpoint
+    from ldm.checkpoint import load_checkpoint, read_metadata
 
     t0 = time.monotonic()
     classifier = dc.load_or_train(args.classifier_cache)
@@ -109,14 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     scenes = held_out_scenes()[:args.limit]
     model, clip, vae = load_checkpoint(args.checkpoint)
     t1 = time.monotonic()
-    images = generate(model, clip, vae, [s.caption() for s in scenes])
+    native = int(read_metadata(args.checkpoint).get("latentgraph.native_resolution", IMAGE_SIZE))
+    images = generate(model, clip, vae, [s.caption() for s in scenes], size=native)
     t_gen = time.monotonic() - t1
     rows = score(images, scenes, classifier)
     acc = summarise(rows)
     labelled_grid(images, rows, args.grid)
     print(f"classifier on clean procedural images: "
           + ", ".join(f"{k} {v:.1%}" for k, v in clean.items()))
-    print(f"held-out prompts: {len(rows)} (20 euler steps, cfg 5) — {t_gen / len(rows):.2f} s/image")
+    print(f"held-out prompts: {len(rows)} at {native}×{native} (20 euler steps, cfg 5) — "
+          f"{t_gen / len(rows):.2f} s/image")
     print(f"{'attribute':<12}{'accuracy':>9}")
     for k, v in acc.items():
         print(f"{k:<12}{v:>9.1%}")

@@ -211,19 +211,23 @@ def random_caption(scene: DemoScene, rng: np.random.Generator) -> str:
     return scene.caption(with_size, with_position)
 
 
-def make_example(seed: int, index: int) -> tuple[np.ndarray, str, DemoScene]:
-    """Training example number `index` of stream `seed`: (uint8 image, caption, scene)."""
+def make_example(seed: int, index: int, size: int = IMAGE_SIZE) -> tuple[np.ndarray, str, DemoScene]:
+    """Training example number `index` of stream `seed`: (uint8 image, caption, scene).
+
+    `size` only changes the pixel resolution: the scene (and its layout, scaled) is the same.
+    """
     rng = np.random.default_rng([seed, index])
     scene = random_scene(rng)
     caption = random_caption(scene, rng)
-    return render(scene, rng), caption, scene
+    return render(scene, rng, size), caption, scene
 
 
-def make_batch(seed: int, start: int, count: int) -> tuple[np.ndarray, list[str], list[DemoScene]]:
-    """`count` consecutive examples as a uint8 array [N, 64, 64, 3] plus captions and scenes."""
+def make_batch(seed: int, start: int, count: int,
+               size: int = IMAGE_SIZE) -> tuple[np.ndarray, list[str], list[DemoScene]]:
+    """`count` consecutive examples as a uint8 array [N, size, size, 3] plus captions and scenes."""
     images, captions, scenes = [], [], []
     for i in range(start, start + count):
-        img, cap, scene = make_example(seed, i)
+        img, cap, scene = make_example(seed, i, size)
         images.append(img)
         captions.append(cap)
         scenes.append(scene)

@@ -28,7 +28,7 @@ def _n(class_type: str, title: str | None = None, **inputs) -> dict:
     return node
 
 
-def _txt2img_core(ckpt: str = DEMO, width: int = 64, height: int = 64, steps: int = 20, cfg: float = 5.0,
+def _txt2img_core(ckpt: str = DEMO, width: int = 128, height: int = 128, steps: int = 20, cfg: float = 5.0,
                   positive: str = "a red circle on the left, on a blue background", negative: str = "",
                   seed: int = 42) -> dict:
     return {
@@ -83,8 +83,8 @@ def outpaint() -> dict:
     g = _txt2img_core(positive="a blue circle on the left, on a yellow background")
     del g["5"]
     g["10"] = _n("LoadImage", "Load Image", image="example.png")
-    g["13"] = _n("ImagePadForOutpaint", "Pad Image for Outpainting", image=["10", 0], left=32, top=0,
-                 right=32, bottom=0, feathering=8)
+    g["13"] = _n("ImagePadForOutpaint", "Pad Image for Outpainting", image=["10", 0], left=64, top=0,
+                 right=64, bottom=0, feathering=16)
     g["11"] = _n("VAEEncodeForInpaint", "VAE Encode (for Inpainting)", pixels=["13", 0], vae=["4", 2],
                  mask=["13", 1], grow_mask_by=6)
     g["3"]["inputs"]["latent_image"] = ["11", 0]
@@ -123,12 +123,12 @@ def lora() -> dict:
 
 
 def area_composition() -> dict:
-    g = _txt2img_core(width=128, height=64, positive="a green background")
+    g = _txt2img_core(width=256, height=128, positive="a green background")
     g["10"] = _n("CLIPTextEncode", "Left prompt", text="a red circle, on a green background", clip=["4", 1])
-    g["11"] = _n("ConditioningSetArea", "Left area", conditioning=["10", 0], width=64, height=64, x=0, y=0,
+    g["11"] = _n("ConditioningSetArea", "Left area", conditioning=["10", 0], width=128, height=128, x=0, y=0,
                  strength=1.0)
     g["12"] = _n("CLIPTextEncode", "Right prompt", text="a blue square, on a green background", clip=["4", 1])
-    g["13"] = _n("ConditioningSetArea", "Right area", conditioning=["12", 0], width=64, height=64, x=64, y=0,
+    g["13"] = _n("ConditioningSetArea", "Right area", conditioning=["12", 0], width=128, height=128, x=128, y=0,
                  strength=1.0)
     g["14"] = _n("ConditioningCombine", "Combine left", conditioning_1=["6", 0], conditioning_2=["11", 0])
     g["15"] = _n("ConditioningCombine", "Combine right", conditioning_1=["14", 0], conditioning_2=["13", 0])
@@ -198,8 +198,25 @@ def _dump(obj: dict) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
+def write_example_inputs() -> None:
+    """input/example.png (a large red circle on blue, 128×128, the demo's native size) and
+    input/example_inpaint.png (the same with a transparent centre square: LoadImage's mask)."""
+    import numpy as np
+    from PIL import Image
+
+    from ldm.demo_data import DemoObject, DemoScene, render
+
+    scene = DemoScene((DemoObject("circle", "red", "large", "center"),), "blue")
+    rgb = render(scene, np.random.default_rng(0), size=128)
+    Image.fromarray(rgb).save(ROOT / "input" / "example.png")
+    alpha = np.full(rgb.shape[:2], 255, dtype=np.uint8)
+    alpha[32:96, 32:96] = 0
+    Image.fromarray(np.dstack([rgb, alpha])).save(ROOT / "input" / "example_inpaint.png")
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
+    write_example_inputs()
     (ROOT / "workflows" / "api").mkdir(parents=True, exist_ok=True)
     for name, (_title, prompt, doc) in build_all().items():
         (ROOT / "workflows" / "api" / f"{name}.json").write_text(_dump(prompt), encoding="utf-8")

@@ -31,7 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ldm.configs import SCALE_FACTORS, UNetConfig, VAEConfig
-from ldm.demo_data import IMAGE_SIZE, make_batch
+from ldm.demo_data import make_batch
 from ldm.model_sampling import ModelSampling
 from ldm.unet import UNetModel
 from ldm.vae import AutoencoderKL
@@ -39,11 +39,16 @@ from ldm.vae import AutoencoderKL
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "models" / "checkpoints" / "latentgraph-demo.safetensors"
 SCALE = SCALE_FACTORS["sd1"]
+# Native resolution: 128 px images are 16×16 latents (f = 8), enough room for shape and position.
+RESOLUTION = 128
 
 # Sizes follow the default rules of ARCHITECTURE.md §2 (GroupNorm gcd(base, 8) = 8 groups;
 # UNet below 128 channels → 2 heads; text width 64 → 4 heads), so no metadata is needed to load.
+# The VAE uses 2 GroupNorm groups (8 channels each, written to the file's metadata): with the
+# default 8 groups of 2 channels, normalisation erases the absolute colour of flat regions, which
+# these images are made of, and reconstructions came out in the wrong colours.
 VAE_CONFIG = VAEConfig(ch=16, ch_mult=(1, 2, 4, 4), num_res_blocks=1, z_channels=4, embed_dim=4,
-                       norm_groups=8)
+                       norm_groups=2)
 UNET_CONFIG = UNetConfig(model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1,
                          transformer_depth=(1, 1, 1), transformer_depth_middle=1, num_heads=2,
                          num_head_channels=-1, context_dim=64, norm_groups=8)
@@ -108,7 +113,7 @@ def _random_crops(x: torch.Tensor, crop: int, rng: np.random.Generator) -> torch
     return torch.stack([x[i, :, y:y + crop, xx:xx + crop] for i, (y, xx) in enumerate(zip(ys, xs))])
 
 
-def train_vae(seconds: float, steps: int | None, seed: int, batch: int = 16, crop: int = 32,
+def train_vae(seconds: float, steps: int | None, seed: int, batch: int = 8, crop: int = 64,
               lr: float = 2e-3) -> tuple[AutoencoderKL, dict]:
     """Stage 1: reconstruction training of the autoencoder; returns it with summary numbers."""
     torch.manual_seed(seed)
@@ -118,8 +123,8 @@ def train_vae(seconds: float, steps: int | None, seed: int, batch: int = 16, cro
     progress, step, ema_l1 = Progress(steps, seconds), 0, None
     bar = tqdm(desc="stage 1 autoencoder", unit="step", total=steps)
     while progress.fraction(step) < 1.0:
-        images, _, _ = make_batch(seed * 1000 + VAE_SEED_STREAM, step * batch, batch)
-        x = _random_crops(_to_tensor(images), crop, rng)
+        images, _, _ = make_batch(seed * 1000 + VAE_SEED_STREAM, step * batch, batch, RESOLUTION)
+        x = _random_crops(_to_tensor(images), crop, rng) if crop < RESOLUTION else _to_tensor(images)
         _set_lr(opt, lr, progress.lr_factor(step))
         loss, parts = vae_loss(model, x, gen)
         opt.zero_grad(set_to_none=True)
@@ -161,6 +166,25 @@ def fold_latent_normalisation(model: AutoencoderKL, latents: torch.Tensor) -> di
     qw[:c] *= a[:, None, None, None]
     qb[c:2 * c] += 2.0 * torch.log(a)
     return {"latent_mean": m.tolist(), "latent_std": (1.0 / (SCALE * a)).tolist()}
+
+
+@torch.no_grad()
+def fit_preview_factors(vae: AutoencoderKL, seed: int, count: int = 512) -> dict[str, list]:
+    """Least-squares latent→RGB map for live previews, fitted for this VAE's (folded) latent space.
+
+    Each model-space latent pixel (raw · 0.18215, as the sampler reports x0) is regressed onto
+    the mean colour (−1..1) of the 8×8 image patch it covers, with a bias; the result is what
+    ComfyUI calls latent_rgb_factors / latent_rgb_factors_bias.
+    """
+    images, _, _ = make_batch(seed * 1000 + 4, 0, count, RESOLUTION)
+    x = _to_tensor(images)
+    z = encode_images(vae, images) * SCALE
+    f = VAE_CONFIG.downscale_ratio
+    target = F.avg_pool2d(x, f).permute(0, 2, 3, 1).reshape(-1, 3)
+    design = torch.cat([z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]), torch.ones(target.shape[0], 1)], 1)
+    solution = torch.linalg.lstsq(design.double(), target.double()).solution.float()
+    return {"latent_rgb_factors": [[round(v, 4) for v in row] for row in solution[:-1].tolist()],
+            "latent_rgb_factors_bias": [round(v, 4) for v in solution[-1].tolist()]}
 
 
 # ------------------------------------------------------------------------------ stage 2: text + UNet
@@ -215,11 +239,14 @@ class EMA:
             p.copy_(s)
 
 
-def build_latent_dataset(vae: AutoencoderKL, seed: int, count: int) -> tuple[torch.Tensor, list[str]]:
-    """`count` fresh training images encoded once by the frozen autoencoder (+ their captions)."""
+def build_latent_dataset(vae: AutoencoderKL, seed: int, count: int,
+                         first: int = 0) -> tuple[torch.Tensor, list[str]]:
+    """`count` training images (numbers first.. of the stream) encoded once by the frozen
+    autoencoder (+ their captions)."""
     latents, captions = [], []
-    for start in tqdm(range(0, count, 256), desc="encoding latents", unit="chunk"):
-        images, caps, _ = make_batch(seed * 1000 + LATENT_SEED_STREAM, start, min(256, count - start))
+    for start in tqdm(range(first, first + count, 256), desc="encoding latents", unit="chunk"):
+        images, caps, _ = make_batch(seed * 1000 + LATENT_SEED_STREAM, start,
+                                     min(256, first + count - start), RESOLUTION)
         latents.append(encode_images(vae, images))
         captions += caps
     return torch.cat(latents), captions
@@ -244,7 +271,7 @@ def preview_samples(unet: UNetModel, text_encoder: nn.Module, vae: AutoencoderKL
                     seed: int, steps: int = 20, cfg: float = 5.0) -> np.ndarray:
     """Quick Euler samples during training (the real inference path is checked by bench/eval_demo.py).
 
-    Returns uint8 images [N, 64, 64, 3].
+    Returns uint8 images [N, RESOLUTION, RESOLUTION, 3].
     """
     from ldm.schedules import get_sigmas
 
@@ -252,7 +279,7 @@ def preview_samples(unet: UNetModel, text_encoder: nn.Module, vae: AutoencoderKL
     sigmas = get_sigmas("normal", ms, steps)
     cond = encode_text(text_encoder, tokenize(list(prompts)))
     uncond = encode_text(text_encoder, tokenize([""])).expand_as(cond)
-    size = IMAGE_SIZE // VAE_CONFIG.downscale_ratio
+    size = RESOLUTION // VAE_CONFIG.downscale_ratio
     x = torch.randn((len(prompts), 4, size, size), generator=torch.Generator().manual_seed(seed))
     x = x * (1.0 + sigmas[0] ** 2).sqrt()
     for s, s_next in zip(sigmas[:-1], sigmas[1:]):
@@ -280,7 +307,8 @@ def save_grid(images: np.ndarray, path: Path, cols: int = 4, zoom: int = 2) -> N
 
 def train_unet(vae: AutoencoderKL, latents: torch.Tensor, captions: list[str], seconds: float,
                steps: int | None, seed: int, sample_dir: Path, on_preview=None, batch: int = 32,
-               lr: float = 1e-3, dropout: float = 0.1) -> tuple[UNetModel, nn.Module, dict]:
+               lr: float = 1e-3, dropout: float = 0.1,
+               init: tuple[dict, dict] | None = None) -> tuple[UNetModel, nn.Module, dict]:
     """Stage 2: joint UNet + text-encoder ε training; returns the EMA weights and summary numbers.
 
     `on_preview(unet, text_encoder, info)` is called with the EMA weights in place at every
@@ -288,9 +316,14 @@ def train_unet(vae: AutoencoderKL, latents: torch.Tensor, captions: list[str], s
     """
     torch.manual_seed(seed)
     unet, text_encoder = UNetModel(UNET_CONFIG), make_text_encoder(seed)
+    if init is not None:  # --resume: continue from a finished file's (EMA) weights
+        unet.load_state_dict(init[0])
+        missing, unexpected = text_encoder.load_state_dict(init[1], strict=False)
+        if unexpected or any(not k.endswith("position_ids") for k in missing):
+            raise ValueError(f"text encoder weights do not fit: {missing} {unexpected}")
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    ema = EMA([unet, text_encoder], decay=0.995)
+    ema = EMA([unet, text_encoder], decay=0.998)
     tokens, empty = tokenize(captions), tokenize([""])[0]
     x_all = latents * SCALE
     abar = ModelSampling("eps").alphas_cumprod
@@ -364,7 +397,7 @@ def finetune_decoder(path: Path, out: Path, seconds: float, seed: int, init_from
     progress, step, ema_l1 = Progress(None, max(seconds, 1e-9)), 0, None
     bar = tqdm(desc="decoder fine-tune", unit="step")
     while seconds > 0 and progress.fraction(step) < 1.0:
-        images, _, _ = make_batch(seed * 1000 + 3, step * batch, batch)
+        images, _, _ = make_batch(seed * 1000 + 3, step * batch, batch, RESOLUTION)
         x = _to_tensor(images)
         with torch.no_grad():
             z = vae.encode(x)
@@ -389,11 +422,14 @@ def finetune_decoder(path: Path, out: Path, seconds: float, seed: int, init_from
         info.update({k: v for k, v in spliced.items() if k.startswith("decoder_finetune")})
     if step:
         info.update(decoder_finetune_steps=step, decoder_finetune_l1=round(ema_l1, 5))
+    if not all(k in info for k in _PREVIEW_KEYS):
+        info.update(fit_preview_factors(vae, seed))
     save_checkpoint(out, {k: v.to(torch.float16).contiguous() for k, v in sd.items()}, info)
     return info
 
 
 _DECODER_PREFIXES = ("first_stage_model.decoder.", "first_stage_model.post_quant_conv.")
+_PREVIEW_KEYS = ("latent_rgb_factors", "latent_rgb_factors_bias")
 
 
 # ------------------------------------------------------------------------------ output
@@ -418,7 +454,9 @@ def save_checkpoint(path: Path, sd: dict[str, torch.Tensor], info: dict) -> None
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"latentgraph.demo": "1", "latentgraph.native_resolution": str(IMAGE_SIZE),
+    meta = {"latentgraph.demo": "1", "latentgraph.native_resolution": str(RESOLUTION),
+            "latentgraph.vae_norm_groups": str(VAE_CONFIG.norm_groups),
+            **{f"latentgraph.{k}": json.dumps(info[k]) for k in _PREVIEW_KEYS if k in info},
             "latentgraph.training": json.dumps(info, sort_keys=True)}
     tmp = path.with_suffix(".tmp")
     save_file(sd, str(tmp), metadata=meta)
@@ -436,13 +474,60 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="1 is fastest on a shared 2-core machine (2 threads thrash)")
+    p.add_argument("--stage2-threads", type=int, default=None,
+                   help="threads for stage 2 (default: --threads); 1 leaves a core for a parallel "
+                        "--finetune-decoder run on the stage-1 file written to --sample-dir")
     p.add_argument("--finetune-decoder", type=Path, default=None, metavar="CKPT",
                    help="instead of training: fine-tune CKPT's decoder for --minutes, write --out")
     p.add_argument("--init-decoder", type=Path, default=None,
                    help="with --finetune-decoder: start from this file's decoder weights")
+    p.add_argument("--resume", type=Path, default=None, metavar="CKPT",
+                   help="instead of training from scratch: continue stage 2 of CKPT for --minutes")
+    p.add_argument("--resume-lr", type=float, default=5e-4, help="peak learning rate with --resume")
     p.add_argument("--sample-dir", type=Path, default=ROOT / "temp" / "train_demo",
                    help="where preview grids go during training")
     return p.parse_args(argv)
+
+
+def load_for_resume(path: Path) -> tuple[AutoencoderKL, tuple[dict, dict], dict]:
+    """The VAE, (UNet, text encoder) weights and training summary of a finished demo file."""
+    from ldm.checkpoint import load_state_dict, read_metadata
+
+    sd = {k: v.float() for k, v in load_state_dict(path).items()}
+
+    def part(prefix: str) -> dict:
+        return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+
+    vae = AutoencoderKL(VAE_CONFIG)
+    vae.load_state_dict(part("first_stage_model."))
+    vae.eval().requires_grad_(False)
+    init = (part("model.diffusion_model."), part("cond_stage_model.transformer.text_model."))
+    info = json.loads(read_metadata(path).get("latentgraph.training", "{}"))
+    return vae, init, info
+
+
+def resume(args: argparse.Namespace) -> int:
+    """Stage 2 only, continued from --resume's weights on fresh images, at a lower learning rate."""
+    t0 = time.monotonic()
+    vae, init, info = load_for_resume(args.resume)
+    earlier = {k: info.pop(k) for k in ("unet_steps", "unet_seconds", "eps_loss", "partial") if k in info}
+    latents, captions = build_latent_dataset(vae, args.seed, args.latents, first=args.latents)
+    torch.set_num_threads(args.stage2_threads or args.threads)
+
+    def snapshot(u: UNetModel, t: nn.Module, partial: dict) -> None:
+        save_checkpoint(args.out, checkpoint_state_dict(u, t, vae), {**info, **partial, "partial": True})
+
+    unet, text_encoder, more = train_unet(vae, latents, captions, args.minutes * 60.0, args.unet_steps,
+                                          args.seed + 1, args.sample_dir, snapshot, lr=args.resume_lr,
+                                          init=init)
+    info.update(first_run=earlier, resumed_steps=more["unet_steps"], resumed_seconds=more["unet_seconds"],
+                unet_steps=earlier.get("unet_steps", 0) + more["unet_steps"], eps_loss=more["eps_loss"],
+                resume_seconds_total=round(time.monotonic() - t0, 1))
+    save_checkpoint(args.out, checkpoint_state_dict(unet, text_encoder, vae), info)
+    save_grid(preview_samples(unet, text_encoder, vae, list(PREVIEW_PROMPTS), args.seed),
+              args.sample_dir / "final_resumed.png")
+    print(json.dumps(info, indent=1))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
                                 args.init_decoder)
         print(json.dumps(info, indent=1))
         return 0
+    if args.resume is not None:
+        return resume(args)
     t0, budget = time.monotonic(), args.minutes * 60.0
     vae, info = train_vae(budget * args.vae_fraction, args.vae_steps, args.seed)
     raw = build_latent_dataset(vae, args.seed, args.latents)
@@ -461,7 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     m = torch.tensor(stats["latent_mean"])[None, :, None, None]
     s = torch.tensor(stats["latent_std"])[None, :, None, None]
     latents = (raw[0] - m) / (s * SCALE)  # the same numbers the folded encoder now outputs
-    info.update(stats)
+    info.update(stats, **fit_preview_factors(vae, args.seed))
+    save_checkpoint(args.sample_dir / "stage1_vae.safetensors",
+                    {"first_stage_model." + k: v.float().contiguous() for k, v in vae.state_dict().items()},
+                    dict(info))
+    torch.set_num_threads(args.stage2_threads or args.threads)
     remaining = max(60.0, budget - (time.monotonic() - t0))
     def snapshot(u: UNetModel, t: nn.Module, partial: dict) -> None:
         save_checkpoint(args.out, checkpoint_state_dict(u, t, vae), {**info, **partial, "partial": True})
