@@ -380,6 +380,8 @@ def serve(args: Any) -> int:
     url = f"http://[{local}]:{port}/" if ":" in local else f"http://{local}:{port}/"
     print(f"[latentgraph] serving on {url}" + (f" (listening on {host})" if local != host else "")
           + (" — open it once as /?token=YOUR_TOKEN" if token else ""), file=sys.stderr, flush=True)
+    # Keep-alive as ComfyUI's aiohttp (75 s), not uvicorn's 5 s: a client that keeps a pooled
+    # connection idle while it waits on the WebSocket must not race the server closing it.
     uvicorn.run(app, host=host, port=port, ws="websockets-sansio", log_level="warning",
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, timeout_keep_alive=75)
     return 0
