@@ -115,3 +115,30 @@ def test_probe_routes(client):
     assert client.get("/users").status_code == 200
     assert client.post("/free", json={"unload_models": True, "free_memory": True}).json() == {}
     assert client.post("/interrupt").status_code == 200
+
+
+def test_pooled_connection_survives_an_idle_wait(server):
+    """A client that keeps its connection idle longer than uvicorn's default 5 s keep-alive (while
+    it waits on the WebSocket) reuses it: the server keeps connections 75 s, as ComfyUI's aiohttp."""
+    import socket
+    import time
+
+    host, port = server.url.removeprefix("http://").split(":")
+    request = f"GET /system_stats HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        for _ in range(2):
+            sock.sendall(request)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(65536)
+                assert chunk, "the server closed the idle connection"
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 200"), head[:200]
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            body = head.split(b"\r\n\r\n", 1)[1]
+            while len(body) < length:
+                chunk = sock.recv(65536)
+                assert chunk, "the server closed the connection mid-body"
+                body += chunk
+            time.sleep(6.5)
