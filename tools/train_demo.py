@@ -253,12 +253,18 @@ def build_latent_dataset(vae: AutoencoderKL, seed: int, count: int,
 
 
 def diffusion_loss(unet: UNetModel, text_encoder: nn.Module, x0: torch.Tensor, tokens: torch.Tensor,
-                   alphas_cumprod: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """ε-prediction MSE at uniformly drawn discrete timesteps (the SD training objective).
+                   alphas_cumprod: torch.Tensor, gen: torch.Generator,
+                   high_noise: float = 0.0) -> torch.Tensor:
+    """ε-prediction MSE at uniformly drawn discrete timesteps (the SD training objective); a
+    `high_noise` share of the batch draws from the noisier half only, where layout is decided.
 
     √ᾱ·x0 + √(1−ᾱ)·ε is exactly what inference feeds the UNet: c_in·(x0 + σ·ε) with σ from ᾱ.
     """
-    t = torch.randint(0, alphas_cumprod.shape[0], (x0.shape[0],), generator=gen)
+    n = alphas_cumprod.shape[0]
+    t = torch.randint(0, n, (x0.shape[0],), generator=gen)
+    if high_noise > 0.0:
+        upper = torch.randint(n // 2, n, (x0.shape[0],), generator=gen)
+        t = torch.where(torch.rand(x0.shape[0], generator=gen) < high_noise, upper, t)
     noise = torch.randn(x0.shape, generator=gen)
     abar = alphas_cumprod[t][:, None, None, None]
     xt = abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
@@ -307,7 +313,7 @@ def save_grid(images: np.ndarray, path: Path, cols: int = 4, zoom: int = 2) -> N
 
 def train_unet(vae: AutoencoderKL, latents: torch.Tensor, captions: list[str], seconds: float,
                steps: int | None, seed: int, sample_dir: Path, on_preview=None, batch: int = 32,
-               lr: float = 1e-3, dropout: float = 0.1,
+               lr: float = 1e-3, dropout: float = 0.1, high_noise: float = 0.0,
                init: tuple[dict, dict] | None = None) -> tuple[UNetModel, nn.Module, dict]:
     """Stage 2: joint UNet + text-encoder ε training; returns the EMA weights and summary numbers.
 
@@ -335,7 +341,7 @@ def train_unet(vae: AutoencoderKL, latents: torch.Tensor, captions: list[str], s
         tok = tokens[idx].clone()
         tok[torch.from_numpy(rng.random(batch) < dropout)] = empty
         _set_lr(opt, lr, progress.lr_factor(step, warmup=200))
-        loss = diffusion_loss(unet, text_encoder, x_all[idx], tok, abar, gen)
+        loss = diffusion_loss(unet, text_encoder, x_all[idx], tok, abar, gen, high_noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
@@ -484,6 +490,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resume", type=Path, default=None, metavar="CKPT",
                    help="instead of training from scratch: continue stage 2 of CKPT for --minutes")
     p.add_argument("--resume-lr", type=float, default=5e-4, help="peak learning rate with --resume")
+    p.add_argument("--high-noise", type=float, default=0.0,
+                   help="with --resume: share of each batch drawn from the noisier half of the "
+                        "timesteps (where layout and position are decided)")
     p.add_argument("--sample-dir", type=Path, default=ROOT / "temp" / "train_demo",
                    help="where preview grids go during training")
     return p.parse_args(argv)
@@ -519,8 +528,9 @@ def resume(args: argparse.Namespace) -> int:
 
     unet, text_encoder, more = train_unet(vae, latents, captions, args.minutes * 60.0, args.unet_steps,
                                           args.seed + 1, args.sample_dir, snapshot, lr=args.resume_lr,
-                                          init=init)
-    info.update(first_run=earlier, resumed_steps=more["unet_steps"], resumed_seconds=more["unet_seconds"],
+                                          high_noise=args.high_noise, init=init)
+    info.update(first_run=earlier, resume_high_noise=args.high_noise,
+                resumed_steps=more["unet_steps"], resumed_seconds=more["unet_seconds"],
                 unet_steps=earlier.get("unet_steps", 0) + more["unet_steps"], eps_loss=more["eps_loss"],
                 resume_seconds_total=round(time.monotonic() - t0, 1))
     save_checkpoint(args.out, checkpoint_state_dict(unet, text_encoder, vae), info)
