@@ -83,10 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     nodes.add_argument("--json", action="store_true", help="print /object_info")
     tiny = sub.add_parser("make-tiny-models", help="write the tiny test models into DIR")
     tiny.add_argument("dir", help="folder to write checkpoints/, loras/, embeddings/ into")
-    demo = sub.add_parser("train-demo", help="train the small demo model on this CPU")
-    demo.add_argument("--out", default=None, metavar="FILE",
-                      help="where to write the model (default: models/checkpoints/latentgraph-demo.safetensors)")
-    demo.add_argument("--minutes", type=float, default=None, help="wall-clock budget (default: 30)")
+    # train-demo's options are tools/train_demo.py's own (main() forwards them unparsed)
+    sub.add_parser("train-demo", add_help=False,
+                   help="train the small demo model on this CPU (--out FILE --minutes N; -h for all)")
     return parser
 
 
@@ -462,15 +461,18 @@ def cmd_make_tiny(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_train_demo(args: argparse.Namespace) -> int:
+def cmd_train_demo(argv: list[str]) -> int:
+    """`main.py train-demo ...` is `python -m tools.train_demo ...`: every option goes through."""
     from tools.train_demo import main as train_main
 
-    argv = (["--out", args.out] if args.out else []) + (["--minutes", str(args.minutes)] if args.minutes else [])
-    return int(train_main(argv) or 0)
+    try:
+        return int(train_main(argv) or 0)
+    except SystemExit as exc:  # argparse: -h or a bad option
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_INVALID
 
 
 COMMANDS = {"serve": cmd_serve, "run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
-            "make-tiny-models": cmd_make_tiny, "train-demo": cmd_train_demo}
+            "make-tiny-models": cmd_make_tiny}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["serve", *argv]
+    if argv[0] == "train-demo":
+        return cmd_train_demo(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

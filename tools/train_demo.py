@@ -2,8 +2,8 @@
 
 `python main.py train-demo [--out FILE] [--minutes N]` runs it. Two stages, one budget:
 
-1. AutoencoderKL (f = 8, 4 latent channels, SD1 key layout) trained for reconstruction on 32×32
-   crops (the network is convolutional; crops are 4× cheaper), then a per-channel normalisation
+1. AutoencoderKL (f = 8, 4 latent channels, SD1 key layout) trained for reconstruction on 64×64
+   crops of the 128×128 images (the network is convolutional; crops are 4× cheaper), then a per-channel normalisation
    is folded into quant_conv / post_quant_conv so that `latent · 0.18215` has zero mean and unit
    std — the SD1 scale factor every loader assumes — while decode(encode(x)) is unchanged.
 2. UNet with cross-attention + a CLIP-layout text encoder (transformers CLIPTextModel, real CLIP
@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -102,7 +104,7 @@ def vae_loss(model: AutoencoderKL, x: torch.Tensor, gen: torch.Generator,
     grad = ((y.diff(dim=2) - x.diff(dim=2)).abs().mean() + (y.diff(dim=3) - x.diff(dim=3)).abs().mean())
     kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
     loss = l1 + l2 + 0.5 * grad + kl_weight * kl
-    return loss, {"l1": float(l1), "kl": float(kl)}
+    return loss, {"l1": float(l1.detach()), "kl": float(kl.detach())}
 
 
 def _random_crops(x: torch.Tensor, crop: int, rng: np.random.Generator) -> torch.Tensor:
@@ -529,7 +531,7 @@ def resume(args: argparse.Namespace) -> int:
     unet, text_encoder, more = train_unet(vae, latents, captions, args.minutes * 60.0, args.unet_steps,
                                           args.seed + 1, args.sample_dir, snapshot, lr=args.resume_lr,
                                           high_noise=args.high_noise, init=init)
-    info.update(first_run=earlier, resume_high_noise=args.high_noise,
+    info.update(first_run=earlier, resume_command=args.command, resume_high_noise=args.high_noise,
                 resumed_steps=more["unet_steps"], resumed_seconds=more["unet_seconds"],
                 unet_steps=earlier.get("unet_steps", 0) + more["unet_steps"], eps_loss=more["eps_loss"],
                 resume_seconds_total=round(time.monotonic() - t0, 1))
@@ -543,6 +545,7 @@ def resume(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run both stages and write the checkpoint; returns a process exit code."""
     args = parse_args(argv)
+    args.command = "train-demo " + shlex.join(argv if argv is not None else sys.argv[1:])
     torch.set_num_threads(args.threads)
     if args.finetune_decoder is not None:
         info = finetune_decoder(args.finetune_decoder, args.out, args.minutes * 60.0, args.seed,
@@ -564,12 +567,13 @@ def main(argv: list[str] | None = None) -> int:
                     dict(info))
     torch.set_num_threads(args.stage2_threads or args.threads)
     remaining = max(60.0, budget - (time.monotonic() - t0))
+
     def snapshot(u: UNetModel, t: nn.Module, partial: dict) -> None:
         save_checkpoint(args.out, checkpoint_state_dict(u, t, vae), {**info, **partial, "partial": True})
 
     unet, text_encoder, unet_info = train_unet(vae, latents, raw[1], remaining, args.unet_steps,
                                                args.seed, args.sample_dir, snapshot)
-    info.update(unet_info, seed=args.seed, total_seconds=round(time.monotonic() - t0, 1))
+    info.update(unet_info, seed=args.seed, command=args.command, total_seconds=round(time.monotonic() - t0, 1))
     save_checkpoint(args.out, checkpoint_state_dict(unet, text_encoder, vae), info)
     final = preview_samples(unet, text_encoder, vae, list(PREVIEW_PROMPTS), args.seed)
     save_grid(final, args.sample_dir / "final.png")
@@ -579,6 +583,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # python -m tools.train_demo (from the repository root)
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))
