@@ -349,7 +349,7 @@ def train_unet(vae: AutoencoderKL, latents: torch.Tensor, captions: list[str], s
         nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         ema.update()
-        avg = float(loss) if avg is None else 0.99 * avg + 0.01 * float(loss)
+        avg = float(loss.detach()) if avg is None else 0.99 * avg + 0.01 * float(loss.detach())
         step += 1
         bar.update(1)
         bar.set_postfix(eps_loss=f"{avg:.4f}")
@@ -417,7 +417,7 @@ def finetune_decoder(path: Path, out: Path, seconds: float, seed: int, init_from
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        ema_l1 = float(l1) if ema_l1 is None else 0.98 * ema_l1 + 0.02 * float(l1)
+        ema_l1 = float(l1.detach()) if ema_l1 is None else 0.98 * ema_l1 + 0.02 * float(l1.detach())
         step += 1
         bar.update(1)
         bar.set_postfix(l1=f"{ema_l1:.4f}")
