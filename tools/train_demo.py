@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import sys
 import time
@@ -468,6 +469,9 @@ def save_checkpoint(path: Path, sd: dict[str, torch.Tensor], info: dict) -> None
             "latentgraph.training": json.dumps(info, sort_keys=True)}
     tmp = path.with_suffix(".tmp")
     save_file(sd, str(tmp), metadata=meta)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)  # safetensors creates 0600; a model file is as readable as any other
     tmp.replace(path)
 
 
