@@ -66,6 +66,12 @@ def _family_of(slots: dict[str, tuple[str, bool]]) -> str:
     return "sdxl_refiner" if prefix.startswith("conditioner.") else "sd2"
 
 
+def preload_text_model_code() -> None:
+    """Import transformers' CLIP modules now: a cold import takes seconds, which would otherwise
+    land on the first prompt that loads a checkpoint (the server calls this in the background)."""
+    import transformers.models.clip.modeling_clip  # noqa: F401
+
+
 def build_clip_model(shape: EncoderShape, tensors: dict[str, Tensor], proj: Tensor | None,
                      dtype: torch.dtype = torch.float32) -> nn.Module:
     """A transformers CLIP text model holding ``tensors`` themselves (assign=True: no second copy)."""

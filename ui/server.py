@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import sys
+import threading
 from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -360,6 +361,16 @@ def bind_problem(host: str, port: int) -> str | None:
     return None
 
 
+def _warm_up() -> None:
+    """Slow first-time imports, done while the user opens the page rather than on the first Queue."""
+    try:
+        from ldm.clip import preload_text_model_code
+
+        preload_text_model_code()
+    except Exception as exc:  # noqa: BLE001 — the prompt that needs it will report the real error
+        logging.getLogger("latentgraph").debug("warm-up import failed: %s", exc)
+
+
 def serve(args: Any) -> int:
     """Run the server until Ctrl-C / SIGTERM; the queue worker stops with it. 1 when it cannot bind."""
     import uvicorn
@@ -380,6 +391,7 @@ def serve(args: Any) -> int:
     url = f"http://[{local}]:{port}/" if ":" in local else f"http://{local}:{port}/"
     print(f"[latentgraph] serving on {url}" + (f" (listening on {host})" if local != host else "")
           + (" — open it once as /?token=YOUR_TOKEN" if token else ""), file=sys.stderr, flush=True)
+    threading.Thread(target=_warm_up, name="latentgraph-warm-up", daemon=True).start()
     # Keep-alive as ComfyUI's aiohttp (75 s), not uvicorn's 5 s: a client that keeps a pooled
     # connection idle while it waits on the WebSocket must not race the server closing it.
     uvicorn.run(app, host=host, port=port, ws="websockets-sansio", log_level="warning",
