@@ -30,7 +30,7 @@ from ldm.clip_keys import (EncoderShape, as_float, encoder_shape, find_encoders,
 from ldm.embeddings import set_embedding_dirs  # noqa: F401  (public API lives here too)
 from ldm.lora import patched_weights
 from ldm.prompt import embedding_candidates, embedding_reference, parse_weights, split_words
-from ldm.tokenizer import END_TOKEN, START_TOKEN, get_tokenizer
+from ldm.tokenizer import END_TOKEN, START_TOKEN, get_tokenizer, import_transformers
 
 CHUNK = 77
 MAX_WORD_LENGTH = 8  # words at least this long may be split across chunks (ComfyUI)
@@ -67,16 +67,17 @@ def _family_of(slots: dict[str, tuple[str, bool]]) -> str:
 
 
 def preload_text_model_code() -> None:
-    """Import transformers' CLIP modules now: a cold import takes seconds, which would otherwise
-    land on the first prompt that loads a checkpoint (the server calls this in the background)."""
-    import transformers.models.clip.modeling_clip  # noqa: F401
+    """Import transformers' CLIP modules and build the tokenizer now: a cold import takes seconds,
+    which would otherwise land on the first prompt (the server calls this in the background)."""
+    import_transformers("CLIPTextConfig", "CLIPTextModel", "CLIPTextModelWithProjection")
+    get_tokenizer()
 
 
 def build_clip_model(shape: EncoderShape, tensors: dict[str, Tensor], proj: Tensor | None,
                      dtype: torch.dtype = torch.float32) -> nn.Module:
     """A transformers CLIP text model holding ``tensors`` themselves (assign=True: no second copy)."""
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
+    CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection = import_transformers(
+        "CLIPTextConfig", "CLIPTextModel", "CLIPTextModelWithProjection")
     config = CLIPTextConfig(
         vocab_size=shape.vocab_size, hidden_size=shape.width, intermediate_size=shape.intermediate,
         num_hidden_layers=shape.layers, num_attention_heads=shape.heads,

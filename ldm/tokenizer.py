@@ -8,7 +8,9 @@ same text normalisation as ComfyUI (NFC, whitespace clean-up, lower case; no ftf
 from __future__ import annotations
 
 import gzip
+import importlib
 import importlib.util
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,14 +62,25 @@ def build_vocab() -> tuple[dict[str, int], list[str]]:
     return {t: i for i, t in enumerate(tokens)}, merges
 
 
+_TRANSFORMERS_IMPORT = threading.Lock()
+
+
+def import_transformers(*names: str) -> tuple:
+    """`from transformers import names...` under one process-wide lock: transformers' lazy module
+    is not safe to import from two threads at once (the server warms it up in the background while
+    a prompt may already be loading a checkpoint; the loser got an ImportError)."""
+    with _TRANSFORMERS_IMPORT:
+        module = importlib.import_module("transformers")
+        return tuple(getattr(module, name) for name in names)
+
+
 @lru_cache(maxsize=1)
 def get_tokenizer():
     """The shared CLIP tokenizer (built once per process, ~0.25 s).
 
     Returns a transformers ``CLIPTokenizer``; ``tok(text)["input_ids"]`` includes start and end.
     """
-    from transformers import CLIPTokenizer
-
+    (CLIPTokenizer,) = import_transformers("CLIPTokenizer")
     vocab, merges = build_vocab()
     tok = CLIPTokenizer(vocab=vocab, merges=[tuple(m.split()) for m in merges],
                         model_max_length=77)

@@ -35,3 +35,33 @@ def test_matches_open_clip_reference_tokenizer(text):
     ref = open_clip.tokenize([text])[0].tolist()
     ref = ref[: ref.index(END_TOKEN) + 1]
     assert get_tokenizer()(text)["input_ids"] == ref
+
+
+def test_warm_up_and_a_first_checkpoint_load_in_two_threads(tiny_dir):
+    """The server's background warm-up and a first prompt's checkpoint load import transformers'
+    CLIP together in a fresh process; unlocked, the loader got "ImportError: cannot import name
+    'CLIPTextConfig' from 'transformers'"."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = f"""
+import threading
+from ldm.checkpoint import load_checkpoint
+from ldm.clip import preload_text_model_code
+errors = []
+def guard(fn):
+    try:
+        fn()
+    except Exception as exc:
+        errors.append(repr(exc))
+jobs = [preload_text_model_code, lambda: load_checkpoint({str(tiny_dir / "checkpoints" / "tiny_sd1.safetensors")!r})]
+threads = [threading.Thread(target=guard, args=(job,)) for job in jobs]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors)
+"""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
