@@ -129,6 +129,25 @@ def test_failing_fingerprint_means_always_run_with_warning(ex, tmp_path):
     assert res.status == "error" and any("fingerprint failed" in w for w in res.warnings)
 
 
+def test_linked_value_out_of_range_is_a_node_error_not_an_allocation(ex):
+    """Validation checks constants; a linked INT is checked when it arrives. Found by the
+    property test: StubAdd(10**9) → StubImage.width made a 4·10**12-item list and the OOM killer
+    ended the test process at 23 GB."""
+    prompt = {"1": {"class_type": "StubAdd", "inputs": {"a": 10**9, "b": 1}},
+              "2": {"class_type": "StubImage", "inputs": {"width": ["1", 0], "height": 4096}},
+              "3": {"class_type": "StubOutput", "inputs": {"value": ["2", 0]}}}
+    rec = EventRecorder()
+    res = ex.execute(prompt, prompt_id="range", emit=rec)
+    assert res.status == "error"
+    err = rec.of("execution_error")[0]
+    assert (err["node_id"], err["node_type"]) == ("2", "StubImage")
+    assert err["exception_message"] == "input 'width': value 1000000001 is bigger than max 4096"
+    prompt["1"]["inputs"]["a"] = -5
+    assert "smaller than min 1" in ex.execute(prompt).error["exception_message"]
+    prompt["1"]["inputs"]["a"] = 7
+    assert ex.execute(prompt).status == "success"
+
+
 def test_failing_node_reports_error_keeps_upstream_cached(ex):
     prompt = chain()
     prompt["8"] = {"class_type": "StubFail", "inputs": {"value": ["3", 0], "fail": True}}
