@@ -7,7 +7,10 @@ scored: background colour from the border pixels, object colour from the pixels 
 the background, shape / position / size with tools.demo_classifier (whose own accuracy on clean
 procedural images is printed too). Writes a labelled grid (docs/demo_grid.png by default).
 
-    python -m bench.eval_demo [--checkpoint FILE] [--grid PNG] [--limit N]
+With `--training-scenes N` it also scores N single-object scenes drawn as in training (same
+combinations as the training data), to compare seen with unseen combinations.
+
+    python -m bench.eval_demo [--checkpoint FILE] [--grid PNG] [--limit N] [--training-scenes N]
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ldm.demo_data import IMAGE_SIZE, DemoScene, held_out_scenes  # noqa: E402
+from ldm.demo_data import IMAGE_SIZE, DemoScene, held_out_scenes, random_scene  # noqa: E402
 from tools import demo_classifier as dc  # noqa: E402
 
 _SHORT = {"background": "bg", "colour": "col", "shape": "shape", "position": "pos", "size": "size"}
@@ -111,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="only the first N held-out prompts")
     p.add_argument("--classifier-cache", type=Path, default=ROOT / "temp" / "demo_classifier.pt")
     p.add_argument("--json", type=Path, default=None, help="also write per-prompt results here")
+    p.add_argument("--training-scenes", type=int, default=0, metavar="N",
+                   help="also score N single-object scenes from the training distribution")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     from ldm.checkpoint import load_checkpoint, read_metadata
@@ -131,12 +136,19 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {v:.1%}" for k, v in clean.items()))
     print(f"held-out prompts: {len(rows)} at {native}×{native} (20 euler steps, cfg 5) — "
           f"{t_gen / len(rows):.2f} s/image")
-    print(f"{'attribute':<12}{'accuracy':>9}")
+    seen = {}
+    if args.training_scenes:
+        rng = np.random.default_rng(1234)
+        train = [random_scene(rng, two_object_prob=0.0, gradient_prob=0.0) for _ in range(args.training_scenes)]
+        train_images = generate(model, clip, vae, [s.caption() for s in train], size=native, seed0=1000)
+        seen = summarise(score(train_images, train, classifier))
+    print(f"{'attribute':<12}{'held-out':>9}" + (f"{'training':>10}" if seen else ""))
     for k, v in acc.items():
-        print(f"{k:<12}{v:>9.1%}")
+        print(f"{k:<12}{v:>9.1%}" + (f"{seen[k]:>10.1%}" if seen else ""))
     print(f"grid: {args.grid}   total {time.monotonic() - t0:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({"accuracy": acc, "classifier_clean": clean, "rows": rows},
+        args.json.write_text(json.dumps({"accuracy": acc, "training_scenes_accuracy": seen,
+                                                    "classifier_clean": clean, "rows": rows},
                                         indent=1))
     return 0
 
