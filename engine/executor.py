@@ -24,7 +24,7 @@ from engine.context import NodeContext
 from engine.errors import Interrupted
 from engine.events import MESSAGE_EVENTS
 from engine.graph import Validation, validate
-from engine.validate_inputs import short
+from engine.validate_inputs import check_linked_ranges, short
 
 Emit = Callable[[str, dict], None]
 
@@ -275,6 +275,12 @@ def _merge_ui(acc: dict | None, ui: dict | None) -> dict | None:
     return acc
 
 
+def _call_checked(nd: Any, ctx: NodeContext, inputs: dict) -> tuple[tuple, dict | None]:
+    """One run of a node, after its linked numbers are checked against the declared ranges."""
+    check_linked_ranges(nd.inputs, inputs)
+    return nd.call(ctx, inputs)
+
+
 def _call_with_lists(nd: Any, ctx: NodeContext, args: dict[str, tuple[Any, bool]]) -> _Entry:
     """ComfyUI list semantics: inputs from is_list outputs make the node run once per item.
 
@@ -283,11 +289,11 @@ def _call_with_lists(nd: Any, ctx: NodeContext, args: dict[str, tuple[Any, bool]
     """
     out_lists = tuple(o.is_list for o in nd.outputs)
     if nd.input_is_list:
-        values, ui = nd.call(ctx, {k: (v if is_list else [v]) for k, (v, is_list) in args.items()})
+        values, ui = _call_checked(nd, ctx, {k: (v if is_list else [v]) for k, (v, is_list) in args.items()})
         return _Entry(tuple(values), _pad(out_lists, len(values)), ui)
     list_args = {k: v for k, (v, is_list) in args.items() if is_list}
     if not list_args:
-        values, ui = nd.call(ctx, {k: v for k, (v, _) in args.items()})
+        values, ui = _call_checked(nd, ctx, {k: v for k, (v, _) in args.items()})
         return _Entry(tuple(values), _pad(out_lists, len(values)), ui)
     n = max(len(v) for v in list_args.values()) if all(len(v) for v in list_args.values()) else 0
     collected: list[list] = [[] for _ in nd.outputs]
@@ -295,7 +301,7 @@ def _call_with_lists(nd: Any, ctx: NodeContext, args: dict[str, tuple[Any, bool]
     for i in range(n):
         ctx.check_interrupt()
         call_args = {k: (v[min(i, len(v) - 1)] if is_list else v) for k, (v, is_list) in args.items()}
-        values, ui = nd.call(ctx, call_args)
+        values, ui = _call_checked(nd, ctx, call_args)
         ui_acc = _merge_ui(ui_acc, ui)
         for k, value in enumerate(values[: len(collected)]):
             collected[k].extend(value if out_lists[k] else [value])

@@ -179,17 +179,48 @@ def _check_literal(rep: _Reporter, spec: Any, value: Any) -> None:
                   f"{spec.name}, {short(value)}, {err}", spec, value,
                   f"value {short(value)} is not a valid {spec.type}")
         return
-    lo, hi = spec.opts.get("min"), spec.opts.get("max")
-    if isinstance(conv, (int, float)) and not isinstance(conv, bool):
-        if lo is not None and conv < lo:
-            rep.error("value_smaller_than_min", f"Value {conv} smaller than min of {lo}",
-                      f"{spec.name}", spec, value, f"value {conv} is smaller than min {lo}")
-            return
-        if hi is not None and conv > hi:
-            rep.error("value_bigger_than_max", f"Value {conv} bigger than max of {hi}",
-                      f"{spec.name}", spec, value, f"value {conv} is bigger than max {hi}")
-            return
+    bound = range_violation(spec, conv)
+    if bound == "min":
+        lo = spec.opts["min"]
+        rep.error("value_smaller_than_min", f"Value {conv} smaller than min of {lo}",
+                  f"{spec.name}", spec, value, f"value {conv} is smaller than min {lo}")
+        return
+    if bound == "max":
+        hi = spec.opts["max"]
+        rep.error("value_bigger_than_max", f"Value {conv} bigger than max of {hi}",
+                  f"{spec.name}", spec, value, f"value {conv} is bigger than max {hi}")
+        return
     rep.check.inputs[spec.name] = conv
+
+
+def range_violation(spec: Any, value: Any, slack: float = 0.0) -> str | None:
+    """"min" / "max" when a number lies outside the spec's declared range (by more than `slack`
+    times its magnitude, at least 1), else None; bools and non-numbers are not checked."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    lo, hi = spec.opts.get("min"), spec.opts.get("max")
+    margin = slack * max(1.0, abs(value))
+    if lo is not None and value < lo - margin:
+        return "min"
+    if hi is not None and value > hi + margin:
+        return "max"
+    return None
+
+
+def check_linked_ranges(specs: Any, inputs: dict) -> None:
+    """INT/FLOAT values that arrived through a link, against the declared min/max, as the node is
+    about to run: validation sees constants only (links are typed, not valued, as in ComfyUI), so
+    an upstream node could hand `width = 10**9` to a node that would then try to allocate it.
+    Floats get 1e-6 relative slack for rounding in upstream arithmetic."""
+    for spec in specs:
+        if spec.type not in ("INT", "FLOAT") or spec.name not in inputs:
+            continue
+        value = inputs[spec.name]
+        bound = range_violation(spec, value, 1e-6 if spec.type == "FLOAT" else 0.0)
+        if bound == "min":
+            raise ValueError(f"input '{spec.name}': value {value} is smaller than min {spec.opts['min']}")
+        if bound == "max":
+            raise ValueError(f"input '{spec.name}': value {value} is bigger than max {spec.opts['max']}")
 
 
 def _check_combo(rep: _Reporter, spec: Any, value: Any) -> None:

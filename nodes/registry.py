@@ -192,31 +192,11 @@ class NodeDef:
         A result with a wrong number of values is the node's bug: it is reported here, at the
         node that made it, instead of as an IndexError in whichever node reads it.
         """
-        self._check_linked_ranges(inputs)
         values, ui = self._normalise(self.cls().run(ctx, **inputs))
         if len(values) != len(self.outputs) and not (ui is not None and not values):
             raise TypeError(f"{self.class_type}.run returned {len(values)} values for "
                             f"{len(self.outputs)} declared outputs")
         return values, ui
-
-    def _check_linked_ranges(self, inputs: dict) -> None:
-        """INT/FLOAT values that arrived through a link against the declared min/max.
-
-        Validation checks constants only (links are typed, not valued, as in ComfyUI), so an
-        upstream node could hand `width = 10**9` to a node that would then try to allocate it;
-        here it becomes an error naming the input instead of a process killed for memory.
-        """
-        for spec in self.inputs:
-            value = inputs.get(spec.name)
-            if spec.type not in ("INT", "FLOAT") or isinstance(value, bool) \
-                    or not isinstance(value, (int, float)):
-                continue
-            lo, hi = spec.opts.get("min"), spec.opts.get("max")
-            slack = 1e-6 * max(1.0, abs(value)) if spec.type == "FLOAT" else 0
-            if lo is not None and value < lo - slack:
-                raise ValueError(f"input '{spec.name}': value {value} is smaller than min {lo}")
-            if hi is not None and value > hi + slack:
-                raise ValueError(f"input '{spec.name}': value {value} is bigger than max {hi}")
 
     def _normalise(self, result: Any) -> tuple[tuple, dict | None]:
         if isinstance(result, NodeOutput):
