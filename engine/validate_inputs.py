@@ -199,7 +199,7 @@ def range_violation(spec: Any, value: Any, slack: float = 0.0) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     lo, hi = spec.opts.get("min"), spec.opts.get("max")
-    margin = slack * max(1.0, abs(value))
+    margin = slack * max(1.0, abs(value)) if slack else 0  # no float() of a huge int constant
     if lo is not None and value < lo - margin:
         return "min"
     if hi is not None and value > hi + margin:

@@ -186,3 +186,10 @@ def test_targets_select_outputs(paths):
     assert validate(prompt, REG, paths, targets=["nope"]).error["type"] == "prompt_no_outputs"
     assert validate(prompt, REG, paths, targets=[]).outputs == ["2"]
     assert validate(prompt, REG, paths, targets=["4"]).error["type"] == "prompt_outputs_failed_validation"
+
+
+def test_an_integer_too_big_for_a_float_is_a_range_error(paths):
+    """10**400 cannot become a float; the range check compares ints as ints."""
+    v = validate({"1": {"class_type": "StubAdd", "inputs": {"a": 10**400, "b": 1}}, "2": _out("1")}, REG, paths)
+    assert not v.ok
+    assert v.node_errors["1"]["errors"][0]["type"] == "value_bigger_than_max"
