@@ -2,8 +2,9 @@
 
     python -m tools.screenshots [--out docs/screenshots] [--chromium /usr/bin/chromium]
 
-Starts `python main.py` on a free port with throw-away user/output folders (the committed models
-and workflows are used as a fresh install sees them), opens the page, and saves:
+Starts `python main.py` (tests.server_helpers.ServerProcess) on a free port with throw-away
+input/output/user folders — the committed models and workflows as a fresh install sees them —
+opens the page, and saves:
 editor-default-workflow.png (first open), editor-finished-run.png (after one Queue press with the
 default workflow) and quickstart-output.png (the picture that run saved).
 """
@@ -11,11 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -23,25 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1700, "height": 1000}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/system_stats", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"the server did not answer at {url} within {timeout:.0f} s")
 
 
 def take(url: str, out: Path, chromium: str) -> None:
@@ -78,19 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chromium", default="/usr/bin/chromium")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    port, scratch = _free_port(), Path(tempfile.mkdtemp(prefix="lg-shots-run-"))
-    cmd = [sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port),
-           "--user-dir", str(scratch / "user"), "--output-dir", str(scratch / "output"),
-           "--temp-dir", str(scratch / "temp")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_up(url, proc)
-        take(url, args.out, args.chromium)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(scratch, ignore_errors=True)
+    from tests.server_helpers import ServerProcess
+
+    with tempfile.TemporaryDirectory(prefix="lg-shots-run-") as tmp, \
+            ServerProcess(Path(tmp), models_dir=ROOT / "models", stubs=False) as srv:
+        take(srv.url, args.out, args.chromium)
     print(f"screenshots in {args.out}")
     return 0
 
