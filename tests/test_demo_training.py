@@ -67,14 +67,15 @@ def test_train_demo_command_writes_a_checkpoint_the_loader_reads(tmp_path):
 
     out = tmp_path / "demo.safetensors"
     argv = ["train-demo", "--out", str(out), "--vae-steps", "2", "--unet-steps", "2",
-            "--latents", "32", "--sample-dir", str(tmp_path / "samples"), "--minutes", "5"]
+            "--latents", "32", "--sample-dir", str(tmp_path / "samples"), "--minutes", "5",
+            "--high-noise", "0.5"]
     assert main.main(argv) == 0
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file (safetensors makes 0600)
     meta = read_metadata(out)
     info = json.loads(meta["latentgraph.training"])
-    assert (info["vae_steps"], info["unet_steps"], info["seed"]) == (2, 2, 0)
+    assert (info["vae_steps"], info["unet_steps"], info["seed"], info["high_noise"]) == (2, 2, 0, 0.5)
     assert info["command"] == "train-demo " + " ".join(argv[1:])
     assert meta["latentgraph.native_resolution"] == "128"
     model, clip, vae = load_checkpoint(out)

@@ -3,9 +3,10 @@
 `python main.py train-demo [--out FILE] [--minutes N]` runs it. Two stages, one budget:
 
 1. AutoencoderKL (f = 8, 4 latent channels, SD1 key layout) trained for reconstruction on 64×64
-   crops of the 128×128 images (the network is convolutional; crops are 4× cheaper), then a per-channel normalisation
-   is folded into quant_conv / post_quant_conv so that `latent · 0.18215` has zero mean and unit
-   std — the SD1 scale factor every loader assumes — while decode(encode(x)) is unchanged.
+   crops of the 128×128 images (the network is convolutional; crops are 4× cheaper), then a
+   per-channel normalisation is folded into quant_conv / post_quant_conv so that
+   `latent · 0.18215` has zero mean and unit std — the SD1 scale factor every loader assumes —
+   while decode(encode(x)) is unchanged.
 2. UNet with cross-attention + a CLIP-layout text encoder (transformers CLIPTextModel, real CLIP
    BPE tokens, SD1 end-token padding, quick_gelu) trained jointly for ε-prediction on the frozen
    autoencoder's scaled latents with the SD discrete schedule; 10 % of captions are replaced by
@@ -497,8 +498,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="instead of training from scratch: continue stage 2 of CKPT for --minutes")
     p.add_argument("--resume-lr", type=float, default=5e-4, help="peak learning rate with --resume")
     p.add_argument("--high-noise", type=float, default=0.0,
-                   help="with --resume: share of each batch drawn from the noisier half of the "
-                        "timesteps (where layout and position are decided)")
+                   help="stage 2: share of each batch drawn from the noisier half of the timesteps "
+                        "(where layout and position are decided); the committed model used 0.5 "
+                        "in its two --resume runs")
     p.add_argument("--sample-dir", type=Path, default=ROOT / "temp" / "train_demo",
                    help="where preview grids go during training")
     return p.parse_args(argv)
@@ -576,8 +578,10 @@ def main(argv: list[str] | None = None) -> int:
         save_checkpoint(args.out, checkpoint_state_dict(u, t, vae), {**info, **partial, "partial": True})
 
     unet, text_encoder, unet_info = train_unet(vae, latents, raw[1], remaining, args.unet_steps,
-                                               args.seed, args.sample_dir, snapshot)
-    info.update(unet_info, seed=args.seed, command=args.command, total_seconds=round(time.monotonic() - t0, 1))
+                                               args.seed, args.sample_dir, snapshot,
+                                               high_noise=args.high_noise)
+    info.update(unet_info, seed=args.seed, command=args.command, high_noise=args.high_noise,
+                total_seconds=round(time.monotonic() - t0, 1))
     save_checkpoint(args.out, checkpoint_state_dict(unet, text_encoder, vae), info)
     final = preview_samples(unet, text_encoder, vae, list(PREVIEW_PROMPTS), args.seed)
     save_grid(final, args.sample_dir / "final.png")
