@@ -30,7 +30,7 @@ def one_round(think: float) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="lg-first-run-") as tmp:
         srv = ServerProcess(Path(tmp), models_dir=ROOT / "models", stubs=False)
         t0 = time.monotonic()
-        with srv.start(), httpx.Client(base_url=srv.url, timeout=30) as client:
+        with srv, httpx.Client(base_url=srv.url, timeout=30) as client:  # entering starts it
             up = time.monotonic() - t0
             time.sleep(think)
             prompt = json.loads((ROOT / "workflows" / "api" / "default.json").read_text())
