@@ -101,13 +101,19 @@ class Executor:
             self.cache.clear()
 
     def execute(self, prompt: dict, *, prompt_id: str | None = None, extra_data: dict | None = None,
-                targets: Any = None, emit: Emit | None = None,
-                interrupt: threading.Event | None = None) -> ExecutionResult:
-        """Validates and runs `prompt`; never raises for node failures (see ExecutionResult)."""
+                targets: Any = None, emit: Emit | None = None, interrupt: threading.Event | None = None,
+                validation: Validation | None = None) -> ExecutionResult:
+        """Runs `prompt`; never raises for node failures (see ExecutionResult).
+
+        Validation happens once. `validation` is the `engine.graph.validate` result for this very
+        prompt and `targets`, computed at submit (engine.submit via the job queue): it is trusted,
+        and its `.prompt` is what runs. Without it (main.py run, tests, a job recovered from the
+        database after a restart) the prompt is validated here first.
+        """
         with self._lock:
             run = _Run(prompt_id or str(uuid.uuid4()), emit, interrupt or threading.Event())
             run.emit("execution_start", {"prompt_id": run.prompt_id, "timestamp": _now_ms()})
-            val = validate(prompt, self.registry, self.paths, targets)
+            val = validation if validation is not None else validate(prompt, self.registry, self.paths, targets)
             run.result.validation = val
             for w in val.warnings:
                 run.emit("warning", {"prompt_id": run.prompt_id, "node": None, "message": w})

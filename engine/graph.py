@@ -39,8 +39,17 @@ class Validation:
         return {"error": self.error, "node_errors": self.node_errors}
 
 
-def _top_error(etype: str, message: str, details: str = "", extra: dict | None = None) -> dict:
-    return {"type": etype, "message": message, "details": details, "extra_info": extra or {}}
+def error_info(kind: str, message: str, details: str = "", extra_info: dict | None = None) -> dict:
+    """ComfyUI's error object ``{type, message, details, extra_info}`` (the ``error`` of a 400 body)."""
+    return {"type": kind, "message": message, "details": details, "extra_info": dict(extra_info or {})}
+
+
+def error_body(kind: str, message: str, details: str = "", extra_info: dict | None = None,
+               node_errors: dict | None = None) -> dict:
+    """The one JSON error body every route answers with: ComfyUI's POST /prompt error shape,
+    ``{"error": {type, message, details, extra_info}, "node_errors": {...}}``, so a client that
+    parses /prompt errors can parse any of ours."""
+    return {"error": error_info(kind, message, details, extra_info), "node_errors": dict(node_errors or {})}
 
 
 class _State:
@@ -53,8 +62,7 @@ class _State:
         self.node_level: dict[str, list[tuple[dict, str]]] = {}
 
     def node_problem(self, nid: str, etype: str, message: str, line: str, top: bool = False) -> None:
-        err = {"type": etype, "message": message, "details": f"Node ID '#{nid}'",
-               "extra_info": {"node_id": nid}}
+        err = error_info(etype, message, f"Node ID '#{nid}'", {"node_id": nid})
         self.node_level.setdefault(nid, []).append((err, line))
         if top:
             self.top.append(err)
@@ -158,14 +166,14 @@ def _canonical(st: _State, nodes: Iterable[str]) -> dict:
 def validate(prompt: Any, registry: Any, paths: Any = None, targets: Iterable[Any] | None = None) -> Validation:
     """Checks `prompt` against `registry`; see the module docstring for the semantics."""
     if prompt is None or (isinstance(prompt, dict) and not prompt):
-        return Validation(False, error=_top_error("no_prompt", "No prompt provided", "The prompt is empty"))
+        return Validation(False, error=error_info("no_prompt", "No prompt provided", "The prompt is empty"))
     if not isinstance(prompt, dict):
-        return Validation(False, error=_top_error("invalid_prompt", "Invalid prompt",
+        return Validation(False, error=error_info("invalid_prompt", "Invalid prompt",
                                                   f"expected an object of nodes, got {type(prompt).__name__}"))
     try:
         return _validate(prompt, registry, paths, targets)
     except Exception as exc:  # a bug here must become a 400, not a crashed server
-        return Validation(False, error=_top_error("invalid_prompt", "Invalid prompt",
+        return Validation(False, error=error_info("invalid_prompt", "Invalid prompt",
                                                   f"internal validation error: {type(exc).__name__}: {exc}"))
 
 
@@ -176,7 +184,7 @@ def _validate(prompt: dict, registry: Any, paths: Any, targets: Any) -> Validati
     outputs = _select_outputs(st, targets)
     warnings = [w for c in st.checks.values() for w in c.warnings]
     if not outputs:
-        return Validation(False, prompt=_canonical(st, st.checks), error=_top_error(
+        return Validation(False, prompt=_canonical(st, st.checks), error=error_info(
             "prompt_no_outputs", "Prompt has no outputs", "no output node (or requested target) in the prompt"),
             warnings=warnings, graph=graph)
     valid, node_errors, lines = _collect(st, graph, outputs)
@@ -195,7 +203,7 @@ def _validate(prompt: dict, registry: Any, paths: Any, targets: Any) -> Validati
         # ComfyUI's details: one "message: details" line per error.
         details = "\n".join(f"{e['message']}: {e['details']}" for entry in node_errors.values()
                              for e in entry["errors"])
-        error = _top_error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
+        error = error_info("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
     ok = error is None and bool(valid)
     warnings = [w for nid, c in st.checks.items() if nid in in_branches for w in c.warnings]
     return Validation(ok, prompt=_canonical(st, [n for n in st.nodes if n in in_branches]),

@@ -18,10 +18,13 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from engine.store import (CANCELLED, ERROR, INTERRUPTED, PENDING, RUNNING, SUCCESS, Counter, Job,
                           JobStore)
+
+if TYPE_CHECKING:
+    from engine.graph import Validation
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,8 @@ class JobQueue:
         self._running_event: threading.Event | None = None
         self._run_lock = threading.Lock()
         self._recovered = False
+        self._validated: dict[str, Validation] = {}  # pending jobs validated at submit
+        self._validated_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def recover(self) -> list[str]:
@@ -122,25 +127,45 @@ class JobQueue:
         self.store.close()
 
     # -- submitting and inspecting -----------------------------------------------------------
-    def submit(self, prompt: dict, *, prompt_id: str | None = None, number: int | None = None,
+    def submit(self, prompt: dict, *, prompt_id: str | None = None, number: int | float | None = None,
                front: bool = False, extra_data: dict | None = None, client_id: str | None = None,
-               targets: list[str] | None = None,
-               outputs_to_execute: list[str] | None = None) -> tuple[str, int]:
-        """Queue a (validated) prompt and return ``(prompt_id, number)``.
+               targets: list[str] | None = None, outputs_to_execute: list[str] | None = None,
+               validation: Validation | None = None) -> tuple[str, int | float]:
+        """Queue a prompt and return ``(prompt_id, number)``; clients go through engine.submit.
 
-        A client-chosen ``prompt_id`` is honoured; a duplicate raises ValueError. ``front`` gives a
-        number below every pending one (negative, as ComfyUI does) so the job runs next.
-        ``outputs_to_execute`` (the validated output node ids) only fills the 5th item of the
-        ComfyUI queue/history entry; ``targets`` restricts execution.
+        A client-chosen ``prompt_id`` is honoured; a duplicate raises ValueError (so does a number
+        the store refuses). ``front`` gives a number below every pending one (negative, as ComfyUI
+        does) so the job runs next. ``outputs_to_execute`` (the validated output node ids, default
+        ``validation.outputs``) only fills the 5th item of the ComfyUI queue/history entry;
+        ``targets`` restricts execution. ``validation`` (the ``engine.graph.validate`` result of
+        this very ``prompt`` and ``targets``) is kept in memory and handed to the executor, which
+        then does not validate again; jobs without one (and jobs still pending after a restart,
+        when the nodes may have changed) are validated by the executor.
         """
         pid = str(prompt_id) if prompt_id else str(uuid.uuid4())
+        if outputs_to_execute is None and validation is not None:
+            outputs_to_execute = list(validation.outputs)
         to_execute = list(outputs_to_execute if outputs_to_execute is not None else targets or [])
-        num = self.store.insert(prompt_id=pid, number=number, front=front, counter=self._counter,
-                                prompt=prompt, extra_data=dict(extra_data or {}), client_id=client_id,
-                                targets=list(targets) if targets is not None else None,
-                                outputs_to_execute=[str(t) for t in to_execute])
+        kept = False
+        if validation is not None:  # before the insert: the worker may claim the job at once
+            with self._validated_lock:  # (a duplicate id keeps the original job's)
+                kept = self._validated.setdefault(pid, validation) is validation
+        try:
+            num = self.store.insert(prompt_id=pid, number=number, front=front, counter=self._counter,
+                                    prompt=prompt, extra_data=dict(extra_data or {}), client_id=client_id,
+                                    targets=list(targets) if targets is not None else None,
+                                    outputs_to_execute=[str(t) for t in to_execute])
+        except BaseException:
+            if kept:
+                self._take_validation(pid)
+            raise
         self._queue_changed()
         return pid, num
+
+    def _take_validation(self, prompt_id: str) -> Validation | None:
+        """Forget (and return) the Validation kept for a job submitted with one."""
+        with self._validated_lock:
+            return self._validated.pop(prompt_id, None)
 
     def queue(self) -> tuple[list[list], list[list]]:
         """``(running, pending)`` as ComfyUI items, pending in execution order."""
@@ -159,6 +184,7 @@ class JobQueue:
     def delete(self, prompt_ids: Iterable[str]) -> list[str]:
         """Cancel pending jobs; running or finished ids are ignored. Returns the ids cancelled."""
         ids = self.store.cancel(_id_list(prompt_ids))
+        self._forget_validations(ids)
         if ids:
             self._queue_changed()
         return ids
@@ -166,9 +192,14 @@ class JobQueue:
     def clear(self) -> list[str]:
         """Cancel every pending job (the running one continues, as in ComfyUI)."""
         ids = self.store.cancel(None)
+        self._forget_validations(ids)
         if ids:
             self._queue_changed()
         return ids
+
+    def _forget_validations(self, prompt_ids: list[str]) -> None:
+        for pid in prompt_ids:
+            self._take_validation(pid)
 
     def interrupt(self, prompt_id: str | None = None) -> bool:
         """Interrupt the running job if it is ``prompt_id`` (or any running job when None)."""
@@ -284,7 +315,8 @@ class JobQueue:
 
         try:
             res = self.executor.execute(job.prompt, prompt_id=job.prompt_id, extra_data=job.extra_data,
-                                        targets=job.targets, emit=emit, interrupt=event)
+                                        targets=job.targets, emit=emit, interrupt=event,
+                                        validation=self._take_validation(job.prompt_id))
         except Exception as exc:  # the executor should not raise; record it rather than die
             log.exception("executor failed on job %s", job.prompt_id)
             error = {"prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],

@@ -29,7 +29,7 @@ class FakeExecutor:
         self.started = threading.Event()
         self.lock = threading.Lock()
 
-    def execute(self, prompt, *, prompt_id, extra_data=None, targets=None, emit, interrupt):
+    def execute(self, prompt, *, prompt_id, extra_data=None, targets=None, emit, interrupt, validation=None):
         emit("execution_start", {"prompt_id": prompt_id, "timestamp": 0})
         msgs = [["execution_start", {"prompt_id": prompt_id, "timestamp": 0}]]
         if prompt.get("block"):

@@ -19,7 +19,7 @@ CHILD = textwrap.dedent("""
     from engine.queue import JobQueue
 
     class Slow:
-        def execute(self, prompt, *, prompt_id, extra_data=None, targets=None, emit, interrupt):
+        def execute(self, prompt, *, prompt_id, extra_data=None, targets=None, emit, interrupt, validation=None):
             print("RUNNING", prompt_id, flush=True)
             time.sleep(60)
 
@@ -35,7 +35,7 @@ class Quick:
     def __init__(self) -> None:
         self.ran: list[str] = []
 
-    def execute(self, prompt, *, prompt_id, extra_data=None, targets=None, emit, interrupt):
+    def execute(self, prompt, *, prompt_id, extra_data=None, targets=None, emit, interrupt, validation=None):
         self.ran.append(prompt_id)
 
         class R:

@@ -1,9 +1,9 @@
 """JSON routes of the ComfyUI-compatible API (everything but files and the WebSocket).
 
 Shapes follow ../shared/COMPAT.md "HTTP API" exactly, because third-party clients (comfy-cli,
-ComfyScript, ComfyUI's script examples) parse them. Handlers are thin: validation is
-``engine.graph.validate``, jobs are ``engine.queue.JobQueue``; blocking calls (SQLite, listing
-model folders) run in the thread pool so the event loop keeps serving WebSockets.
+ComfyScript, ComfyUI's script examples) parse them. Handlers are thin: submitting is
+``engine.submit.SubmitService``, jobs are ``engine.queue.JobQueue``; blocking calls (SQLite,
+listing model folders) run in the thread pool so the event loop keeps serving WebSockets.
 """
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ import os
 import platform
 import sys
 import urllib.parse
-import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from engine.submit import SubmitRejected, SubmitService
 from ui.api_files import ApiError
 
 COMFYUI_VERSION = "0.3.64"  # what clients check for feature support
@@ -72,13 +71,6 @@ def _form_fields(body: bytes) -> dict:
     return {k: (list(v) if k == "delete" else scalar(v[-1])) for k, v in fields.items()}
 
 
-def _prompt_error(kind: str, message: str, details: str = "") -> JSONResponse:
-    """ComfyUI's whole-prompt 400: ``{"error": {type, message, details, extra_info}, "node_errors": {}}``."""
-    body = {"error": {"type": kind, "message": message, "details": details, "extra_info": {}},
-            "node_errors": {}}
-    return JSONResponse(body, status_code=400)
-
-
 def _opt_int(value: Any, name: str, default: int | None) -> int | None:
     if value in (None, ""):
         return default
@@ -101,57 +93,22 @@ class Api:
         self.paths, self.queue, self.registry = paths, queue, registry
         self.executor = executor if executor is not None else getattr(queue, "executor", None)
         self.hub = hub  # ui.ws.WsHub: told which /prompt jobs get no live previews
+        self.submitter = SubmitService(queue, registry, paths)
 
     # -- /prompt -----------------------------------------------------------------------------
-    def submit(self, body: Any) -> JSONResponse:
-        """Validate and queue a prompt; ComfyUI's 200/400 bodies."""
-        if not isinstance(body, dict):
-            return _prompt_error("invalid_prompt", "Invalid prompt: request body must be an object")
-        prompt = body.get("prompt")
-        if prompt is None:
-            return _prompt_error("no_prompt", "No prompt provided")
-        if not isinstance(prompt, dict):
-            return _prompt_error("invalid_prompt", "Invalid prompt: prompt must be an object")
-        extra = body.get("extra_data") or {}
-        if not isinstance(extra, dict):
-            return _prompt_error("invalid_prompt", "Invalid prompt: extra_data must be an object")
-        client_id = body.get("client_id")
-        if client_id is not None:
-            extra = {**extra, "client_id": str(client_id)}
-        targets = body.get("partial_execution_targets")
-        if targets is not None and not (isinstance(targets, list) and all(isinstance(t, (str, int)) for t in targets)):
-            return _prompt_error("invalid_prompt", "partial_execution_targets must be a list of node ids")
-        targets = [str(t) for t in targets] if targets else None
-        prompt_id = body.get("prompt_id")
-        if prompt_id is not None and (not isinstance(prompt_id, (str, int)) or not str(prompt_id).strip()
-                                      or len(str(prompt_id)) > 200):
-            return _prompt_error("invalid_prompt", "prompt_id must be a non-empty string")
-        number = body.get("number")
-        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
-            return _prompt_error("invalid_prompt", "number must be a number")
-        from engine.graph import validate
-
-        try:
-            v = validate(prompt, self.registry, self.paths, targets=targets)
-        except Exception as exc:  # a malformed graph must be a 400, never a 500
-            return _prompt_error("invalid_prompt", f"Invalid prompt: {exc}")
-        if not v.ok:
-            return JSONResponse({"error": v.error, "node_errors": v.node_errors or {}}, status_code=400)
-        prompt_id = str(uuid.uuid4()) if prompt_id is None else str(prompt_id)
-        method = extra.get("preview_method")
+    def submit(self, body: Any) -> dict:
+        """Check, validate and queue a prompt (engine.submit); ComfyUI's 200 body. A refusal raises
+        SubmitRejected, answered as its 400 body by ui.server's error handlers."""
+        checked = self.submitter.check(body)
+        method = checked.extra_data.get("preview_method")
         muted = (self.hub is not None and not (isinstance(method, str) and method.lower() in PREVIEW_METHODS_ON)
-                 and self.hub.mute_previews(prompt_id))  # before submit: the job may start at once
+                 and self.hub.mute_previews(checked.prompt_id))  # before enqueue: the job may start at once
         try:
-            pid, num = self.queue.submit(
-                v.prompt, prompt_id=prompt_id,
-                number=number, front=bool(body.get("front")), extra_data=extra,
-                client_id=None if client_id is None else str(client_id), targets=targets,
-                outputs_to_execute=list(v.outputs or []))
-        except ValueError as exc:  # duplicate prompt_id and the like
+            return self.submitter.enqueue(checked)
+        except SubmitRejected:
             if muted:
-                self.hub.unmute_previews(prompt_id)
-            return _prompt_error("invalid_prompt", f"Invalid prompt: {exc}")
-        return JSONResponse({"prompt_id": pid, "number": num, "node_errors": v.node_errors or {}})
+                self.hub.unmute_previews(checked.prompt_id)
+            raise
 
     def exec_info(self) -> dict:
         return {"exec_info": {"queue_remaining": int(self.queue.queue_remaining())}}
@@ -304,7 +261,7 @@ def _add_job_routes(r: APIRouter, api: Api) -> None:
     th = run_in_threadpool
 
     @r.post("/prompt")
-    async def post_prompt(request: Request) -> JSONResponse:
+    async def post_prompt(request: Request) -> dict:
         return await th(api.submit, await read_json(request))
 
     @r.get("/prompt")

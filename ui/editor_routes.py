@@ -2,8 +2,8 @@
 
 - ``POST /lg/queue``   {workflow: native document, client_id, count?, front?}
   converts the editor document to the canonical prompt in Python (``engine.formats.native``),
-  validates it (``engine.graph.validate``) and submits it to the same ``JobQueue`` the API uses,
-  with the document in ``extra_data.extra_pnginfo.workflow`` so SaveImage embeds it in the PNG.
+  then checks, validates and queues it through ``engine.submit.SubmitService`` exactly as POST
+  /prompt does, with the document in ``extra_data.extra_pnginfo.workflow`` so SaveImage embeds it.
   → ``{prompt_ids: [...], numbers: [...]}`` or 400 ``{error, node_errors}`` in ComfyUI's shape.
 - ``POST /lg/import``  JSON body (any supported format) or a multipart ``file`` (.json / .png)
   → ``{workflow: native document, kind}``.
@@ -18,11 +18,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+
+from engine.submit import SubmitRejected, SubmitService, error_body
+from ui.api_routes import read_json
 
 DEFAULT_WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,80}$")
@@ -30,66 +34,41 @@ MAX_COUNT = 100
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 
 
-def prompt_error(message: str, kind: str = "invalid_prompt", details: str = "") -> dict:
-    """A whole-prompt error body in ComfyUI's shape (no per-node errors)."""
-    return {"error": {"type": kind, "message": message, "details": details, "extra_info": {}},
-            "node_errors": {}}
-
-
 def _bad(body: dict, status: int = 400) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def workflow_to_prompt(doc: Any, registry: Any, paths: Any) -> tuple[Any, dict | None]:
-    """Convert and validate an editor document → (Validation, None) or (None, ComfyUI error body)."""
+def workflow_to_prompt(doc: Any, registry: Any) -> dict:
+    """An editor document → the canonical API prompt; SubmitRejected (ComfyUI's 400 body) when it
+    is not one or cannot be converted. Validation is the submit service's."""
     from engine.formats import native
-    from engine.graph import validate
 
     if not native.is_native(doc):
-        return None, prompt_error("The workflow is not a Latentgraph editor document.")
+        raise SubmitRejected(error_body("invalid_prompt", "The workflow is not a Latentgraph editor document."))
     try:
-        prompt = native.to_prompt(doc, registry)
+        return native.to_prompt(doc, registry)
     except Exception as exc:  # conversion errors are user errors: report them, never 500
-        return None, prompt_error(f"Cannot convert the workflow: {exc}", details=type(exc).__name__)
-    result = validate(prompt, registry, paths)
-    if not result.ok:
-        error = result.error or prompt_error("Prompt outputs failed validation")["error"]
-        return None, {"error": error, "node_errors": result.node_errors or {}}
-    return result, None
+        raise SubmitRejected(error_body("invalid_prompt", f"Cannot convert the workflow: {exc}",
+                                        type(exc).__name__)) from None
 
 
-def submit_workflow(body: dict, paths: Any, queue: Any, registry: Any) -> tuple[dict, int]:
-    """The /lg/queue work (blocking: conversion, validation, SQLite) → (response body, status)."""
+def submit_workflow(body: dict, submitter: SubmitService, registry: Any) -> dict:
+    """The /lg/queue work (blocking: conversion, validation, SQLite) → ``{prompt_ids, numbers,
+    node_errors}``; the document is checked once and queued ``count`` times."""
     doc = body["workflow"]
-    try:
-        count = max(1, min(MAX_COUNT, int(body.get("count", 1))))
-    except (TypeError, ValueError):
-        return prompt_error("count must be an integer."), 400
-    result, error = workflow_to_prompt(doc, registry, paths)
-    if error is not None:
-        return error, 400
-    client_id = body.get("client_id") if isinstance(body.get("client_id"), str) else None
+    count = body.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise SubmitRejected(error_body("invalid_prompt", "count must be an integer."))
+    request = {"prompt": workflow_to_prompt(doc, registry),
+               "extra_data": {"extra_pnginfo": {"workflow": doc}}}
+    request.update({k: body[k] for k in ("client_id", "front") if body.get(k) is not None})
+    checked = submitter.check(request)
     ids, numbers = [], []
-    for _ in range(count):
-        extra: dict = {"extra_pnginfo": {"workflow": doc}}
-        if client_id:
-            extra["client_id"] = client_id
-        pid, number = queue.submit(result.prompt, front=bool(body.get("front")), extra_data=extra,
-                                   client_id=client_id, **_outputs_kw(queue, result))
-        ids.append(pid)
-        numbers.append(number)
-    return {"prompt_ids": ids, "numbers": numbers, "node_errors": {}}, 200
-
-
-def _outputs_kw(queue: Any, result: Any) -> dict:
-    """Pass the validated output list when the queue accepts it (it shows in /queue items)."""
-    import inspect
-
-    try:
-        accepts = "outputs_to_execute" in inspect.signature(queue.submit).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    return {"outputs_to_execute": list(result.outputs or [])} if accepts else {}
+    for i in range(max(1, min(MAX_COUNT, count))):
+        queued = submitter.enqueue(checked, prompt_id=None if i == 0 else str(uuid.uuid4()))
+        ids.append(queued["prompt_id"])
+        numbers.append(queued["number"])
+    return {"prompt_ids": ids, "numbers": numbers, "node_errors": {}}
 
 
 def import_any(source: Any, registry: Any) -> tuple[dict, str]:
@@ -140,15 +119,11 @@ def list_workflows(folder: Path) -> list[dict]:
     return items
 
 
-async def _queue_route(request: Request, paths: Any, queue: Any, registry: Any) -> JSONResponse:
-    try:
-        body = await request.json()
-    except ValueError:
-        return _bad(prompt_error("The request body is not JSON.", "no_prompt"))
+async def _queue_route(request: Request, submitter: SubmitService, registry: Any) -> JSONResponse:
+    body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("workflow"), dict):
-        return _bad(prompt_error("No workflow in the request.", "no_prompt"))
-    response, status = await asyncio.to_thread(submit_workflow, body, paths, queue, registry)
-    return JSONResponse(response, status_code=status)
+        return _bad(error_body("no_prompt", "No workflow in the request."))
+    return JSONResponse(await asyncio.to_thread(submit_workflow, body, submitter, registry))
 
 
 async def _import_body(request: Request) -> tuple[Any, str]:
@@ -203,10 +178,11 @@ def make_router(paths: Any, queue: Any, registry: Any,
     """Build the ``/lg/*`` routes bound to one engine (paths, job queue, node registry)."""
     folder = Path(workflows_dir) if workflows_dir else DEFAULT_WORKFLOWS_DIR
     router = APIRouter()
+    submitter = SubmitService(queue, registry, paths)
 
     @router.post("/lg/queue")
     async def lg_queue(request: Request) -> JSONResponse:
-        return await _queue_route(request, paths, queue, registry)
+        return await _queue_route(request, submitter, registry)
 
     @router.post("/lg/import")
     async def lg_import(request: Request) -> JSONResponse:

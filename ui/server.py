@@ -26,6 +26,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.submit import SubmitRejected, error_body
+
 from ui.api_files import MAX_UPLOAD_BYTES, ApiError, file_router
 from ui.api_routes import MAX_JSON_BYTES, Api, api_router
 from ui.ws import WsHub
@@ -38,7 +40,8 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _error_body(kind: str, message: str) -> dict:
-    return {"error": {"type": kind, "message": message, "details": "", "extra_info": {}}}
+    """Every JSON error here, guards included, is engine.graph.error_body's one shape."""
+    return error_body(kind, message)
 
 
 async def _send_json(send: Any, status: int, body: dict, headers: list | None = None) -> None:
@@ -211,6 +214,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(_error_body(exc.kind, exc.message), status_code=exc.status)
+
+    @app.exception_handler(SubmitRejected)
+    async def rejected(_: Request, exc: SubmitRejected) -> JSONResponse:
+        return JSONResponse(exc.body, status_code=exc.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
