@@ -10,6 +10,8 @@ Thread safety: one connection shared behind a lock (``check_same_thread=False``)
 from __future__ import annotations
 
 import json
+import logging
+import math
 import sqlite3
 import threading
 import time
@@ -17,9 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+log = logging.getLogger(__name__)
+
 PENDING, RUNNING = "pending", "running"
 SUCCESS, ERROR, INTERRUPTED, CANCELLED = "success", "error", "interrupted", "cancelled"
 FINISHED = (SUCCESS, ERROR, INTERRUPTED)
+STATUSES = (PENDING, RUNNING, CANCELLED) + FINISHED
+NUMBER_LIMIT = 2 ** 63 - 1  # SQLite INTEGER; -2**63 is left out because ABS() of it overflows
+QUARANTINE_TYPE = "CorruptJob"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -72,18 +79,128 @@ class Job:
 
 
 def _number(value: Any) -> int | float:
-    """Job numbers are ints; ComfyUI also accepts a client float (kept when it has a fraction)."""
-    value = float(value)
-    return int(value) if value.is_integer() else value
+    """Job numbers are ints; ComfyUI also accepts a client float (kept when it has a fraction).
+
+    The last line of defence for the ``number`` column (engine.submit refuses these first): NaN,
+    ±inf and anything beyond SQLite's 64-bit integers raise ValueError instead of being stored."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"job number {value!r} is not a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"job number {value} is not finite")
+    if abs(value) > NUMBER_LIMIT:
+        raise ValueError(f"job number {value} is beyond ±{NUMBER_LIMIT}")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
-def _dumps(value: Any) -> str | None:
+def _dumps(value: Any, *, strict: bool = False) -> str | None:
+    """JSON text for a column. Never NaN/Infinity (not JSON; SQLite's and browsers' parsers refuse
+    it): ``strict`` (client data) raises ValueError, otherwise (results) they become null."""
+    if value is None:
+        return None
     # default=repr: a node's odd UI value (a numpy scalar, a Path) must not leave a job unrecorded
-    return None if value is None else json.dumps(value, separators=(",", ":"), default=repr)
+    try:
+        return json.dumps(value, separators=(",", ":"), default=repr, allow_nan=False)
+    except ValueError:
+        if strict:
+            raise ValueError("NaN and infinite numbers cannot be stored") from None
+        return json.dumps(_finite(value), separators=(",", ":"), default=repr, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (what JSON.stringify does)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _loads(text: str | None, default: Any) -> Any:
     return default if text is None else json.loads(text)
+
+
+# What each JSON column must decode to (None allowed where the column may be NULL).
+_JSON_COLUMNS = {"prompt": (dict,), "extra_data": (dict,), "targets": (list, type(None)),
+                 "outputs_to_execute": (list,), "outputs": (dict, type(None)),
+                 "messages": (list, type(None)), "error": (dict, type(None)), "timings": (dict, type(None))}
+
+
+def _suspect_sql() -> str:
+    """A WHERE clause true for rows that may fail `_row_problem` (a superset: Python decides)."""
+    num = "(typeof({0}) IN ('integer', 'real') AND {0} BETWEEN -{1} AND {1})"
+    parts = [f"NOT {num.format('number', NUMBER_LIMIT)}", f"NOT {num.format('created', NUMBER_LIMIT)}",
+             f"status NOT IN ({', '.join(repr(s) for s in STATUSES)})", "typeof(prompt_id) != 'text'",
+             "(client_id IS NOT NULL AND typeof(client_id) != 'text')"]
+    parts += [f"({c} IS NOT NULL AND NOT {num.format(c, NUMBER_LIMIT)})" for c in ("started", "finished")]
+    # Valid JSON whose first character is { is an object: no second parse (json.dumps writes no
+    # leading space; a hand-edited row that has one is merely suspect, and Python decides).
+    first_char = {dict: "'{'", list: "'['"}
+    for column, kinds in _JSON_COLUMNS.items():
+        allowed = ", ".join(first_char[k] for k in kinds if k in first_char)
+        check = f"NOT json_valid({column}) OR substr({column}, 1, 1) NOT IN ({allowed})"
+        parts.append(f"({column} IS NOT NULL AND ({check}))" if type(None) in kinds else f"({column} IS NULL OR {check})")
+    return " OR ".join(parts)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _finite_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and math.isfinite(value)) and abs(value) <= NUMBER_LIMIT
+
+
+def _row_problem(row: sqlite3.Row) -> str | None:
+    """Why a stored row cannot be read as a Job (written by hand, an old bug, a bad disk), or None."""
+    if not _finite_number(row["number"]):
+        return f"its number {_short(row['number'])} is not a finite number within ±{NUMBER_LIMIT}"
+    if row["status"] not in STATUSES:
+        return f"its status {_short(row['status'])} is unknown"
+    if not isinstance(row["prompt_id"], str) or not (row["client_id"] is None or isinstance(row["client_id"], str)):
+        return "its prompt_id or client_id is not text"
+    for column in ("created", "started", "finished"):
+        if not (_finite_number(row[column]) or (column != "created" and row[column] is None)):
+            return f"its {column} time {_short(row[column])} is not a number"
+    for column, kinds in _JSON_COLUMNS.items():
+        try:
+            value = _loads(row[column], None)
+        except (TypeError, ValueError, RecursionError):
+            return f"its {column} is not valid JSON"
+        if not isinstance(value, kinds):
+            return f"its {column} is a {type(value).__name__}, not a {kinds[0].__name__}"
+    return None
+
+
+def _quarantined_values(row: sqlite3.Row, reason: str) -> dict:
+    """The row as a failed job: the readable columns kept, the others reset, the reason recorded."""
+    message = f"job quarantined at start-up: the stored row could not be read ({reason}); it was not run"
+    pid = row["prompt_id"] if isinstance(row["prompt_id"], str) else f"quarantined-{row['seq']}"
+    error = {"prompt_id": pid, "node_id": None, "node_type": None, "executed": [],
+             "exception_message": message, "exception_type": QUARANTINE_TYPE, "traceback": [],
+             "current_inputs": {}, "current_outputs": {}}
+    values = {"status": ERROR, "number": row["number"] if _finite_number(row["number"]) else 0,
+              "prompt_id": pid,
+              "client_id": row["client_id"] if isinstance(row["client_id"], str) else None,
+              "outputs": "{}", "messages": _dumps([["execution_error", error]]), "error": _dumps(error),
+              "timings": "{}", "finished": time.time(),
+              "created": row["created"] if _finite_number(row["created"]) else time.time(),
+              "started": row["started"] if _finite_number(row["started"]) else None}
+    for column in ("prompt", "extra_data", "targets", "outputs_to_execute"):
+        kinds = _JSON_COLUMNS[column]
+        try:
+            ok = isinstance(_loads(row[column], None), kinds)
+        except (TypeError, ValueError, RecursionError):
+            ok = False
+        values[column] = row[column] if ok else _dumps(None if type(None) in kinds else kinds[0]())
+    return values
+
+
+_SUSPECT_SQL = _suspect_sql()
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
@@ -111,6 +228,36 @@ class JobStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.executescript(_SCHEMA)
+        self.quarantined = self.quarantine()
+
+    def quarantine(self) -> list[str]:
+        """Turn every row that cannot be read back into a failed job (status error, the reason in its
+        error message and history), so one bad row never stops the server from starting or the
+        queue from running. Returns the prompt ids; called when the store opens."""
+        bad = [(row, problem) for row in self._suspect_rows()
+               if (problem := _row_problem(row)) is not None]
+
+        def do(conn: sqlite3.Connection) -> list[str]:
+            ids = []
+            for row, problem in bad:
+                values = _quarantined_values(row, problem)
+                values["done_seq"] = conn.execute(
+                    "SELECT COALESCE(MAX(done_seq), 0) + 1 AS s FROM jobs").fetchone()["s"]
+                sets = ", ".join(f"{k}=?" for k in values)
+                conn.execute(f"UPDATE jobs SET {sets} WHERE seq=?", (*values.values(), row["seq"]))
+                log.error("job %s quarantined as failed: %s", values["prompt_id"], problem)
+                ids.append(values["prompt_id"])
+            return ids
+        return self._tx(do) if bad else []
+
+    def _suspect_rows(self) -> list[sqlite3.Row]:
+        """Rows `_row_problem` must look at: every pending/running one (the worker and /queue read
+        them all the time), and the finished ones SQLite itself finds suspect, so opening a full
+        history does not decode every row in Python. Without SQLite's JSON functions: all rows."""
+        try:
+            return self._query(f"SELECT * FROM jobs WHERE status IN (?, ?) OR {_SUSPECT_SQL}", (PENDING, RUNNING))
+        except sqlite3.OperationalError:  # a SQLite built without json_valid()
+            return self._query("SELECT * FROM jobs")
 
     def close(self) -> None:
         with self._lock:
@@ -134,9 +281,13 @@ class JobStore:
 
     # -- numbers -----------------------------------------------------------------------------
     def max_abs_number(self) -> int:
-        """Largest |number| ever given, so the running counter continues after a restart."""
-        row = self._query("SELECT MAX(ABS(number)) AS m FROM jobs")[0]
-        return int(row["m"] or 0)
+        """Largest |number| ever given, so the running counter continues after a restart.
+
+        Only numeric values in range count (quarantine has dealt with the others at open)."""
+        row = self._query("SELECT MIN(number) AS lo, MAX(number) AS hi FROM jobs"
+                          " WHERE typeof(number) IN ('integer', 'real')")[0]
+        found = [abs(v) for v in (row["lo"], row["hi"]) if v is not None and math.isfinite(v)]
+        return int(min(max(found, default=0), NUMBER_LIMIT))
 
     # -- writes ------------------------------------------------------------------------------
     def insert(self, *, prompt_id: str, number: int | None, front: bool, counter: "Counter",
@@ -159,8 +310,9 @@ class JobStore:
             conn.execute(
                 "INSERT INTO jobs (prompt_id, number, status, prompt, extra_data, client_id, targets,"
                 " outputs_to_execute, created) VALUES (?,?,?,?,?,?,?,?,?)",
-                (prompt_id, _number(num), PENDING, _dumps(prompt), _dumps(extra_data), client_id,
-                 _dumps(targets), _dumps(outputs_to_execute), time.time()))
+                (prompt_id, _number(num), PENDING, _dumps(prompt, strict=True),
+                 _dumps(extra_data, strict=True), client_id, _dumps(targets, strict=True),
+                 _dumps(outputs_to_execute, strict=True), time.time()))
             return _number(num)
         return self._tx(do)
 

@@ -3,8 +3,9 @@
 POST /prompt (ComfyUI clients) and POST /lg/queue (the editor, after converting its document) both
 go through `SubmitService`, so a job is checked the same way whoever sends it:
 
-1. `parse_request(body)` checks every field of the ComfyUI /prompt body with the typed model
-   `PromptRequest`.
+1. `parse_request(body)` checks every field of the ComfyUI /prompt body (type and range) with the
+   typed model `PromptRequest`, after `body_problem` has refused what could not be stored or read
+   back (nesting deeper than `MAX_DEPTH`, non-finite floats, integers too long to print).
 2. `engine.graph.validate` checks the graph, once.
 3. `JobQueue.submit(..., validation=v)` stores the job and keeps the Validation for the executor,
    which therefore does not validate a second time (see `Executor.execute`).
@@ -14,10 +15,12 @@ Nothing is stored unless all three pass. A refusal is `SubmitRejected` carrying 
 exactly that number (a float is allowed) and `front` is ignored; no `number` → the next counter
 value, negated when `front` is true so the job runs before every pending one; a client `prompt_id`
 is honoured; `client_id` is also copied into `extra_data.client_id`. Stricter than ComfyUI (which
-answers 500 or stores garbage): wrong types are refused.
+answers 500 or stores garbage): wrong types are refused, `number` must be finite and within
+±`MAX_NUMBER` (integers a JavaScript client reads back exactly, far inside SQLite's range).
 """
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +29,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from engine.graph import Validation, error_body, validate
 
-__all__ = ["PromptRequest", "SubmitRejected", "Checked", "SubmitService", "parse_request", "error_body",
-           "MAX_ID_CHARS"]
+__all__ = ["PromptRequest", "SubmitRejected", "Checked", "SubmitService", "parse_request",
+           "body_problem", "error_body", "MAX_NUMBER", "MAX_DEPTH", "MAX_ID_CHARS"]
 
+MAX_NUMBER = 2 ** 53 - 1  # Number.MAX_SAFE_INTEGER
+MAX_DEPTH = 100  # JSON nesting; real workflows (subgraphs included) stay under ~20 levels
 MAX_ID_CHARS = 200
 MAX_TARGETS = 10000
+MAX_INT_BITS = 13000  # ~3,900 digits: below Python's 4,300-digit int/str limit, so json can print it
 
 
 class SubmitRejected(Exception):
@@ -65,6 +71,13 @@ class PromptRequest(BaseModel):
     extra_data: dict[str, Any] | None = None
     partial_execution_targets: list[str | int] | None = None
 
+    @field_validator("number")
+    @classmethod
+    def _number_in_range(cls, value: int | float | None) -> int | float | None:
+        if value is not None and not (math.isfinite(value) and abs(value) <= MAX_NUMBER):
+            raise ValueError(f"must be a finite number between -{MAX_NUMBER} and {MAX_NUMBER}")
+        return value
+
     @field_validator("client_id")
     @classmethod
     def _client_text(cls, value: str | None) -> str | None:
@@ -85,11 +98,35 @@ class PromptRequest(BaseModel):
         return [_check_id(v, "a node id") for v in value]
 
 
+def body_problem(body: Any, max_depth: int = MAX_DEPTH) -> str | None:
+    """Why `body` cannot be stored and read back as JSON, or None: too deep, NaN/±inf, an integer
+    too long to print, a key that is not a string. Iterative, so a deep body cannot exhaust the stack."""
+    stack = [(body, 1, "body")]
+    while stack:
+        value, depth, where = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > max_depth:
+                return f"{where}: nested deeper than {max_depth} levels"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(value, dict) and not isinstance(key, str):
+                    return f"{where}: key {key!r} is not a string"
+                stack.append((item, depth + 1, f"{where}.{key}" if isinstance(value, dict) else f"{where}[{key}]"))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{where}: {value} is not a finite number"
+        elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+            return f"{where}: integer too large"
+    return None
+
+
 def parse_request(body: Any) -> PromptRequest:
     """`body` (decoded JSON) as a PromptRequest, or SubmitRejected with ComfyUI's error body."""
     if not isinstance(body, dict):
         raise SubmitRejected(error_body("invalid_prompt", "Invalid prompt: the request body must be an object",
                                         f"got {type(body).__name__}"))
+    problem = body_problem(body)
+    if problem:
+        raise SubmitRejected(error_body("invalid_prompt", f"Invalid prompt: {problem}", problem))
     try:
         request = PromptRequest.model_validate(body)
     except ValidationError as exc:
