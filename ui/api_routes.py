@@ -363,3 +363,17 @@ def _add_probe_routes(r: APIRouter) -> None:
     @r.get("/users")
     async def users() -> dict:
         return {"storage": "server", "migrated": True}
+
+    # What ComfyUI answers when nothing is installed (no custom-node templates, translations or
+    # shared subgraphs); the official frontend iterates these objects at start-up.
+    @r.get("/workflow_templates")
+    async def workflow_templates() -> dict:
+        return {}
+
+    @r.get("/i18n")
+    async def i18n() -> dict:
+        return {}
+
+    @r.get("/global_subgraphs")
+    async def global_subgraphs() -> dict:
+        return {}

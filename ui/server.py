@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from engine.submit import SubmitRejected, error_body
 
@@ -208,8 +209,93 @@ class OriginCheckMiddleware:
         await _send_json(send, 403, _error_body("forbidden_origin", reason))
 
 
+# Top-level path segments that belong to the API: ComfyUI's route names (its server.py, user and
+# internal routes, the frontend's probes), the /api prefix and the editor's /lg. A request under one
+# of them that no route takes gets a JSON 404/405 instead of the Gradio editor's own answer.
+API_NAMESPACES = frozenset((
+    "api", "lg", "prompt", "queue", "history", "object_info", "system_stats", "view", "view_metadata",
+    "upload", "interrupt", "free", "embeddings", "models", "extensions", "features", "settings", "users",
+    "userdata", "v2", "i18n", "internal", "workflow_templates", "experiment", "global_subgraphs", "jobs",
+    "templates", "ws"))
+_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+
+def _is_catch_all(route: Any) -> bool:
+    return isinstance(route, Mount) and route.path in ("", "/")
+
+
+def _routed(router: Any, scope: dict) -> bool:
+    """Does a route other than a catch-all mount (the editor) take this request?"""
+    return any(route.matches(dict(scope))[0] is Match.FULL for route in router.routes if not _is_catch_all(route))
+
+
+class ApiNotFound:
+    """Wraps the editor's catch-all mount: what reaches it under an API namespace matched no API
+    route, so it is answered as JSON — 405 with ``Allow`` when another method would match, else
+    404 — and only non-API paths reach Gradio. Only misses pay for the method probe."""
+
+    def __init__(self, app: Any, router: Any) -> None:
+        self.app, self.router = app, router
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.strip("/").split("/", 1)[0] not in API_NAMESPACES:
+            return await self.app(scope, receive, send)
+        method = scope.get("method")
+        allowed = [m for m in _METHODS if m != method and _routed(self.router, dict(scope, method=m))]
+        if allowed:
+            return await _send_json(send, 405, _error_body("method_not_allowed", f"{method} is not allowed on {path}"),
+                                    [(b"allow", ", ".join(allowed).encode())])
+        await _send_json(send, 404, _error_body("not_found", f"no API route {path}"))
+
+
+def _guard_api_paths(app: FastAPI) -> None:
+    """Put ApiNotFound in front of every catch-all mount (the Gradio editor at ``/``)."""
+    for route in app.router.routes:
+        if _is_catch_all(route) and not isinstance(route.app, ApiNotFound):
+            route.app = ApiNotFound(route.app, app.router)
+
+
+class UnhandledErrorMiddleware:
+    """Innermost guard: an exception escaping a route → JSON 500 + a log line, and the connection
+    stays usable. Starlette's ``exception_handler(Exception)`` answers too but then re-raises, so
+    the server dropped the connection after every 500."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, receive_failed = False, False
+
+        async def tracking_receive() -> dict:
+            nonlocal receive_failed
+            try:
+                return await receive()
+            except BaseException:
+                receive_failed = True
+                raise
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            started = started or message.get("type") == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, tracking_receive, tracking_send)
+        except Exception as exc:
+            if receive_failed:  # raised by an outer guard while reading the body (413): theirs to answer
+                raise
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await _send_json(send, 500, _error_body("internal_error", f"{type(exc).__name__}: {exc}"))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
-    """Every error is JSON; unexpected ones are logged with their traceback, answered without it."""
+    """Every error is JSON in one shape; unexpected ones are logged with their traceback and
+    answered without it (UnhandledErrorMiddleware, added here so it sits inside the other guards;
+    unknown API paths: ApiNotFound, put in front of the editor by ``_mount_editor``)."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -221,7 +307,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = "not_found" if exc.status_code == 404 else "http_error"
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(_error_body(kind, str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
@@ -229,10 +315,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(_error_body("invalid_request", str(exc.errors())[:2000]), status_code=400)
 
-    @app.exception_handler(Exception)
+    @app.exception_handler(Exception)  # only errors raised in the outer guards get this far
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(_error_body("internal_error", f"{type(exc).__name__}: {exc}"), status_code=500)
+
+    app.add_middleware(UnhandledErrorMiddleware)
 
 
 def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None = None,
@@ -290,6 +378,7 @@ def _mount_editor(app: FastAPI, paths: Any, queue: Any, registry: Any) -> None:
         mount_editor(app, paths=paths, queue=queue, registry=registry)
     except ImportError as exc:
         log.warning("editor not available (%s); serving the API only", exc)
+    _guard_api_paths(app)
 
 
 # ------------------------------------------------------------------------------------------------
