@@ -142,7 +142,8 @@ def _suspect_sql() -> str:
     for column, kinds in _JSON_COLUMNS.items():
         allowed = ", ".join(first_char[k] for k in kinds if k in first_char)
         check = f"NOT json_valid({column}) OR substr({column}, 1, 1) NOT IN ({allowed})"
-        parts.append(f"({column} IS NOT NULL AND ({check}))" if type(None) in kinds else f"({column} IS NULL OR {check})")
+        nullable = type(None) in kinds
+        parts.append(f"({column} IS NOT NULL AND ({check}))" if nullable else f"({column} IS NULL OR {check})")
     return " OR ".join(parts)
 
 
