@@ -23,13 +23,33 @@ FOLDER_EXTENSIONS = {"configs": frozenset({".yaml", ".yml", ".json"}), "input_im
 FOLDER_ALIASES = {"lora": "loras", "upscale": "upscale_models", "embedding": "embeddings",
                   "checkpoint": "checkpoints", "Stable-diffusion": "checkpoints"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# The OS limits (Linux/macOS): NAME_MAX per component, PATH_MAX (less its NUL) for a whole path.
+# Checked before any system call so an over-long name is a refusal, not an OSError mid-request.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4095
+
+
+def length_problem(path: str | Path) -> str | None:
+    """Why the OS would refuse `path` for its length or encoding, or None when it is acceptable."""
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:
+        return "contains characters the file system cannot encode"
+    if len(raw) > MAX_PATH_BYTES:
+        return f"path is longer than {MAX_PATH_BYTES} bytes"
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > MAX_NAME_BYTES:
+        name = os.fsdecode(longest)
+        return f"name {name[:40]!r}... is longer than {MAX_NAME_BYTES} bytes"
+    return None
 
 
 def safe_join(root: str | Path, *parts: str) -> Path:
     """Joins untrusted relative parts under `root`, refusing any way out of it (raises PathRefused).
 
-    Refused: `..` components, absolute parts, NUL bytes, backslashes, drive letters, and paths that
-    resolve (through symlinks) outside the resolved root.
+    Refused: `..` components, absolute parts, NUL bytes, backslashes, drive letters, names longer
+    than the OS allows (`length_problem`), symlink loops, and paths that resolve (through symlinks)
+    outside the resolved root.
     """
     pieces: list[str] = []
     for part in parts:
@@ -48,7 +68,13 @@ def safe_join(root: str | Path, *parts: str) -> Path:
                 pieces.append(comp)
     base = Path(root).resolve()
     target = base.joinpath(*pieces)
-    resolved = target.resolve()
+    problem = length_problem(target)
+    if problem:
+        raise PathRefused(f"refused path: {problem}")
+    try:
+        resolved = target.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (pathlib, Python 3.11)
+        raise PathRefused(f"refused path {'/'.join(pieces)[:200]!r}: {exc.__class__.__name__}") from None
     if resolved != base and base not in resolved.parents:
         raise PathRefused(f"refused path {'/'.join(pieces)!r}: leaves its folder")
     return target
