@@ -41,8 +41,22 @@ def _add_path_args(p: argparse.ArgumentParser) -> None:
                    help="ComfyUI extra_model_paths.yaml (may be repeated)")
     p.add_argument("--custom-nodes", default=str(ROOT / "custom_nodes"), metavar="DIR",
                    help="folder of node plugins (each module/package loaded in isolation)")
+    p.add_argument("--plugin-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                   help="each plugin is first imported in a child process; one that takes longer, exits "
+                        "or crashes it is reported and skipped (0 = no probe; default: %(default)s)")
     p.add_argument("--cpu", action="store_true", help="run models on the CPU")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda:1")
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
 
 
 def _port(text: str) -> int:
@@ -96,12 +110,19 @@ def make_paths(args: argparse.Namespace) -> Any:
                            args.extra_model_paths_config or None)
 
 
-def load_nodes(custom_dir: str | None) -> list[dict]:
+def plugin_probe(args: argparse.Namespace) -> Any:
+    """The child-process import probe for --custom-nodes plugins (None with --plugin-timeout 0)."""
+    from nodes.plugin_probe import PluginProbe
+
+    return PluginProbe.for_user_dir(args.user_dir, args.plugin_timeout)
+
+
+def load_nodes(custom_dir: str | None, probe: Any = None) -> list[dict]:
     """Fills nodes.registry.REGISTRY: builtin nodes/, custom_dir plugins, LATENTGRAPH_EXTRA_NODES."""
     from nodes.registry import REGISTRY, load_all
 
     builtin = os.environ.get("LATENTGRAPH_BUILTIN_NODES", "1") != "0"
-    errors = load_all(custom_dir, builtin=builtin)
+    errors = load_all(custom_dir, builtin=builtin, probe=probe)
     for name in filter(None, (m.strip() for m in os.environ.get("LATENTGRAPH_EXTRA_NODES", "").split(","))):
         try:
             module = importlib.import_module(name)
@@ -225,7 +246,7 @@ def apply_sets(prompt: dict, sets: list[str], registry: Any = None) -> dict:
 def _prepare(args: argparse.Namespace) -> tuple[dict, Any, list[dict]]:
     from nodes.registry import REGISTRY
 
-    errors = load_nodes(args.custom_nodes)
+    errors = load_nodes(args.custom_nodes, plugin_probe(args))
     for err in errors:
         _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
     prompt, workflow = load_workflow(args.workflow)
@@ -293,7 +314,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_nodes(args: argparse.Namespace) -> int:
     from nodes.registry import REGISTRY
 
-    errors = load_nodes(args.custom_nodes)
+    errors = load_nodes(args.custom_nodes, plugin_probe(args))
     paths = make_paths(args)
     if args.json:
         print(json.dumps(REGISTRY.object_info(paths), indent=1))
@@ -441,7 +462,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _setup_device(args)
-    errors = load_nodes(args.custom_nodes)
+    errors = load_nodes(args.custom_nodes, plugin_probe(args))
     for err in errors:
         _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
     args.paths = make_paths(args)

@@ -5,8 +5,10 @@ goes through it, so it refuses anything that could leave its root folder.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -78,6 +80,21 @@ def safe_join(root: str | Path, *parts: str) -> Path:
     if resolved != base and base not in resolved.parents:
         raise PathRefused(f"refused path {'/'.join(pieces)!r}: leaves its folder")
     return target
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON through a temp file in the same folder + os.replace: readers (and a crash
+    mid-write) see the old file or the new one, never half of one. Raises OSError."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _split_values(value: Any) -> list[str]:
