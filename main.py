@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     nodes = sub.add_parser("nodes", help="list the node palette")
     _add_path_args(nodes)
     nodes.add_argument("--json", action="store_true", help="print /object_info")
+    verify = sub.add_parser("verify-models", help="hash every model file and check it (exit 0 all good, 1 problems)")
+    _add_path_args(verify)
+    verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     tiny = sub.add_parser("make-tiny-models", help="write the tiny test models into DIR")
     tiny.add_argument("dir", help="folder to write checkpoints/, loras/, embeddings/ into")
     # train-demo's options are tools/train_demo.py's own (main() forwards them unparsed)
@@ -468,10 +471,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     args.paths = make_paths(args)
     args.paths.ensure_dirs()
     args.load_errors = errors
+    from engine.model_hashes import start_background_hashing
+
+    start_background_hashing(args.paths)  # sha256 of new model files, at low priority, off the job path
     from ui.server import serve
 
     result = serve(args)
     return int(result or 0)
+
+
+def cmd_verify_models(args: argparse.Namespace) -> int:
+    """Hash every model file, compare with the recorded hashes, check safetensors headers."""
+    from engine.model_hashes import HashRecords, verify_models
+
+    paths = make_paths(args)
+
+    def show(item: dict) -> None:
+        if not args.json:
+            print(f"{item['status']:10} {item['folder']}/{item['name']}  {item['sha256'] or ''}")
+            for problem in item["problems"]:
+                print(f"           - {problem}")
+
+    report = verify_models(paths, HashRecords.for_paths(paths), on_item=show)
+    if args.json:
+        print(json.dumps({"ok": not report.problems, "summary": report.summary(), "files": report.items},
+                         indent=2))
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(report.summary().items())) or "no model files"
+        print(f"{len(report.problems)} problem(s); {counts}")
+    return EXIT_RUNTIME if report.problems else EXIT_OK
 
 
 def cmd_make_tiny(args: argparse.Namespace) -> int:
@@ -493,7 +521,7 @@ def cmd_train_demo(argv: list[str]) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
-            "make-tiny-models": cmd_make_tiny}
+            "make-tiny-models": cmd_make_tiny, "verify-models": cmd_verify_models}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""File routes of the ComfyUI-compatible API: GET /view, POST /upload/image, POST /upload/mask.
+"""File routes of the ComfyUI-compatible API: GET /view, POST /upload/image, POST /upload/mask;
+and GET /lg/models/{folder} (our own: each model file's size and recorded sha256).
 
 Every path a client names goes through two gates: a syntactic check here (no ``..``, absolute
 paths, NUL/control characters, backslashes, drive letters — already URL-decoded by the server, so
@@ -335,7 +336,8 @@ def _process_upload(paths: Any, data: bytes, filename: str, fields: dict[str, st
 
 
 def file_router(paths: Any) -> APIRouter:
-    """Routes ``/view``, ``/upload/image``, ``/upload/mask`` (included at ``/`` and ``/api``)."""
+    """Routes ``/view``, ``/upload/image``, ``/upload/mask``, ``/lg/models/{folder}`` (included at
+    ``/`` and ``/api``)."""
     router = APIRouter()
 
     @router.get("/view")
@@ -352,5 +354,15 @@ def file_router(paths: Any) -> APIRouter:
     async def upload_mask(request: Request) -> dict:
         with os_errors("cannot store the upload"):
             return await handle_upload(request, paths, is_mask=True)
+
+    @router.get("/lg/models/{folder}")
+    def lg_models(folder: str) -> list[dict]:
+        """``[{name, size, sha256|null}]``; ComfyUI's ``/models/{folder}`` keeps its list of names.
+        sha256 is null until the background hashing (or ``verify-models``) has reached the file."""
+        from engine.model_hashes import HASH_FOLDERS, HashRecords, model_list
+
+        if folder not in HASH_FOLDERS:
+            raise ApiError(404, "not_found", f"unknown model folder {folder!r}")
+        return model_list(paths, HashRecords.for_paths(paths), folder)
 
     return router
