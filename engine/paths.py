@@ -6,6 +6,7 @@ goes through it, so it refuses anything that could leave its root folder.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -25,6 +26,7 @@ FOLDER_EXTENSIONS = {"configs": frozenset({".yaml", ".yml", ".json"}), "input_im
 FOLDER_ALIASES = {"lora": "loras", "upscale": "upscale_models", "embedding": "embeddings",
                   "checkpoint": "checkpoints", "Stable-diffusion": "checkpoints"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
+log = logging.getLogger(__name__)
 # The OS limits (Linux/macOS): NAME_MAX per component, PATH_MAX (less its NUL) for a whole path.
 # Checked before any system call so an over-long name is a refusal, not an OSError mid-request.
 MAX_NAME_BYTES = 255
@@ -95,6 +97,17 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_UNLISTABLE: set[str] = set()  # folders already reported (listings run on every /object_info)
+
+
+def _report_unlistable(exc: OSError) -> None:
+    """os.walk skips a folder it cannot read; say so once instead of its files silently missing."""
+    where = str(exc.filename or exc)
+    if where not in _UNLISTABLE:
+        _UNLISTABLE.add(where)
+        log.warning("cannot list %s (%s): its files are not offered", where, exc.strerror or exc)
 
 
 def _split_values(value: Any) -> list[str]:
@@ -187,7 +200,7 @@ class Paths:
         for d in self.folder_dirs(folder):
             if not d.is_dir():
                 continue
-            for dirpath, dirnames, filenames in os.walk(d, followlinks=True):
+            for dirpath, dirnames, filenames in os.walk(d, followlinks=True, onerror=_report_unlistable):
                 dirnames[:] = [n for n in dirnames if not n.startswith(".")]
                 rel_dir = Path(dirpath).relative_to(d)
                 for fn in filenames:
