@@ -2,13 +2,14 @@
 and GET /lg/models/{folder} (our own: each model file's size and recorded sha256).
 
 Every path a client names goes through two gates: a syntactic check here (no ``..``, absolute
-paths, NUL/control characters, backslashes, drive letters — already URL-decoded by the server, so
-``%2e%2e`` arrives as ``..``) and then ``engine.paths.safe_join`` (which also refuses symlinks that
-leave the root, names longer than the OS allows and symlink loops). Uploaded bytes are only stored after Pillow has identified, verified and fully
-decoded them within a pixel budget, so a decompression bomb or a disguised script never lands in
-``input/``. Refusals are JSON 4xx (``ApiError``), never a traceback: whatever the OS still
-refuses (a missing or unreadable file, a directory in the way, a full disk) is mapped from its
-errno by ``os_errors`` around every file route.
+paths, NUL/control characters, backslashes, drive letters, names longer than the OS allows —
+already URL-decoded by the server, so ``%2e%2e`` arrives as ``..``) and then
+``engine.paths.safe_join`` (which also refuses symlinks that leave the root, and symlink loops).
+Uploaded bytes are only stored after Pillow has identified, verified and fully decoded them within
+a pixel budget, so a decompression bomb or a disguised script never lands in ``input/``.
+Refusals are JSON 4xx (``ApiError``), never a traceback: whatever the OS still refuses (a missing
+or unreadable file, a directory in the way, a full disk) is mapped from its errno by
+``os_errors`` around every file route.
 """
 from __future__ import annotations
 
