@@ -41,8 +41,22 @@ def _add_path_args(p: argparse.ArgumentParser) -> None:
                    help="ComfyUI extra_model_paths.yaml (may be repeated)")
     p.add_argument("--custom-nodes", default=str(ROOT / "custom_nodes"), metavar="DIR",
                    help="folder of node plugins (each module/package loaded in isolation)")
+    p.add_argument("--plugin-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                   help="each plugin is first imported in a child process; one that takes longer, exits "
+                        "or crashes it is reported and skipped (0 = no probe; default: %(default)s)")
     p.add_argument("--cpu", action="store_true", help="run models on the CPU")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda:1")
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
 
 
 def _port(text: str) -> int:
@@ -81,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     nodes = sub.add_parser("nodes", help="list the node palette")
     _add_path_args(nodes)
     nodes.add_argument("--json", action="store_true", help="print /object_info")
+    verify = sub.add_parser("verify-models", help="hash every model file and check it (exit 0 all good, 1 problems)")
+    _add_path_args(verify)
+    verify.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     tiny = sub.add_parser("make-tiny-models", help="write the tiny test models into DIR")
     tiny.add_argument("dir", help="folder to write checkpoints/, loras/, embeddings/ into")
     # train-demo's options are tools/train_demo.py's own (main() forwards them unparsed)
@@ -96,12 +113,19 @@ def make_paths(args: argparse.Namespace) -> Any:
                            args.extra_model_paths_config or None)
 
 
-def load_nodes(custom_dir: str | None) -> list[dict]:
+def plugin_probe(args: argparse.Namespace) -> Any:
+    """The child-process import probe for --custom-nodes plugins (None with --plugin-timeout 0)."""
+    from nodes.plugin_probe import PluginProbe
+
+    return PluginProbe.for_user_dir(args.user_dir, args.plugin_timeout)
+
+
+def load_nodes(custom_dir: str | None, probe: Any = None) -> list[dict]:
     """Fills nodes.registry.REGISTRY: builtin nodes/, custom_dir plugins, LATENTGRAPH_EXTRA_NODES."""
     from nodes.registry import REGISTRY, load_all
 
     builtin = os.environ.get("LATENTGRAPH_BUILTIN_NODES", "1") != "0"
-    errors = load_all(custom_dir, builtin=builtin)
+    errors = load_all(custom_dir, builtin=builtin, probe=probe)
     for name in filter(None, (m.strip() for m in os.environ.get("LATENTGRAPH_EXTRA_NODES", "").split(","))):
         try:
             module = importlib.import_module(name)
@@ -225,7 +249,7 @@ def apply_sets(prompt: dict, sets: list[str], registry: Any = None) -> dict:
 def _prepare(args: argparse.Namespace) -> tuple[dict, Any, list[dict]]:
     from nodes.registry import REGISTRY
 
-    errors = load_nodes(args.custom_nodes)
+    errors = load_nodes(args.custom_nodes, plugin_probe(args))
     for err in errors:
         _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
     prompt, workflow = load_workflow(args.workflow)
@@ -293,7 +317,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_nodes(args: argparse.Namespace) -> int:
     from nodes.registry import REGISTRY
 
-    errors = load_nodes(args.custom_nodes)
+    errors = load_nodes(args.custom_nodes, plugin_probe(args))
     paths = make_paths(args)
     if args.json:
         print(json.dumps(REGISTRY.object_info(paths), indent=1))
@@ -441,16 +465,41 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _setup_device(args)
-    errors = load_nodes(args.custom_nodes)
+    errors = load_nodes(args.custom_nodes, plugin_probe(args))
     for err in errors:
         _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
     args.paths = make_paths(args)
     args.paths.ensure_dirs()
     args.load_errors = errors
+    from engine.model_hashes import start_background_hashing
+
+    start_background_hashing(args.paths)  # sha256 of new model files, at low priority, off the job path
     from ui.server import serve
 
     result = serve(args)
     return int(result or 0)
+
+
+def cmd_verify_models(args: argparse.Namespace) -> int:
+    """Hash every model file, compare with the recorded hashes, check safetensors headers."""
+    from engine.model_hashes import HashRecords, verify_models
+
+    paths = make_paths(args)
+
+    def show(item: dict) -> None:
+        if not args.json:
+            print(f"{item['status']:10} {item['folder']}/{item['name']}  {item['sha256'] or ''}")
+            for problem in item["problems"]:
+                print(f"           - {problem}")
+
+    report = verify_models(paths, HashRecords.for_paths(paths), on_item=show)
+    if args.json:
+        print(json.dumps({"ok": not report.problems, "summary": report.summary(), "files": report.items},
+                         indent=2))
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(report.summary().items())) or "no model files"
+        print(f"{len(report.problems)} problem(s); {counts}")
+    return EXIT_RUNTIME if report.problems else EXIT_OK
 
 
 def cmd_make_tiny(args: argparse.Namespace) -> int:
@@ -472,7 +521,7 @@ def cmd_train_demo(argv: list[str]) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
-            "make-tiny-models": cmd_make_tiny}
+            "make-tiny-models": cmd_make_tiny, "verify-models": cmd_verify_models}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,11 @@ goes through it, so it refuses anything that could leave its root folder.
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -23,13 +26,34 @@ FOLDER_EXTENSIONS = {"configs": frozenset({".yaml", ".yml", ".json"}), "input_im
 FOLDER_ALIASES = {"lora": "loras", "upscale": "upscale_models", "embedding": "embeddings",
                   "checkpoint": "checkpoints", "Stable-diffusion": "checkpoints"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
+log = logging.getLogger(__name__)
+# The OS limits (Linux/macOS): NAME_MAX per component, PATH_MAX (less its NUL) for a whole path.
+# Checked before any system call so an over-long name is a refusal, not an OSError mid-request.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4095
+
+
+def length_problem(path: str | Path) -> str | None:
+    """Why the OS would refuse `path` for its length or encoding, or None when it is acceptable."""
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:
+        return "contains characters the file system cannot encode"
+    if len(raw) > MAX_PATH_BYTES:
+        return f"path is longer than {MAX_PATH_BYTES} bytes"
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > MAX_NAME_BYTES:
+        name = os.fsdecode(longest)
+        return f"name {name[:40]!r}... is longer than {MAX_NAME_BYTES} bytes"
+    return None
 
 
 def safe_join(root: str | Path, *parts: str) -> Path:
     """Joins untrusted relative parts under `root`, refusing any way out of it (raises PathRefused).
 
-    Refused: `..` components, absolute parts, NUL bytes, backslashes, drive letters, and paths that
-    resolve (through symlinks) outside the resolved root.
+    Refused: `..` components, absolute parts, NUL bytes, backslashes, drive letters, names longer
+    than the OS allows (`length_problem`), symlink loops, and paths that resolve (through symlinks)
+    outside the resolved root.
     """
     pieces: list[str] = []
     for part in parts:
@@ -48,10 +72,42 @@ def safe_join(root: str | Path, *parts: str) -> Path:
                 pieces.append(comp)
     base = Path(root).resolve()
     target = base.joinpath(*pieces)
-    resolved = target.resolve()
+    problem = length_problem(target)
+    if problem:
+        raise PathRefused(f"refused path: {problem}")
+    try:
+        resolved = target.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (pathlib, Python 3.11)
+        raise PathRefused(f"refused path {'/'.join(pieces)[:200]!r}: {exc.__class__.__name__}") from None
     if resolved != base and base not in resolved.parents:
         raise PathRefused(f"refused path {'/'.join(pieces)!r}: leaves its folder")
     return target
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON through a temp file in the same folder + os.replace: readers (and a crash
+    mid-write) see the old file or the new one, never half of one. Raises OSError."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+_UNLISTABLE: set[str] = set()  # folders already reported (listings run on every /object_info)
+
+
+def _report_unlistable(exc: OSError) -> None:
+    """os.walk skips a folder it cannot read; say so once instead of its files silently missing."""
+    where = str(exc.filename or exc)
+    if where not in _UNLISTABLE:
+        _UNLISTABLE.add(where)
+        log.warning("cannot list %s (%s): its files are not offered", where, exc.strerror or exc)
 
 
 def _split_values(value: Any) -> list[str]:
@@ -144,7 +200,7 @@ class Paths:
         for d in self.folder_dirs(folder):
             if not d.is_dir():
                 continue
-            for dirpath, dirnames, filenames in os.walk(d, followlinks=True):
+            for dirpath, dirnames, filenames in os.walk(d, followlinks=True, onerror=_report_unlistable):
                 dirnames[:] = [n for n in dirnames if not n.startswith(".")]
                 rel_dir = Path(dirpath).relative_to(d)
                 for fn in filenames:

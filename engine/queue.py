@@ -311,6 +311,8 @@ class JobQueue:
             if name == "executing" and isinstance(data, dict) and data.get("node") is None:
                 done_signal.append(data)
                 return
+            if name == "warning" and isinstance(data, dict):  # the server log sees what clients see
+                log.warning("job %s node %s: %s", job.prompt_id, data.get("node"), data.get("message"))
             self._publish(name, data, job.client_id)
 
         try:

@@ -5,9 +5,15 @@ Formats read (ComfyUI reads the same ones):
 * ``.safetensors`` with ``emb_params`` [n, W];
 * SDXL files with one tensor per encoder: ``clip_l`` [n, 768], ``clip_g`` [n, 1280];
 * a file holding a single tensor (any key), or a bare tensor in a ``.pt``.
+
+A file that is not used — missing, outside the embedding folders, a pickle that would run code,
+unreadable, the wrong width, no tensors, NaN/inf values — never fails the prompt (as in ComfyUI)
+but always comes back as a one-line warning for the node to pass on (``ctx.warn``).
 """
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -85,17 +91,38 @@ def select_vectors(tensors: dict[str, Tensor], key: str | None) -> Tensor | None
     return vec.unsqueeze(0) if vec.dim() == 1 else vec.reshape(-1, vec.shape[-1])
 
 
+def _leaves_folder(name: str) -> bool:
+    return name.startswith(("/", "\\", "~")) or ".." in name.replace("\\", "/").split("/") or (
+        len(name) > 1 and name[1] == ":")
+
+
+def _read_failure(exc: Exception) -> str:
+    """One line for why a file could not be read (torch's unpickling errors run to paragraphs)."""
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc).lower():
+        return "refused: it is a pickle that needs code to load (only plain tensors are accepted)"
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"could not be read ({exc.__class__.__name__}{': ' + first if first else ''})"
+
+
 def load_embedding(name: str, dirs: list[Path], key: str | None, width: int
                    ) -> tuple[Tensor | None, str | None]:
     """(vectors [n, width] or None, warning or None) for ``embedding:name``."""
     path = find_embedding(name, dirs)
     if path is None:
+        if _leaves_folder(name):
+            return None, f"embedding:{name} is outside the embedding folders; refused"
         return None, f"embedding:{name} does not exist, ignoring"
     try:
-        vectors = select_vectors(read_embedding_file(path), key)
+        with warnings.catch_warnings():  # torch's pickle-protocol notice is noise next to ours
+            warnings.simplefilter("ignore", UserWarning)
+            vectors = select_vectors(read_embedding_file(path), key)
     except Exception as exc:  # a broken or pickled-code file is reported, not fatal
-        return None, f"embedding:{name} could not be read ({exc.__class__.__name__}: {exc})"
-    if vectors is None or vectors.shape[-1] != width:
-        found = None if vectors is None else vectors.shape[-1]
-        return None, f"embedding:{name} has width {found}, the text encoder needs {width}; ignoring"
+        return None, f"embedding:{name} ({path.name}) {_read_failure(exc)}; ignoring"
+    if vectors is None or vectors.numel() == 0:
+        return None, f"embedding:{name} ({path.name}) holds no vectors; ignoring"
+    if vectors.shape[-1] != width:
+        return None, (f"embedding:{name} ({path.name}) has width {vectors.shape[-1]}, the text encoder "
+                      f"needs {width}; ignoring")
+    if not torch.isfinite(vectors).all():
+        return None, f"embedding:{name} ({path.name}) contains NaN or infinite values; ignoring"
     return vectors, None

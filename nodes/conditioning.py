@@ -12,6 +12,12 @@ from nodes.registry import Boolean, Combo, Float, In, Int, Out, String, node
 MAX_RES = 16384
 
 
+def _pass_warnings(ctx, clip) -> None:
+    """What the encoder skipped (an embedding missing, refused or unreadable) reaches the user."""
+    for w in getattr(clip, "last_warnings", []) or []:
+        ctx.warn(w)
+
+
 def _with(conditioning: list, **changes) -> list:
     """A copy of `conditioning` with `changes` merged into every entry's opts."""
     return [[c, {**opts, **changes}] for c, opts in conditioning]
@@ -30,8 +36,7 @@ class CLIPTextEncode:
         if clip is None:
             raise ValueError("input 'clip': the checkpoint has no text encoder (clip is None)")
         cond, pooled = clip.encode(text)
-        for w in getattr(clip, "last_warnings", []) or []:
-            ctx.warn(w)
+        _pass_warnings(ctx, clip)
         return ([[cond, {"pooled_output": pooled}]],)
 
 
@@ -49,6 +54,7 @@ class CLIPTextEncodeSDXL:
 
     def run(self, ctx, clip, width, height, crop_w, crop_h, target_width, target_height, text_g, text_l):
         cond, pooled = clip.encode_sdxl(text_g, text_l)
+        _pass_warnings(ctx, clip)
         opts = {"pooled_output": pooled, "width": width, "height": height, "crop_w": crop_w,
                 "crop_h": crop_h, "target_width": target_width, "target_height": target_height}
         return ([[cond, opts]],)
@@ -65,6 +71,7 @@ class CLIPTextEncodeSDXLRefiner:
 
     def run(self, ctx, ascore, width, height, text, clip):
         cond, pooled = clip.encode(text)
+        _pass_warnings(ctx, clip)
         return ([[cond, {"pooled_output": pooled, "aesthetic_score": ascore, "width": width, "height": height}]],)
 
 

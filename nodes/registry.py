@@ -435,11 +435,12 @@ def _register_legacy(module: Any, registry: Registry, label: str) -> None:
 
 
 def load_all(custom_dir: str | Path | None = None, registry: Registry | None = None,
-             builtin: bool = True) -> list[dict]:
+             builtin: bool = True, probe: Callable[[str, Path, bool], dict | None] | None = None) -> list[dict]:
     """Imports every module of nodes/ and each plugin of `custom_dir`, each isolated.
 
     Returns the load errors ({module, error, traceback}); a broken plugin or a duplicate class
     name becomes an entry, never an exception, so one bad plugin cannot stop the application.
+    `probe` (nodes.plugin_probe.PluginProbe) vets each plugin in a child process first.
     """
     registry = REGISTRY if registry is None else registry
     errors: list[dict] = []
@@ -448,6 +449,12 @@ def load_all(custom_dir: str | Path | None = None, registry: Registry | None = N
         _load_builtin(errors)
     if custom_dir is not None and Path(custom_dir).is_dir():
         for name, path, is_pkg in _plugin_entries(Path(custom_dir)):
+            # Import probe (nodes/plugin_probe.py): a plugin whose import hangs, exits or crashes
+            # a child process is reported and never imported here.
+            refused = probe(name, path, is_pkg) if probe is not None else None
+            if refused is not None:
+                errors.append(refused)
+                continue
             try:
                 _load_plugin(name, path, is_pkg, registry)
             except BaseException as exc:  # SystemExit from a plugin is still just a load error

@@ -1,14 +1,19 @@
-"""File routes of the ComfyUI-compatible API: GET /view, POST /upload/image, POST /upload/mask.
+"""File routes of the ComfyUI-compatible API: GET /view, POST /upload/image, POST /upload/mask;
+and GET /lg/models/{folder} (our own: each model file's size and recorded sha256).
 
 Every path a client names goes through two gates: a syntactic check here (no ``..``, absolute
-paths, NUL/control characters, backslashes, drive letters — already URL-decoded by the server, so
-``%2e%2e`` arrives as ``..``) and then ``engine.paths.safe_join`` (which also refuses symlinks that
-leave the root). Uploaded bytes are only stored after Pillow has identified, verified and fully
-decoded them within a pixel budget, so a decompression bomb or a disguised script never lands in
-``input/``. Refusals are JSON 4xx (``ApiError``), never a traceback.
+paths, NUL/control characters, backslashes, drive letters, names longer than the OS allows —
+already URL-decoded by the server, so ``%2e%2e`` arrives as ``..``) and then
+``engine.paths.safe_join`` (which also refuses symlinks that leave the root, and symlink loops).
+Uploaded bytes are only stored after Pillow has identified, verified and fully decoded them within
+a pixel budget, so a decompression bomb or a disguised script never lands in ``input/``.
+Refusals are JSON 4xx (``ApiError``), never a traceback: whatever the OS still refuses (a missing
+or unreadable file, a directory in the way, a full disk) is mapped from its errno by
+``os_errors`` around every file route.
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import mimetypes
@@ -18,13 +23,17 @@ import tempfile
 import unicodedata
 import uuid
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 from PIL import Image
+
+from engine.paths import PathRefused, length_problem, safe_join
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 64 * 1024 * 1024
@@ -36,6 +45,16 @@ IMAGE_FORMATS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jfif"), "WEBP": (
 _ACTIVE_TYPES = {"text/html", "image/svg+xml", "application/xhtml+xml", "text/javascript",
                  "application/javascript", "application/xml", "text/xml"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# errno -> (HTTP status, error type) for what the OS refuses on a file route; others are 400.
+_ERRNO_STATUS = {
+    errno.ENOENT: (404, "not_found"), errno.ENOTDIR: (409, "not_a_directory"),
+    errno.EACCES: (403, "permission_denied"), errno.EPERM: (403, "permission_denied"),
+    errno.EROFS: (403, "read_only"), errno.EISDIR: (409, "is_a_directory"),
+    errno.EEXIST: (409, "already_exists"), errno.ENAMETOOLONG: (400, "name_too_long"),
+    errno.ELOOP: (400, "invalid_path"), errno.EINVAL: (400, "invalid_path"),
+    errno.EILSEQ: (400, "invalid_path"), errno.ENOSPC: (413, "no_space"),
+    errno.EDQUOT: (413, "no_space"), errno.EFBIG: (413, "too_large"),
+}
 
 
 class ApiError(Exception):
@@ -44,6 +63,16 @@ class ApiError(Exception):
     def __init__(self, status: int, kind: str, message: str) -> None:
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
+
+
+@contextmanager
+def os_errors(what: str) -> Iterator[None]:
+    """Turn an OSError into an ApiError by its errno; the message omits the server's paths."""
+    try:
+        yield
+    except OSError as exc:
+        status, kind = _ERRNO_STATUS.get(exc.errno or 0, (400, "os_error"))
+        raise ApiError(status, kind, f"{what}: {exc.strerror or type(exc).__name__}") from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -61,6 +90,9 @@ def check_part(part: str, what: str) -> None:
         raise ApiError(400, "invalid_path", f"{what} must not contain '.' or '..' components")
     if "%" in part and re.search(r"%[0-9A-Fa-f]{2}", part):
         raise ApiError(400, "invalid_path", f"{what} contains percent-encoded characters")
+    problem = length_problem(part)
+    if problem:
+        raise ApiError(400, "invalid_path", f"{what}: {problem}")
 
 
 def file_root(paths: Any, kind: str) -> Path:
@@ -71,14 +103,14 @@ def file_root(paths: Any, kind: str) -> Path:
 
 
 def _safe_join(root: Path, *parts: str) -> Path:
-    """engine.paths.safe_join, with its refusal mapped to 403."""
-    from engine import paths as engine_paths
-
-    join = getattr(engine_paths, "safe_join")
-    refused = getattr(engine_paths, "PathRefused", ValueError)
+    """engine.paths.safe_join, with its refusal mapped to 403 (400 for a path the OS cannot take)."""
+    parts = tuple(p for p in parts if p)
+    problem = length_problem(root.joinpath(*parts))
+    if problem:
+        raise ApiError(400, "invalid_path", problem)
     try:
-        return Path(join(root, *[p for p in parts if p]))
-    except refused as exc:
+        return Path(safe_join(root, *parts))
+    except PathRefused as exc:
         raise ApiError(403, "path_refused", str(exc)) from None
     except (ValueError, OSError) as exc:
         raise ApiError(400, "invalid_path", str(exc)) from None
@@ -102,14 +134,19 @@ def refuse_traversal(name: str) -> None:
 
 
 def sanitize_filename(name: str, default: str = "upload") -> str:
-    """A safe basename: last path piece, no control characters, no leading dots, bounded length."""
+    """A safe basename: last path piece, no control characters, no leading dots, at most 200 bytes
+    in UTF-8 (room for a ``" (n)"`` suffix under the OS's 255-byte limit)."""
     name = unicodedata.normalize("NFC", str(name or ""))
     name = re.split(r"[\\/]", name)[-1]
     name = "".join(c for c in name if ord(c) >= 32 and ord(c) != 127 and c not in ':*?"<>|')
     name = name.strip().lstrip(".").strip()
-    if len(name) > 200:
+    if len(name.encode("utf-8", "surrogatepass")) > 200:
         stem, ext = os.path.splitext(name)
-        name = stem[: 200 - len(ext[:16])] + ext[:16]
+        ext = ext[:16]
+        while stem and len((stem + ext).encode("utf-8", "surrogatepass")) > 200:
+            stem = stem[:-1]
+        name = stem + ext
+    name = name.encode("utf-8", "ignore").decode("utf-8")  # lone surrogates cannot be stored
     return name or default
 
 
@@ -146,12 +183,23 @@ def _preview_response(path: Path, preview: str, channel: str) -> Response:
     return Response(buf.getvalue(), media_type=f"image/{fmt}")
 
 
+def _disposition(kind: str, name: str) -> str:
+    """A Content-Disposition value (headers are Latin-1): ASCII fallback + RFC 5987 UTF-8 name."""
+    name = sanitize_filename(name)
+    ascii_name = name.encode("ascii", "replace").decode("ascii").replace('"', "_")
+    if ascii_name == name:
+        return f'{kind}; filename="{name}"'
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 def view_file(paths: Any, params: dict[str, str]) -> Response:
     """The ``/view`` handler body: a file of output/input/temp, optionally re-encoded."""
     filename = params.get("filename", "")
     path = resolve_file(paths, params.get("type") or "output", params.get("subfolder", ""), filename)
     if not path.is_file():
         raise ApiError(404, "not_found", "file not found")
+    # Open once now: an unreadable file must be a 403 here, not an error mid-response.
+    os.close(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)))
     preview = params.get("preview", "") or ""
     channel = (params.get("channel") or "rgba").lower()
     if channel not in ("rgba", "rgb", "a"):
@@ -162,9 +210,9 @@ def view_file(paths: Any, params: dict[str, str]) -> Response:
     headers = {"X-Content-Type-Options": "nosniff"}
     if media in _ACTIVE_TYPES:
         media = "application/octet-stream"
-        headers["Content-Disposition"] = f'attachment; filename="{sanitize_filename(path.name)}"'
+        headers["Content-Disposition"] = _disposition("attachment", path.name)
     else:
-        headers["Content-Disposition"] = f'inline; filename="{sanitize_filename(path.name)}"'
+        headers["Content-Disposition"] = _disposition("inline", path.name)
     return FileResponse(path, media_type=media, headers=headers)
 
 
@@ -289,19 +337,33 @@ def _process_upload(paths: Any, data: bytes, filename: str, fields: dict[str, st
 
 
 def file_router(paths: Any) -> APIRouter:
-    """Routes ``/view``, ``/upload/image``, ``/upload/mask`` (included at ``/`` and ``/api``)."""
+    """Routes ``/view``, ``/upload/image``, ``/upload/mask``, ``/lg/models/{folder}`` (included at
+    ``/`` and ``/api``)."""
     router = APIRouter()
 
     @router.get("/view")
     def view(request: Request) -> Response:
-        return view_file(paths, dict(request.query_params))
+        with os_errors("cannot read the file"):
+            return view_file(paths, dict(request.query_params))
 
     @router.post("/upload/image")
     async def upload_image(request: Request) -> dict:
-        return await handle_upload(request, paths, is_mask=False)
+        with os_errors("cannot store the upload"):
+            return await handle_upload(request, paths, is_mask=False)
 
     @router.post("/upload/mask")
     async def upload_mask(request: Request) -> dict:
-        return await handle_upload(request, paths, is_mask=True)
+        with os_errors("cannot store the upload"):
+            return await handle_upload(request, paths, is_mask=True)
+
+    @router.get("/lg/models/{folder}")
+    def lg_models(folder: str) -> list[dict]:
+        """``[{name, size, sha256|null}]``; ComfyUI's ``/models/{folder}`` keeps its list of names.
+        sha256 is null until the background hashing (or ``verify-models``) has reached the file."""
+        from engine.model_hashes import HASH_FOLDERS, HashRecords, model_list
+
+        if folder not in HASH_FOLDERS:
+            raise ApiError(404, "not_found", f"unknown model folder {folder!r}")
+        return model_list(paths, HashRecords.for_paths(paths), folder)
 
     return router
