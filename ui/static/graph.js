@@ -1,5 +1,6 @@
 // Graph model of the editor: the native document (ARCHITECTURE.md §3) plus node schemas from
-// /object_info, typed connections, and snapshot-based undo/redo. No DOM here.
+// /object_info, typed connections, snapshot-based undo/redo, and the edit() transaction through
+// which every change goes (listeners get one change event per edit). No DOM here.
 
 export const WIDGET_TYPES = new Set(['INT', 'FLOAT', 'STRING', 'BOOLEAN', 'COMBO']);
 export const CONTROL_MODES = ['fixed', 'increment', 'decrement', 'randomize'];
@@ -76,6 +77,17 @@ export function clampNumber(inp, value) {
   return Number(v.toFixed(10));
 }
 
+// What one edit changed, handed to the 'change' listeners (renderer, workflow storage, selection).
+// nodes: ids to redraw (added, restructured or removed); moved/resized: ids whose position/width
+// changed; widgets: id -> names of widget values or control modes; load: redraw everything.
+function newChanges() {
+  return { load: false, nodes: new Set(), removed: new Set(), moved: new Set(), resized: new Set(),
+    widgets: new Map(), links: false, groups: false, view: false };
+}
+
+const NODE_PROPS = ['title', 'mode', 'color'];
+const GROUP_PROPS = ['title', 'bounds', 'color'];
+
 export class Graph {
   constructor() {
     this.schemas = {};
@@ -86,17 +98,83 @@ export class Graph {
     this.extra = {};             // top-level keys we do not edit (title, extra, ...), kept as they are
     this.undoStack = [];
     this.redoStack = [];
-    this.listeners = [];
+    this.listeners = {};
+    this.tx = null;              // the edit in progress (see edit)
+    this.lastStep = null;        // `step` of the edit that recorded the newest undo snapshot
+  }
+
+  // Subscribe to 'change' (one change set per edit); returns the unsubscribe function.
+  on(kind, fn) {
+    (this.listeners[kind] = this.listeners[kind] || []).push(fn);
+    return () => { this.listeners[kind] = this.listeners[kind].filter((f) => f !== fn); };
+  }
+
+  emit(kind, detail) { for (const fn of this.listeners[kind] || []) fn(detail); }
+
+  // The one way to change the document: fn(graph) runs as one step. The first document change in it
+  // records an undo snapshot (record=false: none, e.g. control-after-generate); edits passing the
+  // same `step` token (every pointer move of one drag) share one snapshot. Afterwards one 'change'
+  // event says what changed. Mutators called outside an edit open their own; inside one they join it.
+  // If fn throws after changing the document, the step is rolled back.
+  edit(fn, { record = true, step = null } = {}) {
+    if (this.tx) return fn(this);
+    const tx = { record, step, changes: newChanges(), touched: false, docTouched: false, snapshot: null };
+    this.tx = tx;
+    try {
+      return fn(this);
+    } catch (e) {
+      if (tx.snapshot) this.rollback(tx);
+      throw e;
+    } finally {
+      this.tx = null;
+      if (tx.touched) this.emit('change', tx.changes);
+    }
+  }
+
+  // Called by every mutator *before* it changes anything (so the snapshot is the state before).
+  touch(kind, detail) {
+    const tx = this.tx;
+    if (!tx) throw new Error('the graph changes only inside graph.edit()');
+    if (kind !== 'view' && !tx.docTouched) { tx.docTouched = true; if (tx.record) this.record(tx); }
+    tx.touched = true;
+    const c = tx.changes;
+    if (kind === 'load') c.load = true;
+    else if (kind === 'node') c.nodes.add(detail);
+    else if (kind === 'remove') { c.nodes.add(detail); c.removed.add(detail); }
+    else if (kind === 'widget') {
+      if (!c.widgets.has(detail[0])) c.widgets.set(detail[0], new Set());
+      c.widgets.get(detail[0]).add(detail[1]);
+    } else if (kind === 'moved' || kind === 'resized') c[kind].add(detail);
+    else c[kind] = true;         // links, groups, view
+  }
+
+  record(tx) {
+    if (tx.step !== null && tx.step === this.lastStep) return;   // same gesture: same undo step
+    tx.snapshot = JSON.stringify(this.serialize());
+    tx.redo = this.redoStack;
+    this.undoStack.push(tx.snapshot);
+    if (this.undoStack.length > UNDO_LIMIT) this.undoStack.shift();
+    this.redoStack = [];
+    this.lastStep = tx.step;
+  }
+
+  rollback(tx) {
+    this.undoStack.pop();
+    this.redoStack = tx.redo;
+    this.lastStep = null;
+    this.load(JSON.parse(tx.snapshot), { keepView: true });
   }
 
   setSchemas(objectInfo) {
     this.schemas = {};
     for (const [type, info] of Object.entries(objectInfo || {})) this.schemas[type] = parseSchema(type, info);
+    this.edit(() => {            // nodes of newly known types get their widget defaults
+      this.touch('load');
+      for (const n of this.nodes.values()) this.fillDefaults(n);
+    }, { record: false });
   }
 
   schema(type) { return this.schemas[type] || null; }
-  onChange(fn) { this.listeners.push(fn); }
-  emit(kind, detail) { for (const fn of this.listeners) fn(kind, detail); }
 
   nextNodeId() {
     let m = 0;
@@ -111,7 +189,7 @@ export class Graph {
   }
 
   // A new node of `type` at `pos` with all widget defaults filled.
-  addNode(type, pos, { id = null, silent = false } = {}) {
+  addNode(type, pos, { id = null } = {}) {
     const s = this.schema(type);
     if (!s) throw new Error(`Unknown node type ${type}`);
     const node = {
@@ -123,9 +201,30 @@ export class Graph {
       node.widgets[inp.name] = widgetDefault(inp);
       if (inp.options.control_after_generate) node.controls[inp.name] = 'randomize';
     }
-    this.nodes.set(node.id, node);
-    if (!silent) this.emit('add', node.id);
-    return node;
+    return this.edit(() => { this.touch('node', node.id); this.nodes.set(node.id, node); return node; });
+  }
+
+  // Copies of document nodes (the clipboard) with new ids, moved by `offset`, and the links among
+  // them (`from`/`to` naming the copied ids). Returns the new ids in order.
+  insertCopies(nodes, links, offset) {
+    return this.edit(() => {
+      const map = new Map();
+      for (const n of nodes) {
+        const copy = JSON.parse(JSON.stringify(n));
+        copy.id = this.nextNodeId();
+        copy.pos = [n.pos[0] + offset, n.pos[1] + offset];
+        this.fillDefaults(copy);
+        this.touch('node', copy.id);
+        this.nodes.set(copy.id, copy);
+        map.set(n.id, copy.id);
+      }
+      for (const l of links) {
+        const id = this.nextLinkId();
+        this.touch('links');
+        this.links.set(id, { id, from: [map.get(l.from[0]), l.from[1]], to: [map.get(l.to[0]), l.to[1]], type: l.type });
+      }
+      return [...map.values()];
+    });
   }
 
   // Socket inputs of a node: declared sockets plus widgets converted to sockets.
@@ -182,40 +281,119 @@ export class Graph {
   connect(srcId, outIndex, dstId, inputName) {
     const why = this.checkConnect(srcId, outIndex, dstId, inputName);
     if (why) throw new Error(why);
-    const old = this.linkInto(dstId, inputName);
-    if (old) this.links.delete(old.id);
-    const dst = this.nodes.get(dstId);
-    const s = this.schema(dst.type);
-    const inp = s.inputs.find((i) => i.name === inputName);
-    const converts = inp.widget && !dst.converted.includes(inputName);
-    if (converts) dst.converted.push(inputName);
-    const link = { id: this.nextLinkId(), from: [srcId, outIndex], to: [dstId, inputName],
-      type: this.outputType(this.nodes.get(srcId), outIndex) };
-    this.links.set(link.id, link);
-    if (converts) this.emit('node', dstId);
-    this.emit('links');
-    return link;
+    return this.edit(() => {
+      this.touch('links');
+      const old = this.linkInto(dstId, inputName);
+      if (old) this.links.delete(old.id);
+      const dst = this.nodes.get(dstId);
+      const inp = this.schema(dst.type).inputs.find((i) => i.name === inputName);
+      if (inp.widget && !dst.converted.includes(inputName)) { this.touch('node', dstId); dst.converted.push(inputName); }
+      const link = { id: this.nextLinkId(), from: [srcId, outIndex], to: [dstId, inputName],
+        type: this.outputType(this.nodes.get(srcId), outIndex) };
+      this.links.set(link.id, link);
+      return link;
+    });
   }
 
-  removeLink(id) { if (this.links.delete(id)) this.emit('links'); }
+  removeLink(id) {
+    if (!this.links.has(id)) return false;
+    return this.edit(() => { this.touch('links'); return this.links.delete(id); });
+  }
 
   removeNodes(ids) {
     const set = new Set(ids);
-    for (const [lid, l] of [...this.links]) if (set.has(l.from[0]) || set.has(l.to[0])) this.links.delete(lid);
-    for (const id of set) this.nodes.delete(id);
-    this.emit('remove', [...set]);
+    this.edit(() => {
+      for (const id of set) this.touch('remove', id);
+      for (const [lid, l] of [...this.links]) {
+        if (set.has(l.from[0]) || set.has(l.to[0])) { this.touch('links'); this.links.delete(lid); }
+      }
+      for (const id of set) this.nodes.delete(id);
+    });
   }
 
   // Widget → socket and back. Converting back drops the link that fed it.
   toggleConverted(nodeId, name) {
     const node = this.nodes.get(nodeId);
-    const i = node.converted.indexOf(name);
-    if (i >= 0) {
-      node.converted.splice(i, 1);
-      const l = this.linkInto(nodeId, name);
-      if (l) this.links.delete(l.id);
-    } else node.converted.push(name);
-    this.emit('node', nodeId);
+    this.edit(() => {
+      this.touch('node', nodeId);
+      const i = node.converted.indexOf(name);
+      if (i >= 0) {
+        node.converted.splice(i, 1);
+        const l = this.linkInto(nodeId, name);
+        if (l) { this.touch('links'); this.links.delete(l.id); }
+      } else node.converted.push(name);
+    });
+  }
+
+  // A widget value; returns whether it changed (an equal value records no undo step).
+  setWidget(nodeId, name, value) {
+    const node = this.nodes.get(nodeId);
+    if (!node || node.widgets[name] === value) return false;
+    return this.edit(() => { this.touch('widget', [nodeId, name]); node.widgets[name] = value; return true; });
+  }
+
+  // A control-after-generate mode (fixed | increment | decrement | randomize).
+  setControl(nodeId, name, mode) {
+    const node = this.nodes.get(nodeId);
+    if (!node) return;
+    this.edit(() => { this.touch('widget', [nodeId, name]); node.controls[name] = mode; });
+  }
+
+  // title / mode / color of a node.
+  setNodeProps(nodeId, props) {
+    const node = this.nodes.get(nodeId);
+    if (!node) return;
+    this.edit(() => {
+      this.touch('node', nodeId);
+      for (const k of NODE_PROPS) if (k in props) node[k] = props[k];
+    });
+  }
+
+  // Move nodes: [[id, [x, y]], ...] (rounded to whole units).
+  moveNodes(moves) {
+    this.edit(() => {
+      for (const [id, pos] of moves) {
+        const n = this.nodes.get(id);
+        if (!n) continue;
+        this.touch('moved', id);
+        n.pos = [Math.round(pos[0]), Math.round(pos[1])];
+      }
+    });
+  }
+
+  resizeNode(nodeId, width) {
+    const node = this.nodes.get(nodeId);
+    if (!node) return;
+    this.edit(() => { this.touch('resized', nodeId); node.size = [Math.round(width), node.size[1]]; });
+  }
+
+  // The size the renderer measured (height follows the widgets). Layout read back from the DOM
+  // while drawing, not an edit: no undo step, no event.
+  noteSize(nodeId, size) {
+    const node = this.nodes.get(nodeId);
+    if (node) node.size = size;
+  }
+
+  addGroup(group) { this.edit(() => { this.touch('groups'); this.groups.push({ ...group }); }); }
+
+  // title / bounds / color of group `index`.
+  setGroup(index, props) {
+    const g = this.groups[index];
+    if (!g) return;
+    this.edit(() => {
+      this.touch('groups');
+      for (const k of GROUP_PROPS) if (k in props) g[k] = props[k];
+    });
+  }
+
+  removeGroup(index) {
+    if (!this.groups[index]) return;
+    this.edit(() => { this.touch('groups'); this.groups.splice(index, 1); });
+  }
+
+  // Pan/zoom. Saved with the document but never an undo step.
+  setView(view) {
+    this.edit(() => { this.touch('view'); this.view = { scale: view.scale, offset: [...view.offset] }; });
   }
 
   serialize() {
@@ -230,30 +408,34 @@ export class Graph {
   }
 
   // Replace the whole graph with a native document (validated loosely; unknown types are kept).
-  load(doc, { keepView = false } = {}) {
+  // record=true makes it an undo step (opening a file); startup and undo itself do not record.
+  load(doc, { keepView = false, record = false } = {}) {
     if (!doc || doc.format !== 'latentgraph') throw new Error('Not a Latentgraph workflow document');
-    this.nodes.clear(); this.links.clear();
-    for (const n of doc.nodes || []) {
-      const node = {
-        id: String(n.id), type: n.type, title: n.title || (this.schema(n.type) || {}).title || n.type,
-        pos: [...(n.pos || [0, 0])], size: [...(n.size || [260, 0])], color: n.color ?? null,
-        mode: n.mode || 'normal', widgets: { ...(n.widgets || {}) }, controls: { ...(n.controls || {}) },
-        converted: [...(n.converted || [])],
-      };
-      this.fillDefaults(node);
-      this.nodes.set(node.id, node);
-    }
-    for (const l of doc.links || []) {
-      const link = { id: Number(l.id), from: [String(l.from[0]), Number(l.from[1])], to: [String(l.to[0]), l.to[1]], type: l.type };
-      if (this.nodes.has(link.from[0]) && this.nodes.has(link.to[0])) this.links.set(link.id, link);
-    }
-    this.groups = (doc.groups || []).map((g) => ({ title: g.title || 'Group', bounds: [...g.bounds], color: g.color || '#3f5f7f' }));
-    if (!keepView && doc.view) this.view = { scale: doc.view.scale || 1, offset: [...(doc.view.offset || [0, 0])] };
-    this.extra = {};
-    for (const [k, v] of Object.entries(doc)) if (!DOC_KEYS.has(k)) this.extra[k] = v;
-    this.emit('load');
+    this.edit(() => {
+      this.touch('load');
+      this.nodes.clear(); this.links.clear();
+      for (const n of doc.nodes || []) {
+        const node = {
+          id: String(n.id), type: n.type, title: n.title || (this.schema(n.type) || {}).title || n.type,
+          pos: [...(n.pos || [0, 0])], size: [...(n.size || [260, 0])], color: n.color ?? null,
+          mode: n.mode || 'normal', widgets: { ...(n.widgets || {}) }, controls: { ...(n.controls || {}) },
+          converted: [...(n.converted || [])],
+        };
+        this.fillDefaults(node);
+        this.nodes.set(node.id, node);
+      }
+      for (const l of doc.links || []) {
+        const link = { id: Number(l.id), from: [String(l.from[0]), Number(l.from[1])], to: [String(l.to[0]), l.to[1]], type: l.type };
+        if (this.nodes.has(link.from[0]) && this.nodes.has(link.to[0])) this.links.set(link.id, link);
+      }
+      this.groups = (doc.groups || []).map((g) => ({ title: g.title || 'Group', bounds: [...g.bounds], color: g.color || '#3f5f7f' }));
+      if (!keepView && doc.view) this.view = { scale: doc.view.scale || 1, offset: [...(doc.view.offset || [0, 0])] };
+      this.extra = {};
+      for (const [k, v] of Object.entries(doc)) if (!DOC_KEYS.has(k)) this.extra[k] = v;
+    }, { record });
   }
 
+  // Fill missing widget defaults of a node object that is being built (not yet, or being, edited).
   fillDefaults(node) {
     const s = this.schema(node.type);
     if (!s) return;
@@ -263,13 +445,7 @@ export class Graph {
     }
   }
 
-  // Undo/redo: snapshots of the document taken *before* each user action.
-  checkpoint() {
-    this.undoStack.push(JSON.stringify(this.serialize()));
-    if (this.undoStack.length > UNDO_LIMIT) this.undoStack.shift();
-    this.redoStack = [];
-  }
-
+  // Undo/redo: the snapshots edits recorded *before* each user action.
   undo() { return this.swap(this.undoStack, this.redoStack); }
   redo() { return this.swap(this.redoStack, this.undoStack); }
 
@@ -277,27 +453,35 @@ export class Graph {
     if (!from.length) return false;
     to.push(JSON.stringify(this.serialize()));
     this.load(JSON.parse(from.pop()), { keepView: true });
+    this.lastStep = null;
     return true;
   }
 
-  // Apply control_after_generate (fixed/increment/decrement/randomize); returns the changed node ids.
+  // Apply control_after_generate (fixed/increment/decrement/randomize) after queueing: an edit
+  // without undo step, as before. Returns the changed node ids.
   applyControls() {
     const changed = [];
-    for (const node of this.nodes.values()) {
-      const s = this.schema(node.type);
-      if (!s || node.mode === 'muted') continue;
-      for (const [name, mode] of Object.entries(node.controls || {})) {
-        const inp = s.inputs.find((i) => i.name === name);
-        if (!inp || mode === 'fixed' || node.converted.includes(name)) continue;
-        const min = inp.options.min ?? 0, max = Math.min(inp.options.max ?? 0xffffffff, Number.MAX_SAFE_INTEGER);
-        let v = Number(node.widgets[name]) || 0;
-        if (mode === 'increment') v = v + 1 > max ? min : v + 1;
-        else if (mode === 'decrement') v = v - 1 < min ? max : v - 1;
-        else if (mode === 'randomize') v = min + Math.floor(Math.random() * Math.min(max - min + 1, 2 ** 50));
-        node.widgets[name] = v;
-        if (!changed.includes(node.id)) changed.push(node.id);
+    this.edit(() => {
+      for (const node of this.nodes.values()) {
+        const s = this.schema(node.type);
+        if (!s || node.mode === 'muted') continue;
+        for (const [name, mode] of Object.entries(node.controls || {})) {
+          const inp = s.inputs.find((i) => i.name === name);
+          if (!inp || mode === 'fixed' || node.converted.includes(name)) continue;
+          this.touch('widget', [node.id, name]);
+          node.widgets[name] = nextControlValue(inp, mode, Number(node.widgets[name]) || 0);
+          if (!changed.includes(node.id)) changed.push(node.id);
+        }
       }
-    }
+    }, { record: false });
     return changed;
   }
+}
+
+function nextControlValue(inp, mode, v) {
+  const min = inp.options.min ?? 0, max = Math.min(inp.options.max ?? 0xffffffff, Number.MAX_SAFE_INTEGER);
+  if (mode === 'increment') return v + 1 > max ? min : v + 1;
+  if (mode === 'decrement') return v - 1 < min ? max : v - 1;
+  if (mode === 'randomize') return min + Math.floor(Math.random() * Math.min(max - min + 1, 2 ** 50));
+  return v;
 }

@@ -1,15 +1,77 @@
 // Pointer and keyboard interaction on the canvas: select (click, shift-click, box), drag nodes and
 // groups, pan (empty canvas / middle button), zoom (wheel), connect typed sockets by dragging,
 // detach/reconnect by dragging off an input, and the keyboard shortcuts.
+// Every kind of drag is one row of DRAGS (move / end); a drag changes the document only through
+// graph edits that share the drag as their `step`, so one drag is one undo step.
 
 const EDITABLE = 'input, textarea, select, [contenteditable="true"]';
 
+// Pointer moves below this many pixels (world units for nodes/groups) do not start a move.
+const SLOP = 3;
+
+// The drag kinds. `move(ix, e, d)` on each pointer move, `end(ix, e, d)` on release; `d` is the
+// state the start function made ({kind, ...}).
+const DRAGS = {
+  pan: {
+    move(ix, e, d) {
+      const dx = e.clientX - d.x, dy = e.clientY - d.y;
+      if (Math.abs(dx) + Math.abs(dy) > 2) d.moved = true;
+      ix.graph.setView({ scale: ix.graph.view.scale, offset: [d.offset[0] + dx, d.offset[1] + dy] });
+    },
+    end(ix, e, d) {   // a click on the empty canvas clears the selection
+      if (!d.moved && e.target.closest && e.target.closest('.lg-canvas') && ix.selection.size) ix.selection.set([]);
+    },
+  },
+  box: {
+    move(ix, e, d) {
+      const x = Math.min(e.clientX, d.x), y = Math.min(e.clientY, d.y), cr = ix.canvas.getBoundingClientRect();
+      Object.assign(ix.boxEl.style, { left: `${x - cr.left}px`, top: `${y - cr.top}px`, width: `${Math.abs(e.clientX - d.x)}px`, height: `${Math.abs(e.clientY - d.y)}px` });
+      ix.boxEl.hidden = false;
+      d.end = ix.view.toWorld(e.clientX, e.clientY);
+    },
+    end: (ix, e, d) => ix.finishBox(d),
+  },
+  nodes: {
+    move(ix, e, d) {
+      const [dx, dy] = ix.worldDelta(e, d);
+      if (dx === null) return;
+      ix.graph.edit((g) => g.moveNodes(d.ids.map((id, i) => [id, [d.orig[i][0] + dx, d.orig[i][1] + dy]])), { step: d });
+    },
+  },
+  group: {
+    move(ix, e, d) {
+      const [dx, dy] = ix.worldDelta(e, d);
+      if (dx === null) return;
+      const o = d.orig;
+      ix.graph.edit((g) => {
+        if (d.mode === 'resize') { g.setGroup(d.index, { bounds: [o[0], o[1], Math.max(120, Math.round(o[2] + dx)), Math.max(60, Math.round(o[3] + dy))] }); return; }
+        g.setGroup(d.index, { bounds: [Math.round(o[0] + dx), Math.round(o[1] + dy), o[2], o[3]] });
+        g.moveNodes(d.ids.map((id, i) => [id, [d.origPos[i][0] + dx, d.origPos[i][1] + dy]]));
+      }, { step: d });
+    },
+  },
+  resize: {
+    move(ix, e, d) {
+      const w = ix.view.toWorld(e.clientX, e.clientY);
+      ix.graph.edit((g) => g.resizeNode(d.id, Math.max(160, d.width + w[0] - d.start[0])), { step: d });
+    },
+  },
+  link: { move: (ix, e, d) => ix.moveLink(e, d), end: (ix, e, d) => ix.finishLink(e, d) },
+  rlink: { move: (ix, e, d) => ix.moveReverse(e, d), end: (ix, e, d) => ix.finishReverse(e, d) },
+};
+
+// Keyboard shortcuts → command names (see Editor.commands in main.js).
+const KEYS = { delete: 'deleteSelected', backspace: 'deleteSelected', '.': 'fitView' };
+const MOD_KEYS = { y: 'redo', v: 'paste', a: 'selectAll', g: 'groupSelected', s: 'download', o: 'pickFile' };
+
 export class Interaction {
-  constructor(editor, canvas) {
-    this.editor = editor;
-    this.graph = editor.graph;
-    this.r = editor.renderer;
+  // view: the Renderer (coordinates, node elements, the dragged link); commands: see main.js.
+  constructor(graph, view, canvas, { selection, commands }) {
+    this.graph = graph;
+    this.view = view;
     this.canvas = canvas;
+    this.selection = selection;
+    this.commands = commands;
     this.drag = null;
     this.boxEl = document.createElement('div');
     this.boxEl.className = 'lg-boxsel';
@@ -43,6 +105,25 @@ export class Interaction {
     this.startPan(e);
   }
 
+  onMove(e) { if (this.drag) DRAGS[this.drag.kind].move(this, e, this.drag); }
+
+  onUp(e) {
+    const d = this.drag;
+    if (!d) return;
+    this.drag = null;
+    this.canvas.classList.remove('lg-panning');
+    const end = DRAGS[d.kind].end;
+    if (end) end(this, e, d);
+  }
+
+  // World-space movement since the drag started, or [null, null] while still within the slop.
+  worldDelta(e, d) {
+    const w = this.view.toWorld(e.clientX, e.clientY), dx = w[0] - d.start[0], dy = w[1] - d.start[1];
+    if (!d.moved && Math.abs(dx) + Math.abs(dy) < SLOP) return [null, null];
+    d.moved = true;
+    return [dx, dy];
+  }
+
   startPan(e) {
     this.drag = { kind: 'pan', x: e.clientX, y: e.clientY, offset: [...this.graph.view.offset], moved: false };
     this.canvas.classList.add('lg-panning');
@@ -50,36 +131,22 @@ export class Interaction {
 
   startBox(e) {
     e.preventDefault();
-    this.drag = { kind: 'box', x: e.clientX, y: e.clientY, additive: true, start: this.r.toWorld(e.clientX, e.clientY) };
+    this.drag = { kind: 'box', x: e.clientX, y: e.clientY, start: this.view.toWorld(e.clientX, e.clientY) };
   }
 
   startNodeDrag(e, id) {
-    const sel = this.editor.selection;
-    if (e.shiftKey || e.ctrlKey || e.metaKey) {
-      if (sel.has(id)) sel.delete(id); else sel.add(id);
-      this.editor.selectionChanged();
-      return;
-    }
-    if (!sel.has(id)) { sel.clear(); sel.add(id); this.editor.selectionChanged(); }
-    const w = this.r.toWorld(e.clientX, e.clientY);
-    this.drag = { kind: 'nodes', start: w, ids: [...sel], orig: [...sel].map((i) => [...this.graph.nodes.get(i).pos]), moved: false };
+    const sel = this.selection;
+    if (e.shiftKey || e.ctrlKey || e.metaKey) { sel.toggle(id); return; }
+    if (!sel.has(id)) sel.set([id]);
+    const ids = sel.list();
+    this.drag = { kind: 'nodes', start: this.view.toWorld(e.clientX, e.clientY), ids,
+      orig: ids.map((i) => [...this.graph.nodes.get(i).pos]), moved: false };
   }
 
   startResize(e, id) {
     e.preventDefault();
     const node = this.graph.nodes.get(id);
-    this.drag = { kind: 'resize', id, start: this.r.toWorld(e.clientX, e.clientY), width: node.size[0] || 260, moved: false };
-  }
-
-  moveResize(e, d) {
-    const node = this.graph.nodes.get(d.id), elx = this.r.nodeEl(d.id);
-    if (!node || !elx) return;
-    const w = this.r.toWorld(e.clientX, e.clientY);
-    if (!d.moved) { this.graph.checkpoint(); d.moved = true; }
-    node.size[0] = Math.max(160, Math.round(d.width + w[0] - d.start[0]));
-    elx.style.width = `${node.size[0]}px`;
-    this.r.socketCache.delete(d.id);
-    this.r.scheduleLinks();
+    this.drag = { kind: 'resize', id, start: this.view.toWorld(e.clientX, e.clientY), width: node.size[0] || 260 };
   }
 
   startGroup(e, index, mode) {
@@ -88,31 +155,32 @@ export class Interaction {
     if (!g) return;
     const inside = mode === 'move' ? [...this.graph.nodes.values()].filter((n) => n.pos[0] >= g.bounds[0] && n.pos[1] >= g.bounds[1]
       && n.pos[0] + n.size[0] <= g.bounds[0] + g.bounds[2] && n.pos[1] + n.size[1] <= g.bounds[1] + g.bounds[3]).map((n) => n.id) : [];
-    this.drag = { kind: 'group', mode, index, start: this.r.toWorld(e.clientX, e.clientY), orig: [...g.bounds], ids: inside,
+    this.drag = { kind: 'group', mode, index, start: this.view.toWorld(e.clientX, e.clientY), orig: [...g.bounds], ids: inside,
       origPos: inside.map((i) => [...this.graph.nodes.get(i).pos]), moved: false };
   }
 
   startConnect(e, id, outIndex) {
     e.preventDefault();
     const type = this.graph.outputType(this.graph.nodes.get(id), outIndex);
-    this.drag = { kind: 'link', src: [id, outIndex], type, from: this.r.socketPos(id, 'out', outIndex), checkpointed: false };
+    this.drag = { kind: 'link', src: [id, outIndex], type, from: this.view.socketPos(id, 'out', outIndex) };
   }
 
+  // Dragging a linked input off detaches its link at once; dropping it elsewhere reconnects it in
+  // the same undo step.
   startDetach(e, id, name) {
     e.preventDefault();
     const link = this.graph.linkInto(id, name);
     if (!link) return this.startReverse(id, name);
-    this.graph.checkpoint();
-    this.graph.removeLink(link.id);
-    this.editor.changed({ links: true });
-    this.drag = { kind: 'link', src: [...link.from], type: link.type, from: this.r.socketPos(link.from[0], 'out', link.from[1]), checkpointed: true };
+    const d = { kind: 'link', src: [...link.from], type: link.type, from: this.view.socketPos(link.from[0], 'out', link.from[1]) };
+    this.graph.edit((g) => g.removeLink(link.id), { step: d });
+    this.drag = d;
     this.onMove(e);
   }
 
   // Dragging from a free input: the link is drawn backwards and dropped on an output socket.
   startReverse(id, name) {
     const type = this.graph.inputType(this.graph.nodes.get(id), name);
-    this.drag = { kind: 'rlink', dst: [id, name], type, to: this.r.socketPos(id, 'in', name) };
+    this.drag = { kind: 'rlink', dst: [id, name], type, to: this.view.socketPos(id, 'in', name) };
   }
 
   reverseTarget(e, d) {
@@ -126,60 +194,15 @@ export class Interaction {
 
   moveReverse(e, d) {
     const t = this.reverseTarget(e, d);
-    this.r.setTempLink(this.r.toWorld(e.clientX, e.clientY), d.to, d.type, !!(t && t.why));
+    this.view.setTempLink(this.view.toWorld(e.clientX, e.clientY), d.to, d.type, !!(t && t.why));
   }
 
   finishReverse(e, d) {
-    this.r.setTempLink(null);
+    this.view.setTempLink(null);
     const t = this.reverseTarget(e, d);
     if (!t) return;
-    if (t.why) { this.editor.refuse(d.dst[0], d.dst[1], t.why); return; }
-    this.graph.checkpoint();
+    if (t.why) { this.commands.refuse(d.dst[0], d.dst[1], t.why); return; }
     this.graph.connect(t.src[0], t.src[1], d.dst[0], d.dst[1]);
-    this.editor.changed({ node: d.dst[0] });
-  }
-
-  onMove(e) {
-    const d = this.drag;
-    if (!d) return;
-    if (d.kind === 'pan') {
-      const dx = e.clientX - d.x, dy = e.clientY - d.y;
-      if (Math.abs(dx) + Math.abs(dy) > 2) d.moved = true;
-      this.graph.view.offset = [d.offset[0] + dx, d.offset[1] + dy];
-      this.r.applyView();
-    } else if (d.kind === 'box') {
-      const x = Math.min(e.clientX, d.x), y = Math.min(e.clientY, d.y), cr = this.canvas.getBoundingClientRect();
-      Object.assign(this.boxEl.style, { left: `${x - cr.left}px`, top: `${y - cr.top}px`, width: `${Math.abs(e.clientX - d.x)}px`, height: `${Math.abs(e.clientY - d.y)}px` });
-      this.boxEl.hidden = false;
-      d.end = this.r.toWorld(e.clientX, e.clientY);
-    } else if (d.kind === 'nodes') this.moveNodes(e, d);
-    else if (d.kind === 'group') this.moveGroup(e, d);
-    else if (d.kind === 'link') this.moveLink(e, d);
-    else if (d.kind === 'rlink') this.moveReverse(e, d);
-    else if (d.kind === 'resize') this.moveResize(e, d);
-  }
-
-  moveNodes(e, d) {
-    const w = this.r.toWorld(e.clientX, e.clientY), dx = w[0] - d.start[0], dy = w[1] - d.start[1];
-    if (!d.moved && Math.abs(dx) + Math.abs(dy) < 3) return;
-    if (!d.moved) { this.graph.checkpoint(); d.moved = true; }
-    d.ids.forEach((id, i) => {
-      const n = this.graph.nodes.get(id);
-      if (n) { n.pos = [Math.round(d.orig[i][0] + dx), Math.round(d.orig[i][1] + dy)]; this.r.moveNode(id); }
-    });
-  }
-
-  moveGroup(e, d) {
-    const w = this.r.toWorld(e.clientX, e.clientY), dx = w[0] - d.start[0], dy = w[1] - d.start[1];
-    if (!d.moved && Math.abs(dx) + Math.abs(dy) < 3) return;
-    if (!d.moved) { this.graph.checkpoint(); d.moved = true; }
-    const g = this.graph.groups[d.index], o = d.orig;
-    if (d.mode === 'resize') g.bounds = [o[0], o[1], Math.max(120, Math.round(o[2] + dx)), Math.max(60, Math.round(o[3] + dy))];
-    else {
-      g.bounds = [Math.round(o[0] + dx), Math.round(o[1] + dy), o[2], o[3]];
-      d.ids.forEach((id, i) => { this.graph.nodes.get(id).pos = [Math.round(d.origPos[i][0] + dx), Math.round(d.origPos[i][1] + dy)]; this.r.moveNode(id); });
-    }
-    this.r.renderGroups();
   }
 
   // Where a dragged link would land: {nodeId, input, why} (why = refusal reason or null).
@@ -200,50 +223,35 @@ export class Interaction {
     return { nodeId: id, input: name, why: this.graph.checkConnect(d.src[0], d.src[1], id, name) };
   }
 
-  moveLink(e, d) {
-    const w = this.r.toWorld(e.clientX, e.clientY);
-    const target = this.dropTarget(e, d);
+  clearHover() {
     for (const x of this.canvas.querySelectorAll('.lg-hover-ok, .lg-hover-bad')) x.classList.remove('lg-hover-ok', 'lg-hover-bad');
+  }
+
+  moveLink(e, d) {
+    const w = this.view.toWorld(e.clientX, e.clientY);
+    const target = this.dropTarget(e, d);
+    this.clearHover();
     if (target && target.input) {
       const s = this.canvas.querySelector(`.lg-node[data-id="${target.nodeId}"] [data-input="${target.input}"], .lg-node[data-id="${target.nodeId}"] [data-widget="${target.input}"]`);
       if (s) s.classList.add(target.why ? 'lg-hover-bad' : 'lg-hover-ok');
     }
-    this.r.setTempLink(d.from, w, d.type, !!(target && target.why));
+    this.view.setTempLink(d.from, w, d.type, !!(target && target.why));
   }
 
   finishLink(e, d) {
-    this.r.setTempLink(null);
-    for (const x of this.canvas.querySelectorAll('.lg-hover-ok, .lg-hover-bad')) x.classList.remove('lg-hover-ok', 'lg-hover-bad');
+    this.view.setTempLink(null);
+    this.clearHover();
     const target = this.dropTarget(e, d);
     if (!target) {   // released on the empty canvas: offer the nodes that accept this type
       const hit = document.elementFromPoint(e.clientX, e.clientY);
-      if (hit && hit.closest('.lg-canvas') && !hit.closest('.lg-group-title')) this.editor.palette.open(e.clientX, e.clientY, { src: d.src, type: d.type });
+      if (hit && hit.closest('.lg-canvas') && !hit.closest('.lg-group-title')) this.commands.openPalette(e.clientX, e.clientY, { src: d.src, type: d.type });
       return;
     }
     if (target.why || !target.input) {
-      this.editor.refuse(target.nodeId, target.input, target.why || 'no input');
+      this.commands.refuse(target.nodeId, target.input, target.why || 'no input');
       return;
     }
-    if (!d.checkpointed) this.graph.checkpoint();
-    this.graph.connect(d.src[0], d.src[1], target.nodeId, target.input);
-    this.editor.changed({ node: target.nodeId });
-  }
-
-  onUp(e) {
-    const d = this.drag;
-    if (!d) return;
-    this.drag = null;
-    this.canvas.classList.remove('lg-panning');
-    if (d.kind === 'pan') {
-      if (!d.moved && e.target.closest && e.target.closest('.lg-canvas') && this.editor.selection.size) {
-        this.editor.selection.clear(); this.editor.selectionChanged();
-      }
-      this.editor.changed({ viewOnly: true });
-    } else if (d.kind === 'box') this.finishBox(d);
-    else if (d.kind === 'link') this.finishLink(e, d);
-    else if (d.kind === 'rlink') this.finishReverse(e, d);
-    else if (d.kind === 'resize') { this.r.measure(this.graph.nodes.get(d.id)); this.editor.changed({}); }
-    else if (d.moved) this.editor.changed({ moved: true });
+    this.graph.edit((g) => g.connect(d.src[0], d.src[1], target.nodeId, target.input), { step: d });
   }
 
   finishBox(d) {
@@ -251,10 +259,9 @@ export class Interaction {
     if (!d.end) return;
     const x0 = Math.min(d.start[0], d.end[0]), x1 = Math.max(d.start[0], d.end[0]);
     const y0 = Math.min(d.start[1], d.end[1]), y1 = Math.max(d.start[1], d.end[1]);
-    for (const n of this.graph.nodes.values()) {
-      if (n.pos[0] < x1 && n.pos[0] + n.size[0] > x0 && n.pos[1] < y1 && n.pos[1] + n.size[1] > y0) this.editor.selection.add(n.id);
-    }
-    this.editor.selectionChanged();
+    const hit = [...this.graph.nodes.values()].filter((n) => n.pos[0] < x1 && n.pos[0] + n.size[0] > x0
+      && n.pos[1] < y1 && n.pos[1] + n.size[1] > y0).map((n) => n.id);
+    this.selection.add(hit);
   }
 
   onWheel(e) {
@@ -264,52 +271,43 @@ export class Interaction {
     const factor = Math.exp(-e.deltaY * 0.0015);
     const s = Math.max(0.1, Math.min(4, v.scale * factor));
     const mx = e.clientX - r.left, my = e.clientY - r.top;
-    v.offset = [mx - (mx - v.offset[0]) * (s / v.scale), my - (my - v.offset[1]) * (s / v.scale)];
-    v.scale = s;
-    this.r.applyView();
-    this.editor.changed({ viewOnly: true });
+    this.graph.setView({ scale: s, offset: [mx - (mx - v.offset[0]) * (s / v.scale), my - (my - v.offset[1]) * (s / v.scale)] });
   }
 
   onDblClick(e) {
     const t = e.target;
     if (t.closest(`${EDITABLE}, button, .lg-palette`)) return;
     const title = t.closest('.lg-node-title');
-    if (title) return this.editor.renameNode(title.closest('.lg-node').dataset.id);
+    if (title) return this.commands.renameNode(title.closest('.lg-node').dataset.id);
     const gt = t.closest('.lg-group-title');
-    if (gt) return this.editor.renameGroup(Number(gt.parentElement.dataset.group));
-    if (!t.closest('.lg-node')) this.editor.palette.open(e.clientX, e.clientY);
+    if (gt) return this.commands.renameGroup(Number(gt.parentElement.dataset.group));
+    if (!t.closest('.lg-node')) this.commands.openPalette(e.clientX, e.clientY);
   }
 
   onClick(e) {
     const t = e.target.closest('button');
     if (!t) return;
-    if (t.dataset.unconvert) {
-      const id = t.closest('.lg-node').dataset.id;
-      this.graph.checkpoint(); this.graph.toggleConverted(id, t.dataset.unconvert); this.editor.changed({});
-    } else if (t.dataset.groupDelete !== undefined) {
-      this.graph.checkpoint(); this.graph.groups.splice(Number(t.dataset.groupDelete), 1); this.editor.changed({ groups: true });
-    } else if (t.dataset.groupColor !== undefined) {
-      this.graph.checkpoint(); this.editor.cycleGroupColor(Number(t.dataset.groupColor));
-    }
+    if (t.dataset.unconvert) this.graph.toggleConverted(t.closest('.lg-node').dataset.id, t.dataset.unconvert);
+    else if (t.dataset.groupDelete !== undefined) this.graph.removeGroup(Number(t.dataset.groupDelete));
+    else if (t.dataset.groupColor !== undefined) this.commands.cycleGroupColor(Number(t.dataset.groupColor));
   }
 
   onKey(e) {
-    if (!this.editor.root.isConnected) return;
+    const c = this.commands;
+    if (!c.isLive()) return;
     const mod = e.ctrlKey || e.metaKey, k = e.key.toLowerCase();
-    if (mod && k === 'enter') { e.preventDefault(); this.editor.run.queue({ front: e.shiftKey }); return; }
+    if (mod && k === 'enter') { e.preventDefault(); c.queue({ front: e.shiftKey }); return; }
     if (e.target.closest && e.target.closest(EDITABLE)) return;
-    if (k === 'escape') { this.editor.palette.close(); return; }
-    const ed = this.editor;
-    const actions = {
-      delete: () => ed.deleteSelected(), backspace: () => ed.deleteSelected(), '.': () => ed.fitView(),
-    };
-    const modActions = {
-      z: () => (e.shiftKey ? ed.redo() : ed.undo()), y: () => ed.redo(), v: () => ed.paste(),
-      c: () => ((ed.selection.size > 0 && String(window.getSelection() || '') === '') ? ed.copy() : false),
-      a: () => ed.selectAll(), m: () => ed.toggleMode('muted'), b: () => ed.toggleMode('bypass'), g: () => ed.groupSelected(),
-      s: () => ed.io.download(), o: () => ed.io.pickFile(),
-    };
-    const fn = mod ? modActions[k] : (e.altKey ? null : actions[k]);
+    if (k === 'escape') { c.closePalette(); return; }
+    let fn = null;
+    if (mod) {
+      const special = {
+        z: () => (e.shiftKey ? c.redo() : c.undo()),
+        c: () => ((this.selection.size > 0 && String(window.getSelection() || '') === '') ? c.copy() : false),
+        m: () => c.toggleMode('muted'), b: () => c.toggleMode('bypass'),
+      };
+      fn = special[k] || (MOD_KEYS[k] && c[MOD_KEYS[k]]);
+    } else if (!e.altKey && KEYS[k]) fn = c[KEYS[k]];
     if (fn && fn() !== false) e.preventDefault();
   }
 }

@@ -1,15 +1,23 @@
 // Workflow input/output: download as JSON, open JSON/PNG (file picker or drag-and-drop onto the
 // canvas, converted by POST /lg/import on the server), the example menu, and the copy of the
-// current graph kept in localStorage across reloads.
+// current graph kept in localStorage across reloads (saved after every graph change event).
 
 import { imageInputOf, uploadInto } from './widgets.js';
 
 const STORE_KEY = 'latentgraph.workflow.v1';
 
 export class WorkflowIO {
-  constructor(editor) {
-    this.editor = editor;
+  // env: {graph, api, toast, refreshSchemas} (as the widgets get); load(doc, {record, fit}) is the
+  // editor's loadGraph (it also clears the selection and error marks).
+  constructor(env, { root, canvas, load }) {
+    this.env = env;
+    this.graph = env.graph;
+    this.api = env.api;
+    this.toast = env.toast;
+    this.canvas = canvas;
+    this.load = load;
     this.saveTimer = null;
+    this.graph.on('change', () => this.scheduleSave());
     this.fileInput = document.createElement('input');
     Object.assign(this.fileInput, { type: 'file', accept: '.json,.png,application/json,image/png', hidden: true });
     this.fileInput.dataset.openFile = '1';
@@ -17,8 +25,8 @@ export class WorkflowIO {
       if (this.fileInput.files.length) this.openFile(this.fileInput.files[0]);
       this.fileInput.value = '';
     });
-    editor.root.appendChild(this.fileInput);
-    const c = editor.canvas;
+    root.appendChild(this.fileInput);
+    const c = canvas;
     c.addEventListener('dragover', (e) => {
       if ([...(e.dataTransfer?.types || [])].includes('Files')) { e.preventDefault(); c.classList.add('lg-dropping'); }
     });
@@ -28,14 +36,14 @@ export class WorkflowIO {
 
   // A file dropped on an image-loading node is uploaded into it; anywhere else it is a workflow.
   onDrop(e) {
-    this.editor.canvas.classList.remove('lg-dropping');
+    this.canvas.classList.remove('lg-dropping');
     const files = e.dataTransfer ? [...e.dataTransfer.files] : [];
     if (!files.length) return;
     e.preventDefault();
     const nodeEl = e.target.closest && e.target.closest('.lg-node');
-    const node = nodeEl && this.editor.graph.nodes.get(nodeEl.dataset.id);
-    const input = imageInputOf(this.editor, node);
-    if (input && /^image\//.test(files[0].type)) uploadInto(this.editor, node, input, files[0]);
+    const node = nodeEl && this.graph.nodes.get(nodeEl.dataset.id);
+    const input = imageInputOf(this.graph, node);
+    if (input && /^image\//.test(files[0].type)) uploadInto(this.env, node, input, files[0]);
     else this.openFile(files[0]);
   }
 
@@ -44,18 +52,18 @@ export class WorkflowIO {
   // Any supported file (native / ComfyUI UI / ComfyUI API JSON, PNG with metadata) → load it.
   async openFile(file) {
     try {
-      const res = await this.editor.api.importFile(file);
-      this.editor.loadGraph(res.workflow, { record: true, fit: true });
-      this.editor.toast(`Loaded ${file.name}${res.kind ? ` (${res.kind})` : ''}`, 'info');
+      const res = await this.api.importFile(file);
+      this.load(res.workflow, { record: true, fit: true });
+      this.toast(`Loaded ${file.name}${res.kind ? ` (${res.kind})` : ''}`, 'info');
     } catch (e) {
       // The server's own sentence ("Cannot import x.png: …") reads better than "400: …".
       const why = e.body && typeof e.body.error === 'string' ? e.body.error : e.message;
-      this.editor.toast(/^Cannot import /.test(why) || why.startsWith(file.name) ? why : `Cannot open ${file.name}: ${why}`, 'error');
+      this.toast(/^Cannot import /.test(why) || why.startsWith(file.name) ? why : `Cannot open ${file.name}: ${why}`, 'error');
     }
   }
 
   download(name = 'workflow.json') {
-    const blob = new Blob([JSON.stringify(this.editor.getGraph(), null, 2)], { type: 'application/json' });
+    const blob = new Blob([JSON.stringify(this.graph.serialize(), null, 2)], { type: 'application/json' });
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
     a.download = name;
@@ -73,7 +81,7 @@ export class WorkflowIO {
 
   saveNow() {
     clearTimeout(this.saveTimer);
-    try { localStorage.setItem(STORE_KEY, JSON.stringify(this.editor.getGraph())); } catch (e) { console.warn('localStorage', e); }
+    try { localStorage.setItem(STORE_KEY, JSON.stringify(this.graph.serialize())); } catch (e) { console.warn('localStorage', e); }
   }
 
   stored() {
@@ -85,14 +93,14 @@ export class WorkflowIO {
 
   async fillExamples(select) {
     try {
-      const res = await this.editor.api.workflows();
+      const res = await this.api.workflows();
       for (const w of res.workflows || []) {
         const o = document.createElement('option');
         o.value = w.name; o.textContent = w.title;
         select.appendChild(o);
       }
     } catch (e) {
-      this.editor.toast(`Cannot list example workflows: ${e.message}`, 'error');
+      this.toast(`Cannot list example workflows: ${e.message}`, 'error');
     }
     select.addEventListener('change', async () => {
       const name = select.value;
@@ -103,11 +111,11 @@ export class WorkflowIO {
 
   async loadExample(name, { quietMissing = false } = {}) {
     try {
-      const res = await this.editor.api.workflow(name);
-      this.editor.loadGraph(res.workflow, { record: true, fit: true });
+      const res = await this.api.workflow(name);
+      this.load(res.workflow, { record: true, fit: true });
       return true;
     } catch (e) {
-      if (!(quietMissing && e.status === 404)) this.editor.toast(`Cannot load example “${name}”: ${e.message}`, 'error');
+      if (!(quietMissing && e.status === 404)) this.toast(`Cannot load example “${name}”: ${e.message}`, 'error');
       return false;
     }
   }
@@ -120,7 +128,7 @@ export class WorkflowIO {
       const blob = await res.blob();
       await this.openFile(new File([blob], name || 'image.png', { type: blob.type || 'image/png' }));
     } catch (e) {
-      this.editor.toast(`Cannot read the image's workflow: ${e.message}`, 'error');
+      this.toast(`Cannot read the image's workflow: ${e.message}`, 'error');
     }
   }
 }

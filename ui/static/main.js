@@ -1,7 +1,11 @@
 // Entry point of the Latentgraph editor: builds the layout inside the Gradio host, wires the graph
 // model, renderer, interaction, palette, workflow I/O and run panel, and exposes window.latentgraph.
+// Components get what they need (the graph, the selection, the renderer as the view, the api client,
+// the command table), not the editor; they follow the graph's change events instead of being called
+// after each edit.
 import { Api } from './api.js';
 import { Graph } from './graph.js';
+import { Selection } from './selection.js';
 import { Renderer } from './render.js';
 import { el } from './dom.js';
 import { Interaction } from './interact.js';
@@ -9,17 +13,20 @@ import { Palette } from './palette.js';
 import { WorkflowIO } from './io.js';
 import { RunPanel } from './run.js';
 import { EditorActions } from './actions.js';
+import { Feedback } from './feedback.js';
 import { ContextMenu } from './menu.js';
 
+// Toolbar buttons: data-action, label, tooltip, command (see Editor.commands).
 const TOOLBAR = [
-  ['add-node', 'Add node', 'Add a node (or double-click the canvas)'],
-  ['open', 'Open…', 'Open a workflow (.json or .png), or drop it on the canvas'],
-  ['save', 'Save', 'Download the workflow as JSON (Ctrl+S)'],
-  ['undo', 'Undo', 'Ctrl+Z'], ['redo', 'Redo', 'Ctrl+Y / Ctrl+Shift+Z'],
-  ['fit', 'Fit', 'Fit the graph to the view (.)'], ['group', 'Group', 'Frame the selected nodes in a group (Ctrl+G)'],
-  ['refresh', 'Refresh', 'Re-read node types and model lists from the server'],
-  ['clear', 'Clear', 'Remove every node'],
-  ['help', '?', 'Mouse and keyboard shortcuts'],
+  ['add-node', 'Add node', 'Add a node (or double-click the canvas)', 'openPalette'],
+  ['open', 'Open…', 'Open a workflow (.json or .png), or drop it on the canvas', 'pickFile'],
+  ['save', 'Save', 'Download the workflow as JSON (Ctrl+S)', 'download'],
+  ['undo', 'Undo', 'Ctrl+Z', 'undo'], ['redo', 'Redo', 'Ctrl+Y / Ctrl+Shift+Z', 'redo'],
+  ['fit', 'Fit', 'Fit the graph to the view (.)', 'fitView'],
+  ['group', 'Group', 'Frame the selected nodes in a group (Ctrl+G)', 'groupSelected'],
+  ['refresh', 'Refresh', 'Re-read node types and model lists from the server', 'refreshSchemas'],
+  ['clear', 'Clear', 'Remove every node', 'clearGraph'],
+  ['help', '?', 'Mouse and keyboard shortcuts', 'toggleHelp'],
 ];
 
 class Editor extends EditorActions {
@@ -28,15 +35,32 @@ class Editor extends EditorActions {
     this.host = host;
     this.api = new Api();
     this.graph = new Graph();
-    this.selection = new Set();
+    this.selection = new Selection(this.graph);   // first 'change' listener: prunes removed ids
+    this.cmd = this.commands();
     this.buildLayout();
-    this.renderer = new Renderer(this, this.canvas);
-    this.interaction = new Interaction(this, this.canvas);
-    this.palette = new Palette(this, this.root);
-    this.menu = new ContextMenu(this);
-    this.io = new WorkflowIO(this);
-    this.run = new RunPanel(this, this.side);
-    this.graph.onChange((kind, detail) => this.onGraph(kind, detail));
+    const graph = this.graph, selection = this.selection, commands = this.cmd;
+    const env = { graph, api: this.api, toast: (m, k) => this.toast(m, k), refreshSchemas: (o) => this.refreshObjectInfo(o) };
+    this.renderer = new Renderer(graph, this.canvas, { selection, widgetEnv: env });
+    this.feedback = new Feedback(this.root, this.renderer, this.banner, this.toasts);
+    this.interaction = new Interaction(graph, this.renderer, this.canvas, { selection, commands });
+    this.palette = new Palette(graph, this.renderer, this.root, selection);
+    this.menu = new ContextMenu(graph, this.root, this.canvas, { selection, commands });
+    this.io = new WorkflowIO(env, { root: this.root, canvas: this.canvas, load: (doc, o) => this.loadGraph(doc, o) });
+    this.run = new RunPanel(graph, this.api, this.side, { root: this.root, view: this.renderer, feedback: this.feedback,
+      loadFromImage: (url, name) => this.io.loadFromImage(url, name) });
+  }
+
+  // Everything the toolbar, keyboard, canvas and menus may ask for, by name.
+  commands() {
+    const c = {};
+    for (const name of ['deleteSelected', 'fitView', 'undo', 'redo', 'paste', 'copy', 'selectAll', 'toggleMode',
+      'groupSelected', 'clearGraph', 'toggleHelp', 'renameNode', 'renameGroup', 'cycleGroupColor']) c[name] = (...a) => this[name](...a);
+    return Object.assign(c, {
+      download: () => this.io.download(), pickFile: () => this.io.pickFile(), queue: (o) => this.run.queue(o),
+      openPalette: (x, y, link) => this.palette.open(x, y, link), closePalette: () => this.palette.close(),
+      refuse: (id, input, why) => this.feedback.refuse(id, input, why), refreshSchemas: () => this.refreshObjectInfo(),
+      isLive: () => this.root.isConnected,
+    });
   }
 
   buildLayout() {
@@ -44,9 +68,9 @@ class Editor extends EditorActions {
     this.root = el('div', 'lg-app', { 'data-lg-app': '1' });
     const bar = el('div', 'lg-toolbar');
     bar.appendChild(el('span', 'lg-brand', {}, 'Latentgraph'));
-    for (const [action, label, title] of TOOLBAR) {
+    for (const [action, label, title, command] of TOOLBAR) {
       const b = el('button', 'lg-btn', { type: 'button', 'data-action': action, title }, label);
-      b.addEventListener('click', (e) => this.toolbar(action, e));
+      b.addEventListener('click', (e) => { e.preventDefault(); this.cmd[command](); });
       bar.appendChild(b);
     }
     this.examples = el('select', 'lg-input lg-examples', { 'data-examples': '1', title: 'Example workflows' });
@@ -65,38 +89,13 @@ class Editor extends EditorActions {
     this.host.appendChild(this.root);
   }
 
-  toolbar(action, e) {
-    const acts = {
-      'add-node': () => this.palette.open(), open: () => this.io.pickFile(), save: () => this.io.download(),
-      undo: () => this.undo(), redo: () => this.redo(), fit: () => this.fitView(), group: () => this.groupSelected(),
-      refresh: () => this.refreshObjectInfo(), clear: () => this.clearGraph(), help: () => this.toggleHelp(),
-    };
-    e.preventDefault();
-    acts[action]();
-  }
+  toast(message, kind = 'info') { this.feedback.toast(message, kind); }
 
-  onGraph(kind, detail) {
-    const r = this.renderer;
-    if (kind === 'load') {
-      for (const id of [...this.selection]) if (!this.graph.nodes.has(id)) this.selection.delete(id);
-      r.renderAll();
-    } else if (kind === 'add' || kind === 'node') r.renderNode(detail);
-    else if (kind === 'remove') for (const id of detail) { this.selection.delete(id); r.renderNode(id); }
-    else if (kind === 'links') r.scheduleLinks();
-  }
-
-  // Persist after every change; structural edits clear stale validation marks on nodes.
-  changed(info = {}) {
-    if (info.groups) this.renderer.renderGroups();
-    this.io.scheduleSave();
-  }
-
+  // New node types / model lists; the graph fills new defaults and its change event redraws.
   async refreshObjectInfo({ quiet = false } = {}) {
     try {
       const info = await this.api.objectInfo();
       this.graph.setSchemas(info);
-      for (const n of this.graph.nodes.values()) this.graph.fillDefaults(n);
-      this.renderer.renderAll();
       if (!quiet) this.toast(`${Object.keys(info).length} node types loaded`, 'info');
       return true;
     } catch (e) {
@@ -109,10 +108,9 @@ class Editor extends EditorActions {
 
   // Replace the graph. record=true makes it undoable; fit=true frames it in the view.
   loadGraph(doc, { record = false, fit = false } = {}) {
-    if (record) this.graph.checkpoint();
-    this.selection.clear();
-    this.clearErrors();
-    this.graph.load(doc);
+    this.selection.set([]);
+    this.feedback.clearErrors();
+    this.graph.load(doc, { record });
     if (fit || !doc.view) this.fitView();
     this.io.saveNow();
   }

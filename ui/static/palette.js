@@ -18,8 +18,12 @@ function score(schema, words) {
 }
 
 export class Palette {
-  constructor(editor, root) {
-    this.editor = editor;
+  // view: the Renderer (client → world coordinates); root: the editor box it opens in.
+  constructor(graph, view, root, selection) {
+    this.graph = graph;
+    this.view = view;
+    this.root = root;
+    this.selection = selection;
     this.box = el('div', 'lg-palette', { role: 'dialog', 'aria-label': 'Add node' });
     this.box.hidden = true;
     this.search = el('input', 'lg-input lg-palette-search', { type: 'search', placeholder: 'Search nodes…', 'data-palette-search': '1' });
@@ -43,10 +47,10 @@ export class Palette {
   // ({src: [id, output], type}) only nodes with a compatible input are listed and get connected.
   open(clientX, clientY, fromLink = null) {
     this.fromLink = fromLink;
-    const root = this.editor.root.getBoundingClientRect();
-    const canvas = this.editor.canvas.getBoundingClientRect();
+    const root = this.root.getBoundingClientRect();
+    const canvas = this.view.canvas.getBoundingClientRect();
     if (clientX === undefined) { clientX = canvas.left + canvas.width / 2 - 140; clientY = canvas.top + 60; }
-    this.worldPos = this.editor.renderer.toWorld(clientX, clientY);
+    this.worldPos = this.view.toWorld(clientX, clientY);
     const x = Math.min(clientX - root.left, root.width - 320), y = Math.min(clientY - root.top, root.height - 380);
     Object.assign(this.box.style, { left: `${Math.max(4, x)}px`, top: `${Math.max(4, y)}px` });
     this.box.hidden = false;
@@ -60,7 +64,7 @@ export class Palette {
 
   fill() {
     const words = this.search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
-    const g = this.editor.graph, link = this.fromLink;
+    const g = this.graph, link = this.fromLink;
     const all = Object.values(g.schemas).filter((s) => !link || s.inputs.some((i) => typesCompatible(link.type, i.type)));
     let shown;
     if (words.length) {
@@ -100,17 +104,18 @@ export class Palette {
     }
   }
 
+  // Add the node (connected to the dragged link, if any) as one undo step and select it.
   choose(type) {
     this.close();
-    const node = this.editor.addNode(type, this.worldPos || [0, 0]);
     const link = this.fromLink;
-    if (!link) return;
-    const g = this.editor.graph;
-    const inp = g.schema(type).inputs.find((i) => !i.widget && typesCompatible(link.type, i.type))
-      || g.schema(type).inputs.find((i) => typesCompatible(link.type, i.type));
-    if (inp && !g.checkConnect(link.src[0], link.src[1], node.id, inp.name)) {
-      g.connect(link.src[0], link.src[1], node.id, inp.name);
-      this.editor.changed({});
-    }
+    const node = this.graph.edit((g) => {
+      const n = g.addNode(type, this.worldPos || [0, 0]);
+      const inputs = link ? g.schema(type).inputs : [];
+      const inp = inputs.find((i) => !i.widget && typesCompatible(link.type, i.type))
+        || inputs.find((i) => typesCompatible(link.type, i.type));
+      if (inp && !g.checkConnect(link.src[0], link.src[1], n.id, inp.name)) g.connect(link.src[0], link.src[1], n.id, inp.name);
+      return n;
+    });
+    this.selection.set([node.id]);
   }
 }

@@ -1,6 +1,7 @@
 // Rendering: DOM divs for nodes and groups, one SVG layer for links, the pan/zoom transform.
+// It follows the graph's change events (and the selection's); nobody asks it to redraw after an edit.
 // Links are redrawn once per animation frame however many changes were made (UI-NOTES pitfall 6).
-import { buildWidgets } from './widgets.js';
+import { buildWidgets, widgetsShow } from './widgets.js';
 import { el } from './dom.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -18,9 +19,11 @@ export function typeColor(type) {
 }
 
 export class Renderer {
-  constructor(editor, canvas) {
-    this.editor = editor;
-    this.graph = editor.graph;
+  // widgetEnv: what the widgets need (graph, api, toast, refreshSchemas), see widgets.js.
+  constructor(graph, canvas, { selection, widgetEnv }) {
+    this.graph = graph;
+    this.selection = selection;
+    this.widgetEnv = widgetEnv;
     this.canvas = canvas;
     this.world = el('div', 'lg-world');
     this.groupLayer = el('div', 'lg-groups');
@@ -34,6 +37,41 @@ export class Renderer {
     this.socketCache = new Map();
     this.linksPending = false;
     this.tempPath = null;
+    graph.on('change', (c) => this.update(c));
+    selection.on((ids) => this.setSelected(ids));
+  }
+
+  // Redraw what one graph edit changed.
+  update(c) {
+    if (c.load) { this.renderAll(); return; }
+    for (const id of c.nodes) this.renderNode(id);
+    for (const id of c.moved) if (!c.nodes.has(id)) this.moveNode(id);
+    for (const id of c.resized) if (!c.nodes.has(id)) this.resizeNode(id);
+    for (const [id, names] of c.widgets) if (!c.nodes.has(id)) this.syncWidgets(id, names);
+    if (c.groups) this.renderGroups();
+    if (c.links) this.scheduleLinks();
+    if (c.view) this.applyView();
+  }
+
+  // A widget the user just edited already shows its value; a value set elsewhere (control after
+  // generate) or an image choice (thumbnail) redraws the node.
+  syncWidgets(id, names) {
+    const node = this.graph.nodes.get(id), e = this.nodeEls.get(id);
+    if (node && e && !widgetsShow(e, node, this.graph.schema(node.type), names)) this.renderNode(id);
+  }
+
+  resizeNode(id) {
+    const node = this.graph.nodes.get(id), e = this.nodeEls.get(id);
+    if (!node || !e) return;
+    e.style.width = `${node.size[0]}px`;
+    this.measure(node);
+    this.socketsMoved(id);
+  }
+
+  // A node's layout changed (size, messages): its socket positions must be measured again.
+  socketsMoved(id) {
+    this.socketCache.delete(id);
+    this.scheduleLinks();
   }
 
   applyView() {
@@ -84,14 +122,14 @@ export class Renderer {
 
   measure(node) {
     const e = this.nodeEls.get(node.id);
-    if (e) node.size = [node.size[0] || 240, e.offsetHeight];
+    if (e) this.graph.noteSize(node.id, [node.size[0] || 240, e.offsetHeight]);
   }
 
   buildNode(node) {
     const g = this.graph, schema = g.schema(node.type);
     const e = el('div', 'lg-node', { 'data-id': node.id, 'data-type': node.type, 'data-mode': node.mode });
     if (!schema) e.classList.add('lg-missing');
-    if (this.editor.selection.has(node.id)) e.classList.add('lg-selected');
+    if (this.selection.has(node.id)) e.classList.add('lg-selected');
     e.style.left = `${node.pos[0]}px`; e.style.top = `${node.pos[1]}px`;
     e.style.width = `${node.size[0] || 240}px`;
     if (node.color) e.style.setProperty('--lg-node-color', node.color);
@@ -102,7 +140,7 @@ export class Renderer {
     e.appendChild(head);
     if (!schema) e.appendChild(el('div', 'lg-node-error', {}, `Unknown node type “${node.type}”`));
     e.appendChild(this.buildSockets(node, schema));
-    if (schema) e.appendChild(buildWidgets(this.editor, node, schema));
+    if (schema) e.appendChild(buildWidgets(this.widgetEnv, node, schema));
     e.appendChild(el('div', 'lg-node-messages'));
     const prev = el('img', 'lg-preview', { alt: '' });
     prev.hidden = true;
@@ -251,15 +289,15 @@ export class Renderer {
     return Number.isFinite(x0) ? [x0, y0, x1, y1] : null;
   }
 
-  fitView() {
+  // The view that frames the whole graph in the canvas (the caller sets it through the graph).
+  fittedView() {
     const b = this.bounds(), r = this.canvas.getBoundingClientRect();
-    if (!b || r.width < 10) { this.graph.view = { scale: 1, offset: [0, 0] }; this.applyView(); return; }
+    if (!b || r.width < 10) return { scale: 1, offset: [0, 0] };
     const pad = 40;
     const s = Math.max(0.1, Math.min(1.5, (r.width - 2 * pad) / (b[2] - b[0]), (r.height - 2 * pad) / (b[3] - b[1])));
-    this.graph.view = {
+    return {
       scale: Number(s.toFixed(4)),
       offset: [Math.round((r.width - (b[2] - b[0]) * s) / 2 - b[0] * s), Math.round((r.height - (b[3] - b[1]) * s) / 2 - b[1] * s)],
     };
-    this.applyView();
   }
 }

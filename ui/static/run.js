@@ -7,9 +7,15 @@ import { el } from './dom.js';
 const GALLERY_MAX = 48;
 
 export class RunPanel {
-  constructor(editor, side) {
-    this.editor = editor;
-    this.api = editor.api;
+  // feedback: node marks, banner, toasts (feedback.js); view: the Renderer (node elements);
+  // loadFromImage(url, name): opens a result's embedded workflow.
+  constructor(graph, api, side, { root, view, feedback, loadFromImage }) {
+    this.graph = graph;
+    this.api = api;
+    this.root = root;
+    this.nodeView = view;
+    this.feedback = feedback;
+    this.loadFromImage = loadFromImage;
     this.ours = new Set();
     this.running = null;          // node id currently executing
     this.previewUrls = new Map(); // node id -> object URL
@@ -50,41 +56,40 @@ export class RunPanel {
   bindEvents() {
     const a = this.api;
     a.on('status', () => this.refreshQueue());
-    a.on('execution_start', (d) => { this.editor.clearRunState(); this.setStatus(`Running ${short(d.prompt_id)}`); });
-    a.on('execution_cached', (d) => { for (const id of d.nodes || []) this.editor.setNodeState(String(id), 'cached'); });
+    a.on('execution_start', (d) => { this.feedback.clearRunState(); this.setStatus(`Running ${short(d.prompt_id)}`); });
+    a.on('execution_cached', (d) => { for (const id of d.nodes || []) this.feedback.setNodeState(String(id), 'cached'); });
     a.on('executing', (d) => this.onExecuting(d));
     a.on('progress', (d) => this.onProgress(d));
     a.on('executed', (d) => this.onExecuted(d));
     a.on('execution_success', () => this.setStatus('Done'));
     a.on('execution_error', (d) => this.onError(d));
-    a.on('execution_interrupted', () => { this.setStatus('Interrupted'); this.editor.toast('Interrupted', 'info'); });
+    a.on('execution_interrupted', () => { this.setStatus('Interrupted'); this.feedback.toast('Interrupted', 'info'); });
     a.on('preview', (blob) => this.onPreview(blob));
-    a.on('connected', (up) => this.editor.root.classList.toggle('lg-offline', !up));
+    a.on('connected', (up) => this.root.classList.toggle('lg-offline', !up));
   }
 
   setStatus(text) { this.status.textContent = text; }
 
-  // Queue the current graph `count` times, applying control-after-generate after each.
+  // Queue the current graph `count` times, applying control-after-generate after each (the graph's
+  // change event redraws the widgets and saves).
   async queue({ front = false } = {}) {
     if (this.busy) return;
     const ae = document.activeElement;
-    if (ae && this.editor.root.contains(ae) && ae.blur) ae.blur();   // commit a widget being edited
+    if (ae && this.root.contains(ae) && ae.blur) ae.blur();   // commit a widget being edited
     this.busy = true;
     this.queueBtn.disabled = true;
     const n = Math.max(1, Math.min(100, parseInt(this.count.value, 10) || 1));
     try {
-      this.editor.clearErrors();   // before sending: a fast job may report its own errors first
+      this.feedback.clearErrors();   // before sending: a fast job may report its own errors first
       for (let i = 0; i < n; i++) {
-        const res = await this.api.queueWorkflow(this.editor.getGraph(), { front });
+        const res = await this.api.queueWorkflow(this.graph.serialize(), { front });
         for (const id of res.prompt_ids || []) this.ours.add(id);
         this.setStatus(`Queued ${(res.prompt_ids || []).map(short).join(', ')}`);
-        const changed = this.editor.graph.applyControls();
-        for (const id of changed) this.editor.renderer.renderNode(id);
-        if (changed.length) this.editor.changed({ widget: true });
+        this.graph.applyControls();
       }
     } catch (e) {
-      if (e.status === 400 && e.body && e.body.error) this.editor.showValidation(e.body);
-      else this.editor.toast(`Queue failed: ${e.message}`, 'error');
+      if (e.status === 400 && e.body && e.body.error) this.feedback.showValidation(e.body);
+      else this.feedback.toast(`Queue failed: ${e.message}`, 'error');
       this.setStatus('Not queued');
     } finally {
       this.busy = false;
@@ -94,14 +99,14 @@ export class RunPanel {
   }
 
   async interrupt() {
-    try { await this.api.interrupt(); } catch (e) { this.editor.toast(`Interrupt failed: ${e.message}`, 'error'); }
+    try { await this.api.interrupt(); } catch (e) { this.feedback.toast(`Interrupt failed: ${e.message}`, 'error'); }
   }
 
   async cancel(id, state) {
     try {
       if (state === 'running') await this.api.interrupt();
       else await this.api.deleteFromQueue([id]);
-    } catch (e) { this.editor.toast(`Cancel failed: ${e.message}`, 'error'); }
+    } catch (e) { this.feedback.toast(`Cancel failed: ${e.message}`, 'error'); }
     this.refreshQueue();
   }
 
@@ -120,10 +125,10 @@ export class RunPanel {
   }
 
   onExecuting(d) {
-    if (this.running) this.editor.setNodeState(this.running, 'done');
+    if (this.running) this.feedback.setNodeState(this.running, 'done');
     this.running = d.node === null || d.node === undefined ? null : String(d.node);
     if (this.running) {
-      this.editor.setNodeState(this.running, 'running');
+      this.feedback.setNodeState(this.running, 'running');
       this.setProgress(0, 0);
       return;
     }
@@ -145,7 +150,7 @@ export class RunPanel {
 
   onPreview(blob) {
     const id = this.running;
-    const node = id && this.editor.renderer.nodeEl(id);
+    const node = id && this.nodeView.nodeEl(id);
     if (!node) return;
     const img = node.querySelector('.lg-preview');
     const old = this.previewUrls.get(id);
@@ -159,11 +164,11 @@ export class RunPanel {
 
   onExecuted(d) {
     const id = String(d.node);
-    this.editor.setNodeState(id, 'done');
+    this.feedback.setNodeState(id, 'done');
     const images = (d.output && d.output.images) || [];
     for (const img of images) this.addImage(img, d.prompt_id, id);
     const last = images[images.length - 1];
-    const nodeEl = this.editor.renderer.nodeEl(id);
+    const nodeEl = this.nodeView.nodeEl(id);
     if (last && nodeEl) {
       const p = nodeEl.querySelector('.lg-preview');
       p.src = this.api.viewUrl(last); p.hidden = false; delete p.dataset.live;
@@ -173,9 +178,9 @@ export class RunPanel {
   onError(d) {
     const id = d.node_id !== undefined && d.node_id !== null ? String(d.node_id) : null;
     const msg = `${d.exception_type || 'Error'}: ${d.exception_message || 'the job failed'}`;
-    if (id) this.editor.setNodeError(id, [msg]);
+    if (id) this.feedback.setNodeError(id, [msg]);
     this.setStatus(`Failed${id ? ` at node ${id} (${d.node_type || ''})` : ''}`);
-    this.editor.toast(`Run failed${id ? ` in node ${id}` : ''}: ${msg}`, 'error');
+    this.feedback.toast(`Run failed${id ? ` in node ${id}` : ''}: ${msg}`, 'error');
     this.setProgress(0, 0);
   }
 
@@ -195,7 +200,7 @@ export class RunPanel {
     const load = el('button', 'lg-btn', { type: 'button', 'data-action': 'load-image-workflow' }, 'Load workflow');
     const close = el('button', 'lg-btn', { type: 'button', 'data-action': 'close-viewer' }, 'Close');
     const open = el('a', 'lg-btn', { href: url, target: '_blank', rel: 'noopener' }, 'Open');
-    load.addEventListener('click', () => this.editor.io.loadFromImage(url, img.filename));
+    load.addEventListener('click', () => this.loadFromImage(url, img.filename));
     close.addEventListener('click', () => { this.viewer.hidden = true; });
     const bar = el('div', 'lg-viewer-bar');
     bar.append(load, open, close);

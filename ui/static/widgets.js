@@ -1,19 +1,34 @@
 // In-place widgets of a node: numbers (min/max/step enforced), sliders for floats in [0,1],
 // prompts, combos (+ refresh), toggles, seed control-after-generate, image upload with thumbnail,
 // and the "convert to input" switch. Each widget row carries data-widget="<input name>".
+// Widgets change the document only through the Graph API (one edit = one undo step; the graph's
+// change event redraws and saves). `env` = {graph, api, toast(message, kind), refreshSchemas()}.
 import { clampNumber, CONTROL_MODES } from './graph.js';
 import { el } from './dom.js';
 
-// Record an undo step, set the value, persist. Returns the value actually stored.
-function commit(editor, node, name, value) {
-  if (node.widgets[name] === value) return value;
-  editor.graph.checkpoint();
-  node.widgets[name] = value;
-  editor.changed({ widget: [node.id, name] });
+// Set the value through the graph (no-op when equal). Returns the value.
+function commit(env, node, name, value) {
+  env.graph.setWidget(node.id, name, value);
   return value;
 }
 
-function numberWidget(editor, node, inp) {
+// Do the widget rows `names` of a drawn node already show the document's values? (Image choices
+// never count as shown: their thumbnail is drawn with the node.)
+export function widgetsShow(nodeEl, node, schema, names) {
+  for (const name of names) {
+    const inp = schema && schema.inputs.find((i) => i.name === name);
+    if (!inp || inp.options.image_upload) return false;
+    const row = nodeEl.querySelector(`[data-widget="${name}"]`);
+    if (!row) continue;            // converted to a socket: nothing drawn for the value
+    const field = row.querySelector('[data-field]'), control = row.querySelector('[data-control]');
+    const v = node.widgets[name];
+    if (field && (field.type === 'checkbox' ? field.checked !== !!v : field.value !== String(v ?? ''))) return false;
+    if (control && control.value !== (node.controls[name] || 'fixed')) return false;
+  }
+  return true;
+}
+
+function numberWidget(env, node, inp) {
   const o = inp.options;
   const isSlider = inp.type === 'FLOAT' && (o.display === 'slider' || (o.min >= 0 && o.max <= 1 && o.max > o.min));
   const box = el('span', 'lg-num-box');
@@ -27,30 +42,30 @@ function numberWidget(editor, node, inp) {
     slider = el('input', 'lg-input lg-slider', { type: 'range', min: o.min, max: o.max, step: o.step || 0.01, 'data-slider': inp.name });
     slider.value = node.widgets[inp.name];
     slider.addEventListener('input', () => { num.value = slider.value; });
-    slider.addEventListener('change', () => { num.value = commit(editor, node, inp.name, clampNumber(inp, slider.value)); });
+    slider.addEventListener('change', () => { num.value = commit(env, node, inp.name, clampNumber(inp, slider.value)); });
     box.appendChild(slider);
   }
   num.addEventListener('change', () => {
     const v = clampNumber(inp, num.value);
     num.value = v;
     if (slider) slider.value = v;
-    commit(editor, node, inp.name, v);
+    commit(env, node, inp.name, v);
   });
   box.appendChild(num);
   return box;
 }
 
-function stringWidget(editor, node, inp) {
+function stringWidget(env, node, inp) {
   const multi = !!inp.options.multiline;
   const e = multi ? el('textarea', 'lg-input lg-text', { rows: 3, 'data-field': inp.name, spellcheck: 'false' })
     : el('input', 'lg-input lg-text', { type: 'text', 'data-field': inp.name });
   e.value = node.widgets[inp.name] ?? '';
   if (inp.options.placeholder) e.placeholder = inp.options.placeholder;
-  e.addEventListener('change', () => commit(editor, node, inp.name, e.value));
+  e.addEventListener('change', () => commit(env, node, inp.name, e.value));
   return e;
 }
 
-function comboWidget(editor, node, inp) {
+function comboWidget(env, node, inp) {
   const box = el('span', 'lg-combo-box');
   const sel = el('select', 'lg-input lg-combo', { 'data-field': inp.name });
   const value = node.widgets[inp.name];
@@ -64,46 +79,41 @@ function comboWidget(editor, node, inp) {
   sel.value = String(value ?? '');
   sel.addEventListener('change', () => {
     const v = choices.find((c) => String(c) === sel.value);
-    commit(editor, node, inp.name, v === undefined ? sel.value : v);
-    if (inp.options.image_upload) editor.renderer.renderNode(node.id);
+    commit(env, node, inp.name, v === undefined ? sel.value : v);
   });
   const refresh = el('button', 'lg-refresh', { type: 'button', title: 'Refresh lists from the server', 'data-refresh': inp.name }, '↻');
-  refresh.addEventListener('click', () => editor.refreshObjectInfo());
+  refresh.addEventListener('click', () => env.refreshSchemas());
   box.append(sel, refresh);
   return box;
 }
 
-function boolWidget(editor, node, inp) {
+function boolWidget(env, node, inp) {
   const label = el('label', 'lg-toggle');
   const cb = el('input', 'lg-input lg-check', { type: 'checkbox', 'data-field': inp.name });
   cb.checked = !!node.widgets[inp.name];
   const text = el('span', 'lg-toggle-text');
   const show = () => { text.textContent = cb.checked ? (inp.options.label_on || 'true') : (inp.options.label_off || 'false'); };
   show();
-  cb.addEventListener('change', () => { show(); commit(editor, node, inp.name, cb.checked); });
+  cb.addEventListener('change', () => { show(); commit(env, node, inp.name, cb.checked); });
   label.append(cb, text);
   return label;
 }
 
-function controlWidget(editor, node, inp) {
+function controlWidget(env, node, inp) {
   const sel = el('select', 'lg-input lg-control', { 'data-control': inp.name, title: 'control after generate' });
   for (const m of CONTROL_MODES) sel.appendChild(el('option', null, { value: m }, m));
   sel.value = node.controls[inp.name] || 'fixed';
-  sel.addEventListener('change', () => {
-    editor.graph.checkpoint();
-    node.controls[inp.name] = sel.value;
-    editor.changed({});
-  });
+  sel.addEventListener('change', () => env.graph.setControl(node.id, inp.name, sel.value));
   return sel;
 }
 
-function imageUpload(editor, node, inp) {
+function imageUpload(env, node, inp) {
   const box = el('div', 'lg-image-box');
   const value = node.widgets[inp.name];
   if (value) {
     const img = el('img', 'lg-thumb', { alt: String(value), 'data-thumb': inp.name, loading: 'lazy' });
     const sub = String(value).includes('/') ? String(value).split('/').slice(0, -1).join('/') : '';
-    img.src = editor.api.viewUrl({ filename: String(value).split('/').pop(), subfolder: sub, type: 'input' });
+    img.src = env.api.viewUrl({ filename: String(value).split('/').pop(), subfolder: sub, type: 'input' });
     box.appendChild(img);
   }
   const file = el('input', 'lg-file', { type: 'file', accept: 'image/*', 'data-upload': inp.name });
@@ -111,46 +121,45 @@ function imageUpload(editor, node, inp) {
   const btn = el('button', 'lg-btn lg-upload', { type: 'button' }, 'Upload image…');
   btn.addEventListener('click', () => file.click());
   file.addEventListener('change', () => {
-    if (file.files.length) uploadInto(editor, node, inp.name, file.files[0]);
+    if (file.files.length) uploadInto(env, node, inp.name, file.files[0]);
   });
   box.append(btn, file);
   return box;
 }
 
 // Upload an image to input/ (POST /api/upload/image) and select it in the node's image combo.
-export async function uploadInto(editor, node, name, fileObj) {
+export async function uploadInto(env, node, name, fileObj) {
   try {
-    const res = await editor.api.uploadImage(fileObj);
+    const res = await env.api.uploadImage(fileObj);
     const value = res.subfolder ? `${res.subfolder}/${res.name}` : res.name;
-    await editor.refreshObjectInfo({ quiet: true });
-    commit(editor, node, name, value);
-    editor.renderer.renderNode(node.id);
+    await env.refreshSchemas({ quiet: true });
+    commit(env, node, name, value);
     return true;
   } catch (e) {
-    editor.toast(`Upload failed: ${e.message}`, 'error');
+    env.toast(`Upload failed: ${e.message}`, 'error');
     return false;
   }
 }
 
 // The node's image-upload combo input, if it has one (LoadImage, LoadImageMask, ...).
-export function imageInputOf(editor, node) {
-  const s = node && editor.graph.schema(node.type);
+export function imageInputOf(graph, node) {
+  const s = node && graph.schema(node.type);
   const inp = s && s.inputs.find((i) => i.type === 'COMBO' && i.options.image_upload && !node.converted.includes(i.name));
   return inp ? inp.name : null;
 }
 
-function widgetControl(editor, node, inp) {
+function widgetControl(env, node, inp) {
   switch (inp.type) {
-    case 'INT': case 'FLOAT': return numberWidget(editor, node, inp);
-    case 'STRING': return stringWidget(editor, node, inp);
-    case 'BOOLEAN': return boolWidget(editor, node, inp);
-    case 'COMBO': return comboWidget(editor, node, inp);
+    case 'INT': case 'FLOAT': return numberWidget(env, node, inp);
+    case 'STRING': return stringWidget(env, node, inp);
+    case 'BOOLEAN': return boolWidget(env, node, inp);
+    case 'COMBO': return comboWidget(env, node, inp);
     default: return el('span', 'lg-unsupported', {}, inp.type);
   }
 }
 
 // All widget rows of a node (widgets converted to sockets are shown as sockets instead).
-export function buildWidgets(editor, node, schema) {
+export function buildWidgets(env, node, schema) {
   const box = el('div', 'lg-node-widgets');
   for (const inp of schema.inputs) {
     if (!inp.widget || node.converted.includes(inp.name) || inp.options.forceInput) continue;
@@ -160,15 +169,13 @@ export function buildWidgets(editor, node, schema) {
     const conv = el('button', 'lg-convert', { type: 'button', title: 'Convert to input socket', 'data-convert': inp.name }, '○');
     conv.addEventListener('click', (ev) => {
       ev.stopPropagation();
-      editor.graph.checkpoint();
-      editor.graph.toggleConverted(node.id, inp.name);
-      editor.changed({});
+      env.graph.toggleConverted(node.id, inp.name);
     });
     row.append(conv, el('span', 'lg-widget-label', {}, inp.name));
-    row.appendChild(widgetControl(editor, node, inp));
-    if (inp.options.control_after_generate) row.appendChild(controlWidget(editor, node, inp));
+    row.appendChild(widgetControl(env, node, inp));
+    if (inp.options.control_after_generate) row.appendChild(controlWidget(env, node, inp));
     box.appendChild(row);
-    if (inp.type === 'COMBO' && inp.options.image_upload) box.appendChild(imageUpload(editor, node, inp));
+    if (inp.type === 'COMBO' && inp.options.image_upload) box.appendChild(imageUpload(env, node, inp));
   }
   return box;
 }
