@@ -141,8 +141,9 @@ def load_workflow(path: str) -> tuple[dict, dict | None]:
     """(canonical prompt, editor/UI workflow or None) of a .json/.png file (native, ComfyUI API/UI,
     PNG chunks, A1111)."""
     from engine.formats import load_any
+    from nodes.registry import REGISTRY
 
-    loaded = load_any(path)
+    loaded = load_any(path, REGISTRY)
     for warning in getattr(loaded, "warnings", None) or []:
         _eprint(f"warning: {warning}")
     return loaded.prompt, loaded.workflow

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engine.formats import a1111, comfy_ui, native
-from engine.formats.comfy_api import FormatError, get_registry, normalize_prompt, unwrap_api
+from engine.formats.comfy_api import FormatError, normalize_prompt, unwrap_api
 from engine.formats.png import PNG_SIGNATURE, read_png_text, write_png
+from engine.nodedef import Registry
 
 __all__ = ["Loaded", "load_any", "parse_document", "FormatError", "read_png_text", "write_png"]
 
@@ -31,9 +32,8 @@ class Loaded:
     warnings: list[str] = field(default_factory=list)
 
 
-def parse_document(obj: Mapping, registry: Any = None) -> Loaded:
+def parse_document(obj: Mapping, registry: Registry) -> Loaded:
     """Detect and convert an already-parsed JSON object (native, UI or API)."""
-    registry = get_registry(registry)
     if native.is_native(obj):
         doc = native.migrate(obj, registry)
         return Loaded(native.to_prompt(doc, registry), doc, "native")
@@ -48,7 +48,7 @@ def parse_document(obj: Mapping, registry: Any = None) -> Loaded:
                       "(nodes + links) or a ComfyUI API prompt ({id: {class_type, inputs}})")
 
 
-def _load_png(data: bytes, registry: Any) -> Loaded:
+def _load_png(data: bytes, registry: Registry) -> Loaded:
     text = read_png_text(data)
     workflow = _json_or_none(text.get("workflow"))
     if "prompt" in text:
@@ -80,7 +80,7 @@ def _json_or_none(text: str | None) -> Any:
         return None
 
 
-def _load_text(text: str, registry: Any) -> Loaded:
+def _load_text(text: str, registry: Registry) -> Loaded:
     try:
         obj = json.loads(text)
     except ValueError:
@@ -93,12 +93,11 @@ def _load_text(text: str, registry: Any) -> Loaded:
     return parse_document(obj, registry)
 
 
-def load_any(source: str | Path | bytes | Mapping, registry: Any = None) -> Loaded:
+def load_any(source: str | Path | bytes | Mapping, registry: Registry) -> Loaded:
     """Load a workflow from a path (.json/.png/.txt), bytes, a JSON string or a parsed dict.
 
     Raises FormatError (a ValueError) when the input is none of the known kinds.
     """
-    registry = get_registry(registry)
     if isinstance(source, Mapping):
         return parse_document(source, registry)
     if isinstance(source, (bytes, bytearray, memoryview)):
