@@ -239,15 +239,7 @@ def _load_error_text(path: str, exc: Exception) -> str:
     """One readable line for a workflow that cannot be loaded (or a bad --set): no traceback."""
     if isinstance(exc, SetError):
         return f"error: {exc}"
-    text = f"error: cannot load {path}: {exc}"
-    if path.lower().endswith(".json") and Path(path).is_file():
-        try:
-            json.loads(Path(path).read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError as bad:
-            text = f"error: cannot load {path}: invalid JSON at line {bad.lineno}, column {bad.colno}: {bad.msg}"
-        except (OSError, UnicodeDecodeError):
-            pass
-    return text
+    return f"error: cannot load {path}: {exc}"  # FormatError's reason is one line (engine/formats)
 
 
 def _choice_hints(body: dict, args: argparse.Namespace) -> list[str]:
