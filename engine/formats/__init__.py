@@ -24,8 +24,8 @@ from engine.formats.png import PNG_SIGNATURE, read_png_text, write_png
 from engine.formats.reading import JsonSyntaxError, check_object_depth, decode_text, parse_json
 from engine.nodedef import Registry
 
-__all__ = ["Loaded", "Format", "FORMATS", "detect", "load_any", "parse_document", "to_native", "FormatError",
-           "read_png_text", "write_png"]
+__all__ = ["Loaded", "Format", "FORMATS", "detect", "read_source", "load_any", "parse_document", "to_native",
+           "FormatError", "read_png_text", "write_png"]
 
 
 @dataclass
