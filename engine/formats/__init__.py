@@ -192,8 +192,8 @@ def read_source(source: str | Path | bytes | Mapping) -> str | bytes | Mapping:
     path = Path(source)
     try:
         data = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise FormatError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return data if data.startswith(PNG_SIGNATURE) else decode_text(data)
 
 
