@@ -43,8 +43,9 @@ def unwrap_api(obj: Any) -> tuple[dict | None, dict | None]:
     if is_api_prompt(obj):
         return dict(obj), None
     if isinstance(obj, Mapping) and is_api_prompt(obj.get("prompt")):
-        extra = obj.get("extra_data") or {}
-        workflow = (extra.get("extra_pnginfo") or {}).get("workflow") if isinstance(extra, Mapping) else None
+        extra = obj.get("extra_data")
+        pnginfo = extra.get("extra_pnginfo") if isinstance(extra, Mapping) else None
+        workflow = pnginfo.get("workflow") if isinstance(pnginfo, Mapping) else None
         return dict(obj["prompt"]), workflow
     return None, None
 
