@@ -122,7 +122,8 @@ def plugin_probe(args: argparse.Namespace) -> Any:
 
 def load_nodes(custom_dir: str | None, probe: Any = None) -> list[dict]:
     """Fills nodes.registry.REGISTRY: builtin nodes/, custom_dir plugins, LATENTGRAPH_EXTRA_NODES."""
-    from nodes.registry import REGISTRY, load_all
+    from nodes.plugins import load_all
+    from nodes.registry import REGISTRY
 
     builtin = os.environ.get("LATENTGRAPH_BUILTIN_NODES", "1") != "0"
     errors = load_all(custom_dir, builtin=builtin, probe=probe)
@@ -165,8 +166,9 @@ def load_workflow(path: str) -> tuple[dict, dict | None]:
     """(canonical prompt, editor/UI workflow or None) of a .json/.png file (native, ComfyUI API/UI,
     PNG chunks, A1111)."""
     from engine.formats import load_any
+    from nodes.registry import REGISTRY
 
-    loaded = load_any(path)
+    loaded = load_any(path, REGISTRY)
     for warning in getattr(loaded, "warnings", None) or []:
         _eprint(f"warning: {warning}")
     return loaded.prompt, loaded.workflow
@@ -262,15 +264,7 @@ def _load_error_text(path: str, exc: Exception) -> str:
     """One readable line for a workflow that cannot be loaded (or a bad --set): no traceback."""
     if isinstance(exc, SetError):
         return f"error: {exc}"
-    text = f"error: cannot load {path}: {exc}"
-    if path.lower().endswith(".json") and Path(path).is_file():
-        try:
-            json.loads(Path(path).read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError as bad:
-            text = f"error: cannot load {path}: invalid JSON at line {bad.lineno}, column {bad.colno}: {bad.msg}"
-        except (OSError, UnicodeDecodeError):
-            pass
-    return text
+    return f"error: cannot load {path}: {exc}"  # FormatError's reason is one line (engine/formats)
 
 
 def _choice_hints(body: dict, args: argparse.Namespace) -> list[str]:

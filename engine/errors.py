@@ -1,8 +1,6 @@
 """Exceptions shared by the engine, nodes and the server (no torch, no ldm)."""
 from __future__ import annotations
 
-from typing import Any
-
 
 class LatentgraphError(Exception):
     """Base class of the errors this application raises on purpose."""
@@ -42,11 +40,3 @@ class PathRefused(LatentgraphError, ValueError):
 class ModelNotFound(LatentgraphError, FileNotFoundError):
     """A model file named in a workflow is not in any configured folder."""
 
-
-class ValidationFailed(LatentgraphError):
-    """A prompt failed validation; carries the engine.graph.Validation for the 400 body / CLI lines."""
-
-    def __init__(self, validation: Any) -> None:
-        self.validation = validation
-        lines = getattr(validation, "lines", lambda: [])()
-        super().__init__("; ".join(lines) or "prompt failed validation")

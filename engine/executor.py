@@ -23,7 +23,8 @@ from engine.cache import ModelCache, OutputCache, SizeOf, estimate_nbytes
 from engine.context import NodeContext
 from engine.errors import Interrupted
 from engine.events import MESSAGE_EVENTS
-from engine.graph import Validation, validate
+from engine.graph import Validation, id_key, validate
+from engine.nodedef import Registry
 from engine.validate_inputs import check_linked_ranges, short
 
 Emit = Callable[[str, dict], None]
@@ -58,10 +59,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _id_key(nid: str) -> tuple:
-    return (0, int(nid), "") if nid.isdigit() else (1, 0, nid)
-
-
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
@@ -86,7 +83,7 @@ class _Run:
 class Executor:
     """Runs prompts against a registry with a shared output cache and model cache."""
 
-    def __init__(self, registry: Any, paths: Any, cache_budget_bytes: int = 4 << 30,
+    def __init__(self, registry: Registry, paths: Any, cache_budget_bytes: int = 4 << 30,
                  sizeof: SizeOf = estimate_nbytes, models: ModelCache | None = None) -> None:
         self.registry, self.paths = registry, paths
         self.cache = OutputCache(cache_budget_bytes, sizeof)
@@ -179,7 +176,7 @@ class Executor:
     def _run_plan(self, run: _Run, val: Validation, extra: dict) -> None:
         prompt = val.prompt
         sub = val.graph.subgraph(prompt.keys())
-        full_order = list(nx.lexicographical_topological_sort(sub, key=_id_key))
+        full_order = list(nx.lexicographical_topological_sort(sub, key=id_key))
         sigs, volatile = self._signatures(run, prompt, full_order, extra)
         order, hits = self._plan(val, sub, full_order, sigs, volatile)
         # Like ComfyUI: every node of the prompt whose outputs are cached is listed, including

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 import networkx as nx
 
+from engine.nodedef import Registry
 from engine.validate_inputs import NodeCheck, check_node, short
 
 
@@ -53,12 +54,11 @@ def error_body(kind: str, message: str, details: str = "", extra_info: dict | No
 
 
 class _State:
-    def __init__(self, registry: Any, paths: Any) -> None:
+    def __init__(self, registry: Registry, paths: Any) -> None:
         self.registry, self.paths = registry, paths
         self.nodes: dict[str, dict] = {}
         self.checks: dict[str, NodeCheck] = {}
         self.top: list[dict] = []
-        self.top_lines: list[str] = []
         self.node_level: dict[str, list[tuple[dict, str]]] = {}
 
     def node_problem(self, nid: str, etype: str, message: str, line: str, top: bool = False) -> None:
@@ -137,7 +137,7 @@ def _collect(st: _State, graph: nx.DiGraph, outputs: list[str]) -> tuple[list[st
             dependents.setdefault(n, []).append(out)
         if not bad:
             valid.append(out)
-    for nid in sorted(dependents, key=_id_key):
+    for nid in sorted(dependents, key=id_key):
         check = st.checks.get(nid)
         errs = [e for e, _ in st.node_level.get(nid, [])] + (check.errors if check else [])
         lines += [ln for _, ln in st.node_level.get(nid, [])] + (check.lines if check else [])
@@ -147,7 +147,8 @@ def _collect(st: _State, graph: nx.DiGraph, outputs: list[str]) -> tuple[list[st
     return valid, node_errors, lines
 
 
-def _id_key(nid: str) -> tuple:
+def id_key(nid: str) -> tuple:
+    """Sort key of node ids: numbers in numeric order first, then other ids by name."""
     return (0, int(nid), "") if nid.isdigit() else (1, 0, nid)
 
 
@@ -163,7 +164,7 @@ def _canonical(st: _State, nodes: Iterable[str]) -> dict:
     return out
 
 
-def validate(prompt: Any, registry: Any, paths: Any = None, targets: Iterable[Any] | None = None) -> Validation:
+def validate(prompt: Any, registry: Registry, paths: Any = None, targets: Iterable[Any] | None = None) -> Validation:
     """Checks `prompt` against `registry`; see the module docstring for the semantics."""
     if prompt is None or (isinstance(prompt, dict) and not prompt):
         return Validation(False, error=error_info("no_prompt", "No prompt provided", "The prompt is empty"))
@@ -177,7 +178,7 @@ def validate(prompt: Any, registry: Any, paths: Any = None, targets: Iterable[An
                                                   f"internal validation error: {type(exc).__name__}: {exc}"))
 
 
-def _validate(prompt: dict, registry: Any, paths: Any, targets: Any) -> Validation:
+def _validate(prompt: dict, registry: Registry, paths: Any, targets: Any) -> Validation:
     st = _State(registry, paths)
     _normalise(prompt, st)
     graph = _check_all(st)

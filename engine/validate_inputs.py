@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.nodedef import InputSpec, NodeDef, Registry
+
 PRIMITIVES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 
 
@@ -100,8 +102,8 @@ def types_match(out_type: Any, spec: Any, paths: Any) -> bool:
     return bool(set(out_type.split(",")) & set(want.split(",")))
 
 
-def check_node(node_id: str, class_type: str, raw_inputs: Any, nd: Any, prompt: dict,
-               registry: Any, paths: Any) -> NodeCheck:
+def check_node(node_id: str, class_type: str, raw_inputs: Any, nd: NodeDef, prompt: dict,
+               registry: Registry, paths: Any) -> NodeCheck:
     """Checks every declared input of one node; unknown extra inputs are ignored."""
     check = NodeCheck()
     rep = _Reporter(check, node_id, class_type, paths)
@@ -131,7 +133,7 @@ def _missing(rep: _Reporter, spec: Any) -> None:
               "required input is missing")
 
 
-def _check_link(rep: _Reporter, spec: Any, value: list, prompt: dict, registry: Any) -> None:
+def _check_link(rep: _Reporter, spec: InputSpec, value: list, prompt: dict, registry: Registry) -> None:
     shape_ok = (len(value) == 2 and isinstance(value[0], (str, int)) and not isinstance(value[0], bool)
                 and isinstance(value[1], int) and not isinstance(value[1], bool))
     if not shape_ok:

@@ -4,7 +4,9 @@ An IMAGE is [B,H,W,C] float 0..1 on the CPU (ARCHITECTURE.md §1).
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
+import io
 import json
 import math
 import random
@@ -127,8 +129,6 @@ _TOKEN = re.compile(r"%(date:[^%]+|year|month|day|hour|minute|second|width|heigh
 
 def _expand_prefix(prefix: str, image: torch.Tensor) -> str:
     """ComfyUI-style %year%/%date:yyyy-MM-dd%/%width% placeholders in filename prefixes."""
-    import datetime
-
     now = datetime.datetime.now()
 
     def sub(m: re.Match) -> str:
@@ -211,8 +211,6 @@ class SaveImageWebsocket:
     OUTPUTS = []
 
     def run(self, ctx, images):
-        import io
-
         for i, img in enumerate(images):
             arr = np.clip(255.0 * img.cpu().float().numpy(), 0, 255).astype(np.uint8)
             buf = io.BytesIO()

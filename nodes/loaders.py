@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ldm.checkpoint import load_checkpoint
+from ldm.lora import load_lora, lora_patches
+from ldm.upscale import load_upscale_model
+from ldm.vae_loader import load_vae
 from nodes.registry import Combo, Float, In, Int, Out, files, node
 
 
@@ -45,8 +49,6 @@ class CheckpointLoaderSimple:
         return _stat_fingerprint(ctx, "checkpoints", ckpt_name)
 
     def run(self, ctx, ckpt_name):
-        from ldm.checkpoint import load_checkpoint
-
         model, clip, vae = cached_load(ctx, "checkpoints", ckpt_name, "checkpoint", load_checkpoint)
         if clip is not None:
             clip.embedding_dirs = [str(d) for d in ctx.paths.folder_dirs("embeddings")]
@@ -83,15 +85,11 @@ class VAELoader:
         return _stat_fingerprint(ctx, "vae", vae_name)
 
     def run(self, ctx, vae_name):
-        from ldm.vae_loader import load_vae
-
         return (cached_load(ctx, "vae", vae_name, "vae", load_vae),)
 
 
 def _apply_lora(ctx, model, clip, lora_name: str, strength_model: float, strength_clip: float):
     """Clones model/clip and records the LoRA's patches on the clones (the cached base stays intact)."""
-    from ldm.lora import load_lora, lora_patches
-
     lora_sd = cached_load(ctx, "loras", lora_name, "lora", load_lora)
     use_model = model is not None and strength_model != 0
     use_clip = clip is not None and strength_clip != 0
@@ -173,8 +171,6 @@ class UpscaleModelLoader:
         return _stat_fingerprint(ctx, "upscale_models", model_name)
 
     def run(self, ctx, model_name):
-        from ldm.upscale import load_upscale_model
-
         return (cached_load(ctx, "upscale_models", model_name, "upscale", load_upscale_model),)
 
 

@@ -5,7 +5,11 @@ latent size, and report every step as a progress event with a live latent previe
 """
 from __future__ import annotations
 
-from ldm.sample import SAMPLER_NAMES, SCHEDULER_NAMES
+import torch
+
+from ldm.preview import find_taesd_decoder, load_taesd_decoder, preview_jpeg
+from ldm.sample import SAMPLER_NAMES, SCHEDULER_NAMES, prepare_noise, sample
+from nodes.loaders import file_key
 from nodes.registry import Combo, Float, In, Int, Out, node
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
@@ -32,14 +36,10 @@ def resolve_areas(conditioning: list, latent_h: int, latent_w: int) -> list:
 
 def _taesd_for(ctx, model):
     """The TAESD decoder for this model family from models/vae_approx/, if the user has one."""
-    from ldm.preview import find_taesd_decoder, load_taesd_decoder
-
     dirs = ctx.paths.folder_dirs("vae_approx") if ctx.paths is not None else []
     path = find_taesd_decoder(dirs, getattr(model.config, "family", "sd1"))
     if path is None:
         return None
-    from nodes.loaders import file_key
-
     key = ("taesd",) + file_key(path)
     return ctx.models.get(key, lambda: load_taesd_decoder(path)) if ctx.models is not None \
         else load_taesd_decoder(path)
@@ -47,8 +47,6 @@ def _taesd_for(ctx, model):
 
 def _preview_callback(ctx, model):
     """A sampler callback that reports progress with a JPEG preview (and is the interrupt point)."""
-    from ldm.preview import preview_jpeg
-
     try:
         taesd = _taesd_for(ctx, model)
     except Exception as exc:  # a broken TAESD file only costs the nicer preview
@@ -70,12 +68,8 @@ def _preview_callback(ctx, model):
 def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
                 denoise=1.0, disable_noise=False, start_step=None, last_step=None, force_full_denoise=True):
     """The shared body of both samplers: returns the new LATENT dict."""
-    from ldm.sample import prepare_noise, sample
-
     samples = latent["samples"]
     if disable_noise:
-        import torch
-
         noise = torch.zeros(samples.shape, dtype=samples.dtype, device="cpu")
     else:
         noise = prepare_noise(samples, seed, latent.get("batch_index"))

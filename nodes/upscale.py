@@ -1,6 +1,7 @@
 """Upscaling with a model (loader lives in nodes/loaders.py)."""
 from __future__ import annotations
 
+from ldm.upscale import upscale_image
 from nodes.registry import In, Out, node
 
 
@@ -12,7 +13,5 @@ class ImageUpscaleWithModel:
     OUTPUTS = [Out("IMAGE")]
 
     def run(self, ctx, upscale_model, image):
-        from ldm.upscale import upscale_image
-
         return (upscale_image(upscale_model, image[..., :3], tile=512, overlap=32,
                               progress=lambda done, total: ctx.progress(done, total)),)

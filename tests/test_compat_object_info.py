@@ -463,7 +463,7 @@ def test_ui_txt2img_positional_widgets_map_to_named_inputs():
     links = [(1, 4, 0, 3, 0, "MODEL"), (2, 5, 0, 3, 3, "LATENT"), (3, 4, 1, 6, 0, "CLIP"),
              (4, 6, 0, 3, 1, "CONDITIONING"), (5, 4, 1, 7, 0, "CLIP"), (6, 7, 0, 3, 2, "CONDITIONING"),
              (7, 3, 0, 8, 0, "LATENT"), (8, 4, 2, 8, 1, "VAE"), (9, 8, 0, 9, 0, "IMAGE")]
-    prompt = ui_to_prompt(_workflow(nodes, links))
+    prompt = ui_to_prompt(_workflow(nodes, links), REGISTRY)
     assert prompt["3"]["inputs"] == {"seed": 156680208700286, "steps": 20, "cfg": 8, "sampler_name": "euler",
                                      "scheduler": "normal", "denoise": 1, "model": ["4", 0],
                                      "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}
@@ -539,7 +539,7 @@ UI_CASES = [
 
 @pytest.mark.parametrize("cls,widgets,expected", UI_CASES, ids=[c[0] for c in UI_CASES])
 def test_ui_widget_order_per_node(cls, widgets, expected):
-    prompt = ui_to_prompt(_workflow([_ui_node(1, cls, widgets)]))
+    prompt = ui_to_prompt(_workflow([_ui_node(1, cls, widgets)]), REGISTRY)
     assert prompt["1"]["class_type"] == cls
     assert prompt["1"]["inputs"] == expected
 

@@ -47,17 +47,15 @@ def test_checkpoint_loader_outputs_per_family(ctx, name):
 
 def test_model_cache_shares_one_load_across_two_graphs(paths, monkeypatch):
     """Two different prompts loading the same file: one load_checkpoint call, the same MODEL object."""
-    import ldm.checkpoint
-
     load_all()
     calls = []
-    real = ldm.checkpoint.load_checkpoint
+    real = lo.load_checkpoint
 
     def counting(path, *a, **k):
         calls.append(Path(path).name)
         return real(path, *a, **k)
 
-    monkeypatch.setattr(ldm.checkpoint, "load_checkpoint", counting)
+    monkeypatch.setattr(lo, "load_checkpoint", counting)
     ex = Executor(REGISTRY, paths)
 
     def graph(text, node_id):

@@ -170,6 +170,13 @@ def test_import_rejects_unknown_files_with_a_message(client, payload):
     assert isinstance(r.json()["error"], str) and r.json()["error"]
 
 
+@pytest.mark.parametrize("payload", [b"[" * 5000 + b"]" * 5000, b'{"a": ' + b"9" * 5000 + b"}", b'{"a": NaN}',
+                                     b'{"nodes": \xff}', b'{"nodes": 5, "links": []}'])
+def test_import_refuses_hostile_json_with_a_message(client, payload):
+    r = client.post("/lg/import", files={"file": ("x.json", payload, "application/json")})
+    assert r.status_code == 400 and "\n" not in r.json()["error"] and "x.json" in r.json()["error"]
+
+
 def test_workflow_listing_and_safe_names(client, app_env, native_doc):
     _, _, examples = app_env
     (examples / "default.json").write_text(json.dumps(dict(native_doc, title="Text to image")))

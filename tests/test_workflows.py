@@ -85,7 +85,7 @@ def test_example_files_are_current():
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
 def test_workflow_runs_and_png_round_trips(path, runner):
     paths, executor = runner
-    loaded = load_any(path)
+    loaded = load_any(path, REGISTRY)
     assert loaded.kind == "native"
     api = json.loads((ROOT / "workflows" / "api" / path.name).read_text())
     assert loaded.prompt == api, "native document and API JSON describe the same graph"
@@ -102,7 +102,7 @@ def test_workflow_runs_and_png_round_trips(path, runner):
         text = read_png_text(png)
         assert json.loads(text["prompt"]) == prompt
         assert json.loads(text["workflow"]) == workflow
-        back = load_any(png)
+        back = load_any(png, REGISTRY)
         assert back.prompt == prompt
 
 
@@ -123,4 +123,4 @@ def test_cli_runs_default_workflow(models_root, tmp_path):
     assert ran["4"]["inputs"]["ckpt_name"] == "tiny_sd1.safetensors" and ran["3"]["inputs"]["steps"] == 3
     doc = json.loads(text["workflow"])
     assert doc["format"] == "latentgraph"
-    assert load_any(doc).prompt == ran, "the embedded editor document is the graph that ran"
+    assert load_any(doc, REGISTRY).prompt == ran, "the embedded editor document is the graph that ran"

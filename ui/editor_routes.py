@@ -27,6 +27,9 @@ from fastapi.responses import JSONResponse
 
 from engine.submit import SubmitRejected, SubmitService, error_body
 from ui.api_routes import read_json
+from engine.formats import FormatError, to_native
+from engine.formats.png import PNG_SIGNATURE
+from engine.formats.reading import JsonSyntaxError, decode_text, parse_json
 
 DEFAULT_WORKFLOWS_DIR = Path(__file__).resolve().parent.parent / "workflows"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,80}$")
@@ -69,27 +72,6 @@ def submit_workflow(body: dict, submitter: SubmitService, registry: Any) -> dict
         ids.append(queued["prompt_id"])
         numbers.append(queued["number"])
     return {"prompt_ids": ids, "numbers": numbers, "node_errors": {}}
-
-
-def import_any(source: Any, registry: Any) -> tuple[dict, str]:
-    """Load any supported workflow (native, ComfyUI UI, ComfyUI API, PNG bytes) → (native doc, kind).
-
-    A PNG's ``workflow`` chunk (native or UI) is preferred because it keeps the layout; without
-    one, the canonical ``prompt`` is laid out automatically by ``native.from_prompt``.
-    """
-    from engine.formats import comfy_ui, load_any, native
-
-    if native.is_native(source):
-        return native.migrate(source, registry), "native"
-    loaded = load_any(source, registry)
-    workflow, kind = loaded.workflow, str(loaded.kind or "")
-    if native.is_native(workflow):
-        return native.migrate(workflow, registry), kind
-    if comfy_ui.is_ui_workflow(workflow):
-        return comfy_ui.ui_to_native(workflow, registry), kind
-    if isinstance(loaded.prompt, dict) and loaded.prompt:
-        return native.from_prompt(loaded.prompt, registry), kind
-    raise ValueError("No workflow found in this file.")
 
 
 def _read_title(doc: dict, name: str) -> str:
@@ -141,20 +123,24 @@ async def _import_body(request: Request) -> tuple[Any, str]:
 
 
 def _parse_import(data: bytes, filename: str) -> Any:
-    """Turn uploaded bytes into what ``load_any`` accepts: a dict for JSON, the bytes for PNG."""
+    """Turn uploaded bytes into what ``to_native`` reads: a dict for JSON, the bytes for PNG.
+
+    JSON goes through the engine's reader, so hostile files (deep nesting, huge numbers, NaN, bad
+    UTF-8) are refused with a message like any other unreadable file.
+    """
     if len(data) > MAX_IMPORT_BYTES:
         raise ValueError("The file is too large.")
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
+    if data.startswith(PNG_SIGNATURE):
         return data
+    name = filename or "The file"
     try:
-        obj = json.loads(data.decode("utf-8-sig"))
-    except json.JSONDecodeError as exc:
+        obj = parse_json(decode_text(data))
+    except JsonSyntaxError as exc:
         if not (filename.lower().endswith(".json") or data.lstrip()[:1] in (b"{", b"[")):
-            raise ValueError(f"{filename or 'The file'} is neither JSON nor PNG.") from exc
-        raise ValueError(f"{filename or 'The file'} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                         f"{exc.msg}).") from exc
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"{filename or 'The file'} is neither JSON nor PNG.") from exc
+            raise ValueError(f"{name} is neither JSON nor PNG.") from None
+        raise ValueError(f"{name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).") from None
+    except FormatError as exc:
+        raise ValueError(f"{name} cannot be read: {exc}.") from None
     if not isinstance(obj, dict):
         raise ValueError("The JSON is not a workflow object.")
     return obj
@@ -167,7 +153,7 @@ async def _import_route(request: Request, paths: Any, registry: Any) -> JSONResp
     except ValueError as exc:
         return _bad({"error": str(exc)})
     try:
-        doc, kind = await asyncio.to_thread(import_any, source, registry)
+        doc, kind = await asyncio.to_thread(to_native, source, registry)
     except Exception as exc:  # any format problem is the user's file, not a server crash
         return _bad({"error": f"Cannot import {filename or 'the file'}: {exc}"})
     return JSONResponse({"workflow": doc, "kind": kind})
@@ -200,7 +186,7 @@ def make_router(paths: Any, queue: Any, registry: Any,
             return _bad({"error": f"No example workflow named {name!r}."}, 404)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            doc, _kind = import_any(raw, registry)
+            doc, _kind = to_native(raw, registry)
         except Exception as exc:
             return _bad({"error": f"Cannot read workflow {stem!r}: {exc}"}, 500)
         return JSONResponse({"name": stem, "title": _read_title(raw, stem), "workflow": doc})

@@ -11,23 +11,17 @@ import json
 from typing import Any, Iterable, Mapping
 
 from engine.errors import LatentgraphError
+from engine.nodedef import NodeDef, Registry
 
 NORMAL, MUTED, BYPASS = "normal", "muted", "bypass"
 
 __all__ = ["FormatError", "NORMAL", "MUTED", "BYPASS", "is_api_prompt", "unwrap_api", "normalize_prompt",
-           "is_link", "finish_graph", "node_title", "get_registry"]
+           "is_link", "finish_graph", "node_title"]
 
 
 class FormatError(LatentgraphError, ValueError):
     """The data is not a workflow this application can read (says which shape was expected)."""
 
-
-def get_registry(registry: Any = None) -> Any:
-    """The registry to use: the one given, else the application's global ``REGISTRY``."""
-    if registry is not None:
-        return registry
-    from nodes.registry import REGISTRY  # no torch there; imported lazily to keep engine light
-    return REGISTRY
 
 
 def is_link(value: Any) -> bool:
@@ -49,8 +43,9 @@ def unwrap_api(obj: Any) -> tuple[dict | None, dict | None]:
     if is_api_prompt(obj):
         return dict(obj), None
     if isinstance(obj, Mapping) and is_api_prompt(obj.get("prompt")):
-        extra = obj.get("extra_data") or {}
-        workflow = (extra.get("extra_pnginfo") or {}).get("workflow") if isinstance(extra, Mapping) else None
+        extra = obj.get("extra_data")
+        pnginfo = extra.get("extra_pnginfo") if isinstance(extra, Mapping) else None
+        workflow = pnginfo.get("workflow") if isinstance(pnginfo, Mapping) else None
         return dict(obj["prompt"]), workflow
     return None, None
 
@@ -82,15 +77,15 @@ def normalize_prompt(prompt: Mapping[str, Any]) -> dict[str, dict]:
     return out
 
 
-def node_title(registry: Any, class_type: str, title: Any = None) -> str:
+def node_title(registry: Registry, class_type: str, title: Any = None) -> str:
     """The node's title, else its display name, else its class_type (ComfyUI's ``_meta.title``)."""
     if isinstance(title, str) and title:
         return title
-    nd = registry.get(class_type) if registry is not None else None
-    return getattr(nd, "display_name", None) or class_type
+    nd = registry.get(class_type)
+    return (nd.display_name if nd is not None else None) or class_type
 
 
-def _input_order(nd: Any, node: dict) -> list[tuple[str, str | None]]:
+def _input_order(nd: NodeDef | None, node: dict) -> list[tuple[str, str | None]]:
     """(name, type) of a node's inputs: sockets first (their index = UI slot), then widgets."""
     if nd is None:
         types = node.get("input_types") or {}
@@ -100,8 +95,8 @@ def _input_order(nd: Any, node: dict) -> list[tuple[str, str | None]]:
     return sockets + widgets
 
 
-def _output_type(registry: Any, node: dict, slot: int) -> str | None:
-    nd = registry.get(node["class_type"]) if registry is not None else None
+def _output_type(registry: Registry, node: dict, slot: int) -> str | None:
+    nd = registry.get(node["class_type"])
     if nd is not None and 0 <= slot < len(nd.outputs):
         return nd.outputs[slot].type
     return (node.get("output_types") or {}).get(slot)
@@ -110,7 +105,7 @@ def _output_type(registry: Any, node: dict, slot: int) -> str | None:
 class _Resolver:
     """Follows links through bypassed nodes; returns None when the chain ends at nothing."""
 
-    def __init__(self, nodes: dict[str, dict], registry: Any) -> None:
+    def __init__(self, nodes: dict[str, dict], registry: Registry) -> None:
         self.nodes, self.registry = nodes, registry
 
     def resolve(self, link: list, want: str | None, seen: frozenset = frozenset()) -> list | None:
@@ -123,7 +118,7 @@ class _Resolver:
         if src in seen:
             return None
         kind = _output_type(self.registry, node, slot) or want
-        nd = self.registry.get(node["class_type"]) if self.registry is not None else None
+        nd = self.registry.get(node["class_type"])
         order = _input_order(nd, node)
         sockets = [o for o in order if nd is None or not _is_widget(nd, o[0])]
         first = [sockets[slot]] if slot < len(sockets) else []
@@ -134,12 +129,12 @@ class _Resolver:
         return None
 
 
-def _is_widget(nd: Any, name: str) -> bool:
-    spec = nd.input(name) if hasattr(nd, "input") else None
+def _is_widget(nd: NodeDef, name: str) -> bool:
+    spec = nd.input(name)
     return bool(spec is not None and spec.widget)
 
 
-def finish_graph(nodes: Mapping[str, dict], registry: Any = None) -> dict[str, dict]:
+def finish_graph(nodes: Mapping[str, dict], registry: Registry) -> dict[str, dict]:
     """Turn editor nodes ``{id: {class_type, inputs, _meta?, mode?}}`` into the canonical prompt.
 
     ``mode`` is normal | muted | bypass; optional ``input_types`` {name: TYPE} and ``output_types``
@@ -151,7 +146,7 @@ def finish_graph(nodes: Mapping[str, dict], registry: Any = None) -> dict[str, d
     for nid, node in nodes.items():
         if node.get("mode") in (MUTED, BYPASS):
             continue
-        nd = registry.get(node["class_type"]) if registry is not None else None
+        nd = registry.get(node["class_type"])
         inputs: dict[str, Any] = {}
         for name, value in node["inputs"].items():
             if is_link(value):

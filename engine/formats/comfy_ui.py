@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
-from engine.formats.comfy_api import (BYPASS, MUTED, NORMAL, FormatError, finish_graph, get_registry,
+from engine.formats.comfy_api import (BYPASS, MUTED, NORMAL, FormatError, finish_graph,
                                       node_title)
 from engine.formats.native import new_document
+from engine.nodedef import NodeDef, Registry
 
 NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
 REROUTE, PRIMITIVE = "Reroute", "PrimitiveNode"
@@ -77,7 +78,7 @@ def _lenient(specs: list, values: list) -> tuple[dict[str, Any], dict[str, Any]]
     return out, controls
 
 
-def widget_values(node: Mapping, nd: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def widget_values(node: Mapping, nd: NodeDef) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(values by input name, control modes by input name)`` of one UI node."""
     raw = node.get("widgets_values")
     if isinstance(raw, Mapping):  # some nodes save a keyed object instead of a list
@@ -296,7 +297,7 @@ def _real_nodes(graph: _Graph, warnings: list) -> Iterator[tuple[str, Mapping]]:
             yield nid, node
 
 
-def _node_inputs(graph: _Graph, node: Mapping, registry: Any, warnings: list) -> tuple[dict, dict, dict, list]:
+def _node_inputs(graph: _Graph, node: Mapping, registry: Registry, warnings: list) -> tuple[dict, dict, dict, list]:
     """Widget values, then links/primitive literals; returns (inputs, controls, input types, linked names)."""
     nd = registry.get(node.get("type"))
     if nd is not None:
@@ -324,9 +325,8 @@ def _node_inputs(graph: _Graph, node: Mapping, registry: Any, warnings: list) ->
     return inputs, controls, types, linked
 
 
-def ui_to_prompt(workflow: Mapping, registry: Any = None, warnings: list | None = None) -> dict[str, dict]:
+def ui_to_prompt(workflow: Mapping, registry: Registry, warnings: list | None = None) -> dict[str, dict]:
     """The canonical API prompt of a ComfyUI UI workflow (positional widgets through the schemas)."""
-    registry = get_registry(registry)
     warnings = warnings if warnings is not None else []
     graph = _Graph(flatten_subgraphs(workflow, warnings) if is_ui_workflow(workflow) else workflow)
     nodes: dict[str, dict] = {}
@@ -340,12 +340,11 @@ def ui_to_prompt(workflow: Mapping, registry: Any = None, warnings: list | None 
     return finish_graph(nodes, registry)
 
 
-def ui_to_native(workflow: Mapping, registry: Any = None, warnings: list | None = None) -> dict:
+def ui_to_native(workflow: Mapping, registry: Registry, warnings: list | None = None) -> dict:
     """A native editor document keeping positions, sizes, titles, colours, modes, groups, viewport.
 
     Reroutes become direct links, PrimitiveNodes become widget values, notes are dropped.
     """
-    registry = get_registry(registry)
     warnings = warnings if warnings is not None else []
     graph = _Graph(flatten_subgraphs(workflow, warnings) if is_ui_workflow(workflow) else workflow)
     nodes, links = [], []

@@ -19,9 +19,10 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Mapping
 
-from engine.formats.comfy_api import (BYPASS, MUTED, NORMAL, FormatError, finish_graph, get_registry,
+from engine.formats.comfy_api import (BYPASS, MUTED, NORMAL, FormatError, finish_graph,
                                       ids_sorted, is_link, node_title, normalize_prompt)
 from engine.formats.layout import auto_layout
+from engine.nodedef import Registry
 
 FORMAT = "latentgraph"
 CURRENT_VERSION = 1
@@ -47,7 +48,7 @@ def new_document(nodes: list | None = None, links: list | None = None, groups: l
 _V0_MODES = {0: NORMAL, 1: NORMAL, 2: MUTED, 3: NORMAL, 4: BYPASS}
 
 
-def _v0_to_v1(doc: dict, registry: Any) -> dict:
+def _v0_to_v1(doc: dict, registry: Registry) -> dict:
     """Positional widgets_values → widgets by name (through the schema); int modes → names."""
     links = []
     linked: dict[str, set[str]] = {}
@@ -73,10 +74,10 @@ def _v0_to_v1(doc: dict, registry: Any) -> dict:
     return new_document(nodes, links, groups)
 
 
-MIGRATIONS: dict[int, Callable[[dict, Any], dict]] = {0: _v0_to_v1}
+MIGRATIONS: dict[int, Callable[[dict, Registry], dict]] = {0: _v0_to_v1}
 
 
-def migrate(doc: Mapping, registry: Any = None) -> dict:
+def migrate(doc: Mapping, registry: Registry) -> dict:
     """A copy of ``doc`` brought to ``CURRENT_VERSION`` one migration step at a time.
 
     Raises FormatError for documents newer than this code or with no migration path.
@@ -92,15 +93,14 @@ def migrate(doc: Mapping, registry: Any = None) -> dict:
         step = MIGRATIONS.get(version)
         if step is None:
             raise FormatError(f"no migration from document version {version}")
-        out = step(out, get_registry(registry))
+        out = step(out, registry)
         version = out["version"]
     return out
 
 
 # -- document → prompt -----------------------------------------------------------------------
-def to_prompt(doc: Mapping, registry: Any = None) -> dict[str, dict]:
+def to_prompt(doc: Mapping, registry: Registry) -> dict[str, dict]:
     """The canonical API prompt of a native document (muted dropped, bypassed resolved)."""
-    registry = get_registry(registry)
     doc = migrate(doc, registry)
     if not isinstance(doc.get("nodes"), list):
         raise FormatError("a Latentgraph document needs a nodes list")
@@ -129,7 +129,7 @@ def to_prompt(doc: Mapping, registry: Any = None) -> dict[str, dict]:
 
 
 # -- prompt → document -----------------------------------------------------------------------
-def _link_type(registry: Any, prompt: Mapping[str, dict], src: str, slot: int) -> str:
+def _link_type(registry: Registry, prompt: Mapping[str, dict], src: str, slot: int) -> str:
     node = prompt.get(src)
     nd = registry.get(node["class_type"]) if node is not None else None
     if nd is not None and 0 <= slot < len(nd.outputs):
@@ -137,7 +137,7 @@ def _link_type(registry: Any, prompt: Mapping[str, dict], src: str, slot: int) -
     return "*"
 
 
-def _doc_node(nid: str, node: dict, registry: Any, place: dict | None) -> dict:
+def _doc_node(nid: str, node: dict, registry: Registry, place: dict | None) -> dict:
     nd = registry.get(node["class_type"])
     widgets = {k: copy.deepcopy(v) for k, v in node["inputs"].items() if not is_link(v)}
     converted, controls = [], {}
@@ -152,12 +152,12 @@ def _doc_node(nid: str, node: dict, registry: Any, place: dict | None) -> dict:
             "color": None, "mode": NORMAL, "widgets": widgets, "controls": controls, "converted": converted}
 
 
-def _visible_rows(prompt: Mapping[str, dict], registry: Any) -> dict[str, int]:
+def _visible_rows(prompt: Mapping[str, dict], registry: Registry) -> dict[str, int]:
     """Rows a node takes in the editor: socket rows (inputs beside outputs), one per widget, more
     for multiline prompts, and room for the image area of previews, loaders and samplers."""
     rows: dict[str, int] = {}
     for nid, node in prompt.items():
-        nd = registry.get(node.get("class_type")) if registry is not None else None
+        nd = registry.get(node.get("class_type"))
         if nd is None:
             rows[nid] = len(node.get("inputs", {}))
             continue
@@ -172,9 +172,8 @@ def _visible_rows(prompt: Mapping[str, dict], registry: Any) -> dict[str, int]:
     return rows
 
 
-def from_prompt(prompt: Mapping, registry: Any = None, layout: bool = True) -> dict:
+def from_prompt(prompt: Mapping, registry: Registry, layout: bool = True) -> dict:
     """A native document for an API prompt; ``layout`` places the nodes automatically."""
-    registry = get_registry(registry)
     prompt = normalize_prompt(prompt)
     places = auto_layout(prompt, _visible_rows(prompt, registry)) if layout else {}
     nodes = [_doc_node(nid, prompt[nid], registry, places.get(nid)) for nid in ids_sorted(prompt)]

@@ -18,6 +18,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_TEXT_BYTES = 64 << 20  # largest text chunk read after decompression
 
 __all__ = ["PNG_SIGNATURE", "write_png", "png_bytes", "read_png_text", "read_png_chunks"]
 
@@ -91,6 +92,16 @@ def _decode_latin_or_utf8(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def _inflate(data: bytes) -> bytes:
+    """A compressed text chunk, refused (zlib.error) beyond MAX_TEXT_BYTES: a few kilobytes of
+    zlib can expand to gigabytes, and a workflow is never that large."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_TEXT_BYTES)
+    if inflater.unconsumed_tail:
+        raise zlib.error(f"text chunk inflates beyond {MAX_TEXT_BYTES} bytes")
+    return out
+
+
 def _text_chunk(kind: bytes, body: bytes) -> tuple[str, str] | None:
     """Decode one tEXt / zTXt / iTXt body into (keyword, text); None if it is malformed."""
     key, sep, rest = body.partition(b"\x00")
@@ -100,14 +111,14 @@ def _text_chunk(kind: bytes, body: bytes) -> tuple[str, str] | None:
     if kind == b"tEXt":
         return keyword, _decode_latin_or_utf8(rest)
     if kind == b"zTXt":
-        return keyword, _decode_latin_or_utf8(zlib.decompress(rest[1:]))
+        return keyword, _decode_latin_or_utf8(_inflate(rest[1:]))
     if len(rest) < 2:  # iTXt: compression flag, method, language\0, translated keyword\0, text
         return None
     compressed, after = rest[0], rest[2:]
     _lang, _, after = after.partition(b"\x00")
     _tkey, _, text = after.partition(b"\x00")
     if compressed:
-        text = zlib.decompress(text)
+        text = _inflate(text)
     return keyword, text.decode("utf-8", errors="replace")
 
 
