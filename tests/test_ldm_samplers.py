@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from ldm.model_sampling import ModelSampling
-from ldm.samplers import SAMPLER_NAMES, SAMPLERS, BrownianTreeNoiseSampler, get_sampler
+from ldm.sampling import SAMPLER_NAMES, get_sampler
+from ldm.sampling.steps import BrownianTreeNoiseSampler
 from ldm.schedules import karras_sigmas
 
 MU, S = 0.5, 0.7
@@ -72,7 +73,7 @@ def test_deterministic_sampler_reaches_the_ode_solution_at_zero(name):
 
 
 def test_dpm_solver_single_steps_have_local_order_p_plus_1():
-    from ldm.samplers_multistep import _DPMSolver
+    from ldm.sampling.dpm_solver import _DPMSolver
 
     x = start(torch.tensor([3.0]), shape=(1, 1, 2, 2))
     solver = _DPMSolver(gauss_denoiser, x, {}, None)
@@ -193,7 +194,7 @@ def test_sampler_names_follow_comfyui_order_and_cover_the_common_block():
     assert set(required) <= set(SAMPLER_NAMES)
     assert SAMPLER_NAMES[:4] == ["euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp"]
     assert SAMPLER_NAMES[-3:] == ["ddim", "uni_pc", "uni_pc_bh2"]
-    assert all(callable(SAMPLERS[n]) for n in SAMPLER_NAMES)
+    assert all(callable(get_sampler(n)) for n in SAMPLER_NAMES)
 
 
 def test_callback_reports_each_step():
