@@ -16,7 +16,7 @@ Typical use::
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,12 +267,6 @@ def patched_weights(module: nn.Module, patches: dict[str, list[tuple[float, obje
     finally:
         for name, original in originals.items():
             params[name].data = original
-
-
-def patched_param_names(patches: dict[str, list], module: nn.Module) -> Iterable[str]:
-    """The patch keys that name parameters of ``module`` (for reports and tests)."""
-    names = {n for n, _ in module.named_parameters()}
-    return sorted(k for k in patches if k in names)
 
 
 def make_random_lora(checkpoint_sd: dict[str, Tensor], rank: int = 4, seed: int = 0
