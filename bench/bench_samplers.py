@@ -17,14 +17,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ldm.samplers import SAMPLER_NAMES, get_sampler  # noqa: E402
+from ldm.sampling import SAMPLER_NAMES, SAMPLER_TABLE, get_sampler  # noqa: E402
 from ldm.schedules import karras_sigmas  # noqa: E402
 
 MU, S = 0.5, 0.7
 SMIN, SMAX = 0.0292, 14.6146
-STOCHASTIC = {"euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde",
-              "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm",
-              "res_multistep_ancestral"}
+STOCHASTIC = {spec.name for spec in SAMPLER_TABLE if spec.stochastic}
 ENDS_EARLY = {"dpm_fast": "last", "dpm_adaptive": "last", "uni_pc": 1e-3, "uni_pc_bh2": 1e-3}
 
 

@@ -1,6 +1,6 @@
 """Does the embedded demo model draw what it is told? Accuracy on prompts it never saw in training.
 
-Every held-out prompt of ldm.demo_data (colour/shape/position combinations excluded from training)
+Every held-out prompt of tools.demo_data (colour/shape/position combinations excluded from training)
 is sampled through the normal inference path — ldm.checkpoint.load_checkpoint, TextEncoder.encode,
 ldm.sample.sample (20 euler steps, cfg 5, normal schedule, seed = prompt index), VAE.decode — then
 scored: background colour from the border pixels, object colour from the pixels that differ from
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ldm.demo_data import IMAGE_SIZE, DemoScene, held_out_scenes, random_scene  # noqa: E402
+from tools.demo_data import IMAGE_SIZE, DemoScene, held_out_scenes, random_scene  # noqa: E402
 from tools import demo_classifier as dc  # noqa: E402
 
 _SHORT = {"background": "bg", "colour": "col", "shape": "shape", "position": "pos", "size": "size"}

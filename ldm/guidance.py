@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ldm.image_ops import resize
+
 __all__ = ["CFGDenoiser", "FEATHER", "BLANK_INPAINT_LATENT", "blank_inpaint_latent_like"]
 
 FEATHER = 8  # latent pixels of the linear ramp at inner area edges
@@ -282,8 +284,6 @@ def blank_inpaint_latent_like(latent: Tensor) -> Tensor:
 def _upscale_center(t: Tensor, h: int, w: int) -> Tensor:
     """Bilinear resize to (h, w) after a centre crop to the target aspect (ComfyUI's common_upscale
     with crop="center")."""
-    from ldm.image_ops import resize
-
     return resize(t, w, h, "bilinear", "center")
 
 

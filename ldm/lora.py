@@ -16,15 +16,17 @@ Typical use::
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from ldm.lora_keys import split_lora_key, te_lookup, unet_lookup
+from ldm.clip_keys import encoder_shape, find_encoders
+from ldm.lora_keys import ldm_to_diffusers, split_lora_key, te_lookup, unet_lookup
 
 
 class LoraError(Exception):
@@ -37,8 +39,7 @@ def load_lora(path: str | Path) -> dict[str, Tensor]:
     ext = path.suffix.lower()
     try:
         if ext == ".safetensors":
-            from safetensors.torch import load_file
-
+        
             return load_file(str(path))
         if ext in (".pt", ".ckpt", ".bin", ".pth"):
             data = torch.load(path, map_location="cpu", weights_only=True)
@@ -269,12 +270,6 @@ def patched_weights(module: nn.Module, patches: dict[str, list[tuple[float, obje
             params[name].data = original
 
 
-def patched_param_names(patches: dict[str, list], module: nn.Module) -> Iterable[str]:
-    """The patch keys that name parameters of ``module`` (for reports and tests)."""
-    names = {n for n, _ in module.named_parameters()}
-    return sorted(k for k in patches if k in names)
-
-
 def make_random_lora(checkpoint_sd: dict[str, Tensor], rank: int = 4, seed: int = 0
                      ) -> dict[str, Tensor]:
     """A random kohya-style LoRA for a checkpoint, for tests and the tiny models.
@@ -284,9 +279,6 @@ def make_random_lora(checkpoint_sd: dict[str, Tensor], rank: int = 4, seed: int 
     encoders: q/v projections of every layer (``lora_te_`` / ``lora_te1_`` / ``lora_te2_``).
     ``up`` is random (not zero as in training) so the LoRA visibly changes outputs; alpha = rank/2.
     """
-    from ldm.clip_keys import encoder_shape, find_encoders
-    from ldm.lora_keys import ldm_to_diffusers
-
     gen = torch.Generator().manual_seed(seed)
     prefix = "model.diffusion_model."
     unet = {k[len(prefix):]: v for k, v in checkpoint_sd.items() if k.startswith(prefix)}

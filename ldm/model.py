@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ldm import devices
 from ldm.configs import ModelConfig
+from ldm.lora import patched_weights
 from ldm.unet import UNetModel, timestep_embedding
 
 SD15_RGB_FACTORS = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
@@ -163,7 +164,6 @@ class DiffusionModel:
         if not self.patches:
             yield self
             return
-        from ldm.lora import patched_weights
-
-        with patched_weights(self.unet, self.patches):
+        # patch where the weights will be used, so the restored originals are device tensors too
+        with patched_weights(devices.to_device(self.unet), self.patches):
             yield self

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 __all__ = ["latent_to_rgb", "preview_jpeg", "TAESDDecoder", "load_taesd_decoder", "find_taesd_decoder"]
@@ -99,8 +100,7 @@ def load_taesd_decoder(path: str | Path) -> TAESDDecoder:
     """TAESD decoder from `taesd_decoder.safetensors|.pth` (also accepts a `decoder.`/`taesd_decoder.` prefix)."""
     path = Path(path)
     if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-
+    
         sd = load_file(str(path))
     else:
         sd = torch.load(str(path), map_location="cpu", weights_only=True)

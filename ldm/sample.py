@@ -8,7 +8,6 @@ patches are applied exactly for the duration of sampling.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any, Callable
 
@@ -17,15 +16,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ldm.guidance import CFGDenoiser
-from ldm.samplers import SAMPLER_NAMES, get_sampler
+from ldm.sampling import SAMPLER_NAMES, get_sampler, get_spec
 from ldm.schedules import SCHEDULER_NAMES, get_sigmas
 
-__all__ = ["SAMPLER_NAMES", "SCHEDULER_NAMES", "prepare_noise", "calculate_sigmas", "ksampler_sigmas",
-           "sample"]
-
-# These samplers lose accuracy on the last non-zero sigma, so ComfyUI computes one step more and
-# drops the penultimate sigma for them; we do the same so the schedules (and images) agree.
-DISCARD_PENULTIMATE = frozenset({"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"})
+__all__ = ["SAMPLER_NAMES", "SCHEDULER_NAMES", "get_sampler", "prepare_noise", "calculate_sigmas",
+           "ksampler_sigmas", "sample"]
 
 
 def prepare_noise(latent_samples: Tensor, seed: int, batch_index: list[int] | None = None) -> Tensor:
@@ -48,8 +43,9 @@ def prepare_noise(latent_samples: Tensor, seed: int, batch_index: list[int] | No
 
 
 def calculate_sigmas(model_sampling: Any, scheduler: str, steps: int, sampler_name: str = "") -> Tensor:
-    """Schedule sigmas for `steps` steps (one extra, penultimate dropped, for DISCARD_PENULTIMATE)."""
-    if sampler_name in DISCARD_PENULTIMATE:
+    """Schedule sigmas for `steps` steps (one extra, penultimate dropped, for samplers whose table
+    row says discard_penultimate; an empty sampler_name means none)."""
+    if sampler_name and get_spec(sampler_name).discard_penultimate:
         sigmas = get_sigmas(scheduler, model_sampling, steps + 1)
         return torch.cat([sigmas[:-2], sigmas[-1:]])
     return get_sigmas(scheduler, model_sampling, steps)
@@ -100,9 +96,10 @@ def _inpaint_denoiser(inner: Callable, ms: Any, mask: Tensor, noise: Tensor, lat
 
 
 def _inpaint_noise(sampler_name: str, noise: Tensor, seed: int) -> Tensor:
-    """Noise that re-noises the known region. ComfyUI's "ddim" is euler with *random* inpainting noise:
-    a fresh CPU randn from manual_seed(seed + 1) instead of the initial noise; others reuse the noise."""
-    if sampler_name != "ddim":
+    """Noise that re-noises the known region: the initial noise, or for samplers flagged
+    fresh_inpaint_noise (ComfyUI's "ddim", euler with *random* inpainting noise) a fresh CPU randn
+    from manual_seed(seed + 1)."""
+    if not get_spec(sampler_name).fresh_inpaint_noise:
         return noise
     fresh = torch.randn(noise.shape, dtype=torch.float32, generator=torch.manual_seed(int(seed) + 1), device="cpu")
     return fresh.to(noise.device)
@@ -131,7 +128,7 @@ def sample(model: Any, *, noise: Tensor | None, latent: Tensor, positive: list, 
     (KSamplerAdvanced add_noise=disable). callback(step, total, x0) gets the 0-based step index and
     the model-space x0 at every step; an exception raised from it propagates (interrupt).
     """
-    get_sampler(sampler_name)  # unknown names fail before any work
+    get_spec(sampler_name)  # unknown names fail before any work
     ms = model.sampling
     sigmas = ksampler_sigmas(ms, scheduler, sampler_name, steps, denoise, start_step, last_step,
                              force_full_denoise)
@@ -162,9 +159,9 @@ def _run(model: Any, sampler_name: str, sigmas: Tensor, noise: Tensor, latent_in
         denoiser = _inpaint_denoiser(denoiser, ms, mask, keep_noise, latent_in)
     x = ms.noise_scaling(sigmas[0], noise, latent_in, max_denoise)
     report = _step_callback(callback, len(sigmas) - 1)
-    fn = get_sampler(sampler_name)
-    opts = {"model_sampling": ms} if "model_sampling" in inspect.signature(fn).parameters else {}
-    x = fn(denoiser, x, sigmas, extra_args={}, callback=report, seed=seed, **opts)
+    spec = get_spec(sampler_name)
+    opts = {"model_sampling": ms} if spec.needs_model_sampling else {}
+    x = spec.fn(denoiser, x, sigmas, extra_args={}, callback=report, seed=seed, **opts)
     # No blend of the known region afterwards: like ComfyUI, only the denoiser's input and output
     # are masked, so the sampler's own last state is the result (soft masks and leftover noise too).
     return ms.inverse_noise_scaling(sigmas[-1], x)

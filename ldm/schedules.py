@@ -81,7 +81,7 @@ def _ddim_uniform(ms: ModelSampling, steps: int) -> Tensor:
 
 def _beta(ms: ModelSampling, steps: int, alpha: float = 0.6, beta: float = 0.6) -> Tensor:
     """Timesteps at the quantiles of a Beta(0.6, 0.6) law (Lee et al. 2024), duplicates dropped."""
-    import scipy.stats
+    import scipy.stats  # here, not at the top: scipy.stats costs ~1-2 s to import, only beta needs it
 
     total = len(ms.sigmas) - 1
     ts = 1 - np.linspace(0, 1, steps, endpoint=False)

@@ -22,6 +22,8 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ldm.configs import UNetConfig, VAEConfig
+from ldm.lora import make_random_lora
+from ldm.tiny_text import text_encoder_state_dict, write_embedding
 from ldm.unet import UNetModel
 from ldm.vae import AutoencoderKL
 
@@ -125,8 +127,6 @@ def _schedule_buffers() -> dict[str, Tensor]:
 
 def tiny_state_dict(name: str) -> dict[str, Tensor]:
     """The full single-file state dict of one tiny checkpoint (UNet + VAE + text encoders)."""
-    from ldm.tiny_text import text_encoder_state_dict
-
     spec = TINY_SPECS[name]
     sd = _prefixed(tiny_unet(spec.unet, spec.seed, spec.v_pred), UNET_PREFIX)
     sd.update(_prefixed(tiny_vae(100 + spec.seed), VAE_PREFIX))
@@ -152,9 +152,6 @@ def write_tiny_checkpoint(name: str, path: str | Path) -> Path:
 
 def make_tiny_models(models_root: str | Path) -> dict[str, Path]:
     """Write every tiny checkpoint, a LoRA and textual-inversion embeddings under models_root."""
-    from ldm.lora import make_random_lora
-    from ldm.tiny_text import write_embedding
-
     root = Path(models_root)
     out: dict[str, Path] = {}
     for name in TINY_SPECS:

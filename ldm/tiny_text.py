@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from torch import Tensor
 
 from ldm.clip_keys import LAYOUT_PREFIXES, OPENCLIP_LAYOUTS, heads_for_width
@@ -118,8 +119,7 @@ def write_embedding(path: str | Path, widths: int | dict[str, int], n_vectors: i
     else:
         tensors = {k: torch.randn(n_vectors, w, generator=gen) * 0.5 for k, w in widths.items()}
     if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import save_file
-
+    
         save_file(tensors, str(path))
     elif isinstance(widths, int):
         torch.save({"string_to_param": {"*": tensors["emb_params"]}, "name": path.stem,

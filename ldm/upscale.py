@@ -11,12 +11,13 @@ from typing import Callable
 
 import torch
 
+from ldm import devices
 from ldm.checkpoint import CheckpointError, load_state_dict
 
 
 def load_upscale_model(path: str | Path):
     """An `ImageModelDescriptor` for the file; anything that is not an image-to-image model is refused."""
-    import spandrel
+    import spandrel  # here, not at the top: it imports torchvision, which only upscaling needs
 
     sd = load_state_dict(path)
     if "module.layers.0.residual_group.blocks.0.norm1.weight" in sd:  # DataParallel-saved SwinIR/etc.
@@ -76,8 +77,6 @@ def tiled_apply(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, sca
 def upscale_image(desc, image: torch.Tensor, tile: int = 512, overlap: int = 32,
                   progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """IMAGE [B,H,W,C] 0..1 → upscaled IMAGE; halves the tile size on out-of-memory errors."""
-    from ldm import devices
-
     device = devices.get_device()
     desc.to(device)
     x = image.movedim(-1, 1).to(device)

@@ -14,7 +14,7 @@ from nodes.registry import Combo, Float, In, Int, Out, node
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
-# ldm.samplers.SAMPLER_NAMES / ldm.schedules.SCHEDULER_NAMES are already in ComfyUI 0.3.64's order
+# ldm.sampling.SAMPLER_NAMES / ldm.schedules.SCHEDULER_NAMES are already in ComfyUI 0.3.64's order
 # (KSAMPLER_NAMES + ddim/uni_pc, SCHEDULER_HANDLERS): the first entry is what a new node shows, and
 # clients compare the lists.
 SAMPLER_OPTIONS = list(SAMPLER_NAMES)

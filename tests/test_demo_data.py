@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ldm import demo_data as dd
+from tools import demo_data as dd
 from tools.demo_classifier import background_rgb, border_colour, object_colour
 
 

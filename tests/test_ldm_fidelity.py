@@ -16,7 +16,8 @@ import torch
 from ldm.guidance import BLANK_INPAINT_LATENT, CFGDenoiser
 from ldm.model_sampling import ModelSampling
 from ldm.sample import ksampler_sigmas, prepare_noise
-from ldm.samplers import BrownianTreeNoiseSampler, default_noise_sampler, get_sampler
+from ldm.sampling import get_sampler
+from ldm.sampling.steps import BrownianTreeNoiseSampler, default_noise_sampler
 from ldm.schedules import SCHEDULER_NAMES, get_sigmas
 
 MS = ModelSampling("eps")
@@ -186,7 +187,7 @@ def test_ipndm_v_weights():
     (55, −59, 37, −9)/24 — the formula's own value, which ComfyUI computes)."""
     from scipy import integrate
 
-    from ldm.samplers_multistep import _ipndm_v_coeffs
+    from ldm.sampling.multistep import _ipndm_v_coeffs
 
     t = [6.0, 3.5, 2.0, 1.1]
     nodes = [t[2], t[1]]
@@ -208,7 +209,7 @@ def test_er_sde_first_step_by_hand_without_noise():
 
 
 def test_sa_solver_first_order_is_dpm_solver_pp_1():
-    from ldm.samplers_sde import _sa_b_coeffs
+    from ldm.sampling.sde import _sa_b_coeffs
 
     ls, lt = torch.tensor(0.3, dtype=torch.float64), torch.tensor(1.1, dtype=torch.float64)
     sigma_t = torch.exp(-lt)

@@ -3,6 +3,10 @@
 For data ~ N(mu, s²I) the ideal denoiser is D(x, σ) = (s²x + σ²mu)/(s²+σ²) and the
 probability-flow ODE from x_T at σ_T is x(σ) = mu + (x_T − mu)·√((s²+σ²)/(s²+σ_T²)), so the
 deterministic samplers have a known target and a measurable order of convergence.
+
+The contract tests run over every row of ldm.sampling.SAMPLER_TABLE, so a new sampler is checked
+as soon as it has a row: convergence (order, moments or tolerance, as its row says) and a
+KSampler run on the tiny SD1 model with one progress callback per step.
 """
 from __future__ import annotations
 
@@ -11,9 +15,13 @@ import math
 import pytest
 import torch
 
+from ldm.checkpoint import load_checkpoint
 from ldm.model_sampling import ModelSampling
-from ldm.samplers import SAMPLER_NAMES, SAMPLERS, BrownianTreeNoiseSampler, get_sampler
+from ldm.sample import sample
+from ldm.sampling import SAMPLER_NAMES, SAMPLER_TABLE, get_sampler, get_spec
+from ldm.sampling.steps import BrownianTreeNoiseSampler
 from ldm.schedules import karras_sigmas
+from ldm.tiny import write_tiny_checkpoint
 
 MU, S = 0.5, 0.7
 SMIN, SMAX = 0.0292, 14.6146
@@ -38,23 +46,95 @@ def positive_sigmas(n: int):
     return karras_sigmas(n + 1, SMIN, SMAX).double()[:-1]
 
 
-# name → expected order of convergence on a schedule without the final jump to 0
-ORDERS = {"euler": 1, "ddim": 1, "heunpp2": 1, "gradient_estimation": 1, "heun": 2, "dpm_2": 2, "dpmpp_2m": 2, "res_multistep": 2,
-          "ipndm": 2, "lms": 3, "ipndm_v": 3, "deis": 2.5, "uni_pc": 2.5, "uni_pc_bh2": 2.5}
-
-
-@pytest.mark.parametrize("name", sorted(ORDERS))
-def test_deterministic_sampler_converges_at_expected_order(name):
-    fn = get_sampler(name)
+# ---------------------------------------------------------------------------- the contract, per table row
+def _measured_order(fn) -> tuple[list[float], float]:
+    """Errors at 12/24/48 Karras steps (no final jump to 0; multiples of 3 so dpm_fast's last
+    step has the same order each time) and the rate of the last halving."""
     errs = []
-    for n in (10, 20, 40):
+    for n in (12, 24, 48):
         sig = positive_sigmas(n)
         x_t = start(sig)
         out = fn(gauss_denoiser, x_t.clone(), sig)
         errs.append(float((out - exact(x_t, float(sig[0]), float(sig[-1]))).abs().max()))
-    rate = math.log2(errs[1] / errs[2])
-    assert errs[2] < errs[1] < errs[0]
-    assert rate > ORDERS[name] - 0.35, (errs, rate)
+    return errs, math.log2(errs[1] / errs[2])
+
+
+def _lcm_moments(sig) -> tuple[float, float]:
+    """LCM jumps to the MMSE x0 and renoises: mean and std follow a recursion, not N(MU, S²)."""
+    mean, var = MU, S * S + float(sig[0]) ** 2
+    for s0, s1 in zip(sig[:-1].tolist(), sig[1:].tolist()):
+        w = S * S / (S * S + s0 * s0)
+        mean, var = w * mean + (1 - w) * MU, w * w * var + s1 * s1
+    return mean, math.sqrt(var)
+
+
+def _check_distribution(spec) -> None:
+    """4096 independent pixels after 100 Karras steps: sample mean and std match the target law."""
+    sig = karras_sigmas(100, SMIN, SMAX).double()
+    x_t = start(sig, seed=5, shape=(1, 1, 64, 64))
+    out = spec.fn(gauss_denoiser, x_t.clone(), sig, seed=7)
+    mean, std = _lcm_moments(sig) if spec.name == "lcm" else (MU, S)
+    assert abs(float(out.mean()) - mean) < 0.04, float(out.mean())
+    assert abs(float(out.std()) - std) < 0.04, float(out.std())
+
+
+def _check_tolerance(spec) -> None:
+    """An adaptive sampler's error follows the tolerance it is given."""
+    sig = karras_sigmas(20, SMIN, SMAX).double()
+    x_t = start(sig, shape=(1, 1, 3, 3))
+    target = exact(x_t, float(sig[0]), float(sig[-2]))
+    errs = [float((spec.fn(gauss_denoiser, x_t.clone(), sig, rtol=r, atol=r / 10) - target).abs().max())
+            for r in (1e-2, 1e-4)]
+    assert errs[1] < errs[0] / 10, errs
+
+
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_sampler_converges_on_the_analytic_gaussian(name):
+    """Deterministic rows: the measured order of convergence reaches the row's `order`; stochastic
+    rows: the output has the data distribution's moments; adaptive rows: error tracks tolerance."""
+    spec = get_spec(name)
+    if spec.stochastic:
+        _check_distribution(spec)
+    elif spec.adaptive:
+        _check_tolerance(spec)
+    else:
+        errs, rate = _measured_order(spec.fn)
+        assert errs[2] < errs[1] < errs[0], errs
+        assert rate > spec.order - 0.35, (errs, rate)
+
+
+def test_every_row_says_how_it_converges():
+    for spec in SAMPLER_TABLE:
+        kinds = [spec.stochastic, spec.adaptive, spec.order is not None]
+        assert kinds.count(True) == 1, spec
+    assert len(set(SAMPLER_NAMES)) == len(SAMPLER_TABLE)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """The tiny SD1 checkpoint loaded the real way (UNet only) and a random text context."""
+    path = write_tiny_checkpoint("tiny_sd1", tmp_path_factory.mktemp("ckpt") / "tiny_sd1.safetensors")
+    model, _, _ = load_checkpoint(path, output_vae=False, output_clip=False)
+    ctx = torch.randn(2, 77, model.config.unet.context_dim, generator=torch.Generator().manual_seed(0))
+    return model, [[ctx[:1], {}]], [[ctx[1:], {}]]
+
+
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_sampler_runs_through_ksampler_with_one_callback_per_step(name, tiny_model):
+    model, positive, negative = tiny_model
+    steps, seen = 4, []
+    out = sample(model, noise=None, latent=torch.zeros(1, 4, 8, 8), positive=positive, negative=negative,
+                 cfg=3.0, sampler_name=name, scheduler="karras", steps=steps, seed=1,
+                 callback=lambda step, total, x0: seen.append((step, total, tuple(x0.shape))))
+    assert out.shape == (1, 4, 8, 8) and bool(torch.isfinite(out).all())
+    assert {total for _, total, _ in seen} == {steps} and {shape for *_, shape in seen} == {(1, 4, 8, 8)}
+    indices = [step for step, _, _ in seen]
+    if get_spec(name).adaptive:  # as many steps as the controller takes, reported up to the last
+        assert indices == sorted(indices) and indices[0] == 0 and indices[-1] == steps - 1
+    elif name == "dpm_fast":  # its sigma count is the NFE budget, spent on 3rd-order steps (as ComfyUI)
+        assert indices == list(range(len(indices))) and 1 <= len(indices) < steps
+    else:
+        assert indices == list(range(steps))
 
 
 @pytest.mark.parametrize("name", ["euler", "heun", "dpm_2", "lms", "dpmpp_2m", "ipndm", "ipndm_v", "deis",
@@ -72,7 +152,7 @@ def test_deterministic_sampler_reaches_the_ode_solution_at_zero(name):
 
 
 def test_dpm_solver_single_steps_have_local_order_p_plus_1():
-    from ldm.samplers_multistep import _DPMSolver
+    from ldm.sampling.dpm_solver import _DPMSolver
 
     x = start(torch.tensor([3.0]), shape=(1, 1, 2, 2))
     solver = _DPMSolver(gauss_denoiser, x, {}, None)
@@ -85,15 +165,6 @@ def test_dpm_solver_single_steps_have_local_order_p_plus_1():
         assert math.log2(errs[0] / errs[1]) > order + 0.8, (order, errs)
 
 
-def test_dpm_adaptive_error_follows_the_tolerance():
-    sig = karras_sigmas(20, SMIN, SMAX).double()
-    x_t = start(sig, shape=(1, 1, 3, 3))
-    target = exact(x_t, float(sig[0]), float(sig[-2]))
-    errs = [float((get_sampler("dpm_adaptive")(gauss_denoiser, x_t.clone(), sig, rtol=r, atol=r / 10)
-                   - target).abs().max()) for r in (1e-2, 1e-4)]
-    assert errs[1] < errs[0] / 10
-
-
 def test_dpm_fast_error_drops_with_more_evaluations():
     errs = []
     for n in (6, 24):
@@ -104,19 +175,7 @@ def test_dpm_fast_error_drops_with_more_evaluations():
     assert errs[1] < errs[0] / 20
 
 
-STOCHASTIC = ["euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m_sde",
-              "dpmpp_2m_sde_heun", "dpmpp_3m_sde", "ddpm", "lcm", "res_multistep_ancestral"]
-
-
-@pytest.mark.parametrize("name", [n for n in STOCHASTIC if n != "lcm"])
-def test_stochastic_sampler_produces_the_data_distribution(name):
-    """4096 independent pixels: sample mean and std of the result match N(MU, S²)."""
-    # first-order ancestral samplers need more steps for the variance to settle
-    sig = karras_sigmas(100 if name in ("euler_ancestral", "ddpm") else 50, SMIN, SMAX).double()
-    x_t = start(sig, seed=5, shape=(1, 1, 64, 64))
-    out = get_sampler(name)(gauss_denoiser, x_t.clone(), sig, seed=7)
-    assert abs(float(out.mean()) - MU) < 0.04
-    assert abs(float(out.std()) - S) < 0.04
+STOCHASTIC = [spec.name for spec in SAMPLER_TABLE if spec.stochastic]
 
 
 @pytest.mark.parametrize("name", ["dpmpp_2m_sde", "dpmpp_2m_sde_heun", "dpmpp_3m_sde"])
@@ -193,7 +252,7 @@ def test_sampler_names_follow_comfyui_order_and_cover_the_common_block():
     assert set(required) <= set(SAMPLER_NAMES)
     assert SAMPLER_NAMES[:4] == ["euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp"]
     assert SAMPLER_NAMES[-3:] == ["ddim", "uni_pc", "uni_pc_bh2"]
-    assert all(callable(SAMPLERS[n]) for n in SAMPLER_NAMES)
+    assert all(callable(get_sampler(n)) for n in SAMPLER_NAMES)
 
 
 def test_callback_reports_each_step():

@@ -3,7 +3,7 @@
 bench/eval_demo.py needs to tell, for a generated 64×64 image, which background colour, object
 colour, shape and position it shows. Colours are measured directly (border pixels → background;
 pixels far from the background → object). Shape, position and size come from a small classifier
-trained here on clean procedural images from ldm.demo_data. It looks only at a colour-independent
+trained here on clean procedural images from tools.demo_data. It looks only at a colour-independent
 foreground map (distance of each pixel from the background colour), so it cannot cheat on colour
 and transfers to generated images whose colours are slightly off. Blur and noise augmentation
 make it tolerant of the autoencoder's soft edges.
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldm.demo_data import POSITIONS, SHAPES, SIZES, nearest_colour, render, single_object_scene
+from tools.demo_data import POSITIONS, SHAPES, SIZES, nearest_colour, render, single_object_scene
 
 HEADS = {"shape": SHAPES, "position": POSITIONS, "size": SIZES}
 CACHE_VERSION = 1

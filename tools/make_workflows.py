@@ -204,7 +204,7 @@ def write_example_inputs() -> None:
     import numpy as np
     from PIL import Image
 
-    from ldm.demo_data import DemoObject, DemoScene, render
+    from tools.demo_data import DemoObject, DemoScene, render
 
     scene = DemoScene((DemoObject("circle", "red", "large", "center"),), "blue")
     rgb = render(scene, np.random.default_rng(0), size=128)

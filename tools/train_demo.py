@@ -35,7 +35,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ldm.configs import SCALE_FACTORS, UNetConfig, VAEConfig
-from ldm.demo_data import make_batch
+from tools.demo_data import make_batch
 from ldm.model_sampling import ModelSampling
 from ldm.unet import UNetModel
 from ldm.vae import AutoencoderKL

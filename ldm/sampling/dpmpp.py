@@ -1,16 +1,39 @@
-"""The DPM-Solver++ family (Lu et al. 2022, arXiv 2211.01095): 2M, SDE, 2M SDE (midpoint/heun) and
-3M SDE, in k-diffusion's formulation like ldm/samplers.py (x noised to sigmas[0], the denoiser returns
-x0, SDE noise from a Brownian tree seeded with the KSampler seed), written in ComfyUI's α/λ form so
-the float operations agree; the step to σ = 0 returns the denoised estimate.
-"""
+"""The DPM-Solver++ family (Lu et al. 2022, arXiv 2211.01095): 2S ancestral, SDE, 2M, 2M SDE
+(midpoint/heun) and 3M SDE, written in ComfyUI's α/λ form (α = σ·e^{λ}, 1 up to rounding for eps/v
+models) so the float operations agree; SDE noise from a Brownian tree seeded with the KSampler seed;
+the step to σ = 0 returns the denoised estimate."""
 from __future__ import annotations
-
 
 import torch
 from torch import Tensor
 
-from ldm.samplers import (Callback, Denoiser, NoiseSampler, _lam, _report, _setup, _sigma, _t,
-                          brownian_noise_sampler, get_ancestral_step)
+from ldm.sampling.steps import (Callback, Denoiser, NoiseSampler, get_ancestral_step, lam, report, sde_setup,
+                                setup, sigma_at, to_d)
+
+
+@torch.no_grad()
+def sample_dpmpp_2s_ancestral(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                              callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                              seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """Ancestral DPM-Solver++(2S), single-step 2nd order (Lu et al. 2022b)."""
+    extra, ns, s_in = setup(x, extra_args, noise_sampler, seed)
+    for i in range(len(sigmas) - 1):
+        sigma = sigmas[i]
+        denoised = denoiser(x, sigma * s_in, **extra)
+        down, up = get_ancestral_step(sigma, sigmas[i + 1], eta)
+        report(callback, x, i, sigma, sigma, denoised)
+        if down == 0:
+            x = x + to_d(x, sigma, denoised) * (down - sigma)
+        else:
+            t, t_next = lam(sigma), lam(down)
+            h = t_next - t
+            s = t + 0.5 * h
+            x_2 = (sigma_at(s) / sigma_at(t)) * x - (-0.5 * h).expm1() * denoised
+            denoised_2 = denoiser(x_2, sigma_at(s) * s_in, **extra)
+            x = (sigma_at(t_next) / sigma_at(t)) * x - (-h).expm1() * denoised_2
+        if sigmas[i + 1] > 0:
+            x = x + ns(sigma, sigmas[i + 1]) * s_noise * up
+    return x
 
 
 @torch.no_grad()
@@ -24,19 +47,16 @@ def sample_dpmpp_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_arg
     """
     if len(sigmas) <= 1:
         return x
-    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
-    if seed is None:
-        seed = (extra_args or {}).get("seed")
-    ns = noise_sampler or brownian_noise_sampler(x, sigmas, seed)
+    extra, ns, s_in = sde_setup(x, sigmas, extra_args, noise_sampler, seed)
     fac = 1 / (2 * r)
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoiser(x, sigma * s_in, **extra)
-        _report(callback, x, i, sigma, sigma, denoised)
+        report(callback, x, i, sigma, sigma, denoised)
         if sigma_next == 0:
             x = denoised
             continue
-        lam_s, lam_t = _lam(sigma), _lam(sigma_next)
+        lam_s, lam_t = lam(sigma), lam(sigma_next)
         h = lam_t - lam_s
         lam_s1 = lam_s + r * h
         sigma_s1 = lam_s1.neg().exp()
@@ -65,19 +85,19 @@ def sample_dpmpp_2m(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args
                     callback: Callback = None, noise_sampler: NoiseSampler | None = None,
                     seed: int | None = None) -> Tensor:
     """DPM-Solver++(2M): 2nd-order multistep in data prediction (Lu et al. 2022b)."""
-    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
+    extra, _, s_in = setup(x, extra_args, noise_sampler, seed)
     old_denoised = None
     for i in range(len(sigmas) - 1):
         denoised = denoiser(x, sigmas[i] * s_in, **extra)
-        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        t, t_next = _t(sigmas[i]), _t(sigmas[i + 1])
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        t, t_next = lam(sigmas[i]), lam(sigmas[i + 1])
         h = t_next - t
         if old_denoised is None or sigmas[i + 1] == 0:
             denoised_d = denoised
         else:
-            r = (t - _t(sigmas[i - 1])) / h
+            r = (t - lam(sigmas[i - 1])) / h
             denoised_d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
-        x = (_sigma(t_next) / _sigma(t)) * x - (-h).expm1() * denoised_d
+        x = (sigma_at(t_next) / sigma_at(t)) * x - (-h).expm1() * denoised_d
         old_denoised = denoised
     return x
 
@@ -92,19 +112,16 @@ def sample_dpmpp_2m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_
         return x
     if solver_type not in ("heun", "midpoint"):
         raise ValueError("solver_type must be 'heun' or 'midpoint'")
-    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
-    if seed is None:
-        seed = (extra_args or {}).get("seed")
-    ns = noise_sampler or brownian_noise_sampler(x, sigmas, seed)
+    extra, ns, s_in = sde_setup(x, sigmas, extra_args, noise_sampler, seed)
     old_denoised, h, h_last = None, None, None
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoiser(x, sigma * s_in, **extra)
-        _report(callback, x, i, sigma, sigma, denoised)
+        report(callback, x, i, sigma, sigma, denoised)
         if sigma_next == 0:
             x = denoised
         else:
-            lam_s, lam_t = _lam(sigma), _lam(sigma_next)
+            lam_s, lam_t = lam(sigma), lam(sigma_next)
             h = lam_t - lam_s
             h_eta = h * (eta + 1)
             alpha_t = sigma_next * lam_t.exp()
@@ -122,26 +139,32 @@ def sample_dpmpp_2m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_
 
 
 @torch.no_grad()
+def sample_dpmpp_2m_sde_heun(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                             callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                             seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
+    """DPM-Solver++(2M) SDE with the Heun-type correction term."""
+    return sample_dpmpp_2m_sde(denoiser, x, sigmas, extra_args=extra_args, callback=callback,
+                               noise_sampler=noise_sampler, seed=seed, eta=eta, s_noise=s_noise, solver_type="heun")
+
+
+@torch.no_grad()
 def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
                         callback: Callback = None, noise_sampler: NoiseSampler | None = None,
                         seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
     """DPM-Solver++(3M) SDE: 3rd-order multistep exponential integrator with Brownian-tree noise."""
     if len(sigmas) <= 1:
         return x
-    extra, _, s_in = _setup(x, extra_args, noise_sampler, seed)
-    if seed is None:
-        seed = (extra_args or {}).get("seed")
-    ns = noise_sampler or brownian_noise_sampler(x, sigmas, seed)
+    extra, ns, s_in = sde_setup(x, sigmas, extra_args, noise_sampler, seed)
     den_1 = den_2 = None
     h = h_1 = h_2 = None
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoiser(x, sigma * s_in, **extra)
-        _report(callback, x, i, sigma, sigma, denoised)
+        report(callback, x, i, sigma, sigma, denoised)
         if sigma_next == 0:
             x = denoised
         else:
-            lam_s, lam_t = _lam(sigma), _lam(sigma_next)
+            lam_s, lam_t = lam(sigma), lam(sigma_next)
             h = lam_t - lam_s
             h_eta = h * (eta + 1)
             alpha_t = sigma_next * lam_t.exp()
@@ -163,15 +186,3 @@ def sample_dpmpp_3m_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_
         den_1, den_2 = denoised, den_1
         h_1, h_2 = h, h_1
     return x
-
-
-@torch.no_grad()
-def sample_dpmpp_2m_sde_heun(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
-                             callback: Callback = None, noise_sampler: NoiseSampler | None = None,
-                             seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
-    """DPM-Solver++(2M) SDE with the Heun-type correction term."""
-    return sample_dpmpp_2m_sde(denoiser, x, sigmas, extra_args=extra_args, callback=callback,
-                               noise_sampler=noise_sampler, seed=seed, eta=eta, s_noise=s_noise, solver_type="heun")
-
-
-# ---------------------------------------------------------------------------- DDPM / LCM

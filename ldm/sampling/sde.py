@@ -1,12 +1,11 @@
-"""Stochastic exponential-integrator samplers: ER-SDE, SEEDS-2/3, SA-Solver, DPM++(2S) ancestral CFG++.
+"""Stochastic exponential-integrator samplers: ER-SDE, SEEDS-2/3, SA-Solver.
 
-Same conventions as ldm/samplers.py (k-diffusion formulation, x noised to sigmas[0], the denoiser
-returns x0, ancestral noise from default_noise_sampler seeded with the KSampler seed). Written in
-the half log-SNR λ = −log σ with α = σ·e^{λ} (1 up to rounding for eps/v models), the way ComfyUI
-writes them, so that the float operations agree; the step to σ = 0 returns the denoised estimate.
+Written in the half log-SNR λ = −log σ with α = σ·e^{λ} (1 up to rounding for eps/v models), the way
+ComfyUI writes them, so that the float operations agree; ancestral noise from default_noise_sampler
+seeded with the KSampler seed; the step to σ = 0 returns the denoised estimate.
 
 References: ER-SDE-Solver (Cui et al. 2023, arXiv 2309.06169), SEEDS (Gonzalez et al., NeurIPS 2023,
-arXiv 2305.14267), SA-Solver (Xue et al., NeurIPS 2023, arXiv 2309.05019), CFG++ (Chung et al. 2024).
+arXiv 2305.14267), SA-Solver (Xue et al., NeurIPS 2023, arXiv 2309.05019).
 """
 from __future__ import annotations
 
@@ -16,8 +15,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ldm.samplers import (Callback, Denoiser, NoiseSampler, _guided_and_uncond, _lam, _report, _setup,
-                          get_ancestral_step, to_d)
+from ldm.model_sampling import ModelSampling
+from ldm.sampling.steps import Callback, Denoiser, NoiseSampler, lam, report, setup
 
 
 def _phi1(h: Tensor) -> Tensor:
@@ -30,36 +29,6 @@ def _phi2(h: Tensor) -> Tensor:
     return (torch.expm1(h) - h) / h
 
 
-# ---------------------------------------------------------------------------- DPM++(2S) ancestral CFG++
-@torch.no_grad()
-def sample_dpmpp_2s_ancestral_cfg_pp(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
-                                     callback: Callback = None, noise_sampler: NoiseSampler | None = None,
-                                     seed: int | None = None, eta: float = 1.0, s_noise: float = 1.0) -> Tensor:
-    """DPM-Solver++(2S) ancestral stepping along the uncond prediction (the second stage uses the
-    midpoint's uncond), the guidance vector guided − uncond from the step's start added back after
-    every step (CFG++)."""
-    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
-    for i in range(len(sigmas) - 1):
-        denoised, uncond = _guided_and_uncond(denoiser, x, sigmas[i] * s_in, extra)
-        guidance = denoised - uncond
-        down, up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta)
-        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
-        if down == 0:
-            x = x + to_d(x, sigmas[i], uncond) * (down - sigmas[i])
-        else:
-            t, t_next = _lam(sigmas[i]), _lam(down)
-            h = t_next - t
-            s = t + 0.5 * h
-            x_2 = (s.neg().exp() / t.neg().exp()) * x - (-h * 0.5).expm1() * uncond
-            _, uncond_2 = _guided_and_uncond(denoiser, x_2, s.neg().exp() * s_in, extra)
-            x = (t_next.neg().exp() / t.neg().exp()) * x - (-h).expm1() * uncond_2
-        if sigmas[i + 1] > 0:
-            x = x + ns(sigmas[i], sigmas[i + 1]) * s_noise * up
-        x = x + guidance
-    return x
-
-
-# ---------------------------------------------------------------------------- ER-SDE
 def _er_sde_noise_scaler(x: Tensor) -> Tensor:
     """Default ER-SDE noise scale function ψ(λ) = λ·(e^{λ^0.3} + 10)."""
     return x * ((x ** 0.3).exp() + 10.0)
@@ -72,15 +41,15 @@ def sample_er_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: 
                   max_stage: int = 3) -> Tensor:
     """Extended reverse-time SDE solver (VP ER-SDE-Solver-3): stage-k Taylor terms in λ = σ/α, the
     integrals of 1/ψ done with 200 rectangle points."""
-    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    extra, ns, s_in = setup(x, extra_args, noise_sampler, seed)
     scaler = noise_scaler or _er_sde_noise_scaler
     n_points = 200.0
     idx = torch.arange(0, n_points, dtype=torch.float32, device=x.device)
-    er_lambdas = _lam(sigmas).neg().exp()
+    er_lambdas = lam(sigmas).neg().exp()
     old_denoised = old_denoised_d = None
     for i in range(len(sigmas) - 1):
         denoised = denoiser(x, sigmas[i] * s_in, **extra)
-        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
         stage = min(max_stage, i + 1)
         if sigmas[i + 1] == 0:
             x = denoised
@@ -111,7 +80,6 @@ def sample_er_sde(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: 
     return x
 
 
-# ---------------------------------------------------------------------------- SEEDS
 @torch.no_grad()
 def sample_seeds_2(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
                    callback: Callback = None, noise_sampler: NoiseSampler | None = None, seed: int | None = None,
@@ -119,16 +87,16 @@ def sample_seeds_2(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args:
     """SEEDS-2 (data prediction, VP): two stages per step with coupled stochastic increments."""
     if solver_type not in ("phi_1", "phi_2"):
         raise ValueError("solver_type must be 'phi_1' or 'phi_2'")
-    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    extra, ns, s_in = setup(x, extra_args, noise_sampler, seed)
     inject = eta > 0 and s_noise > 0
     fac = 1 / (2 * r)
     for i in range(len(sigmas) - 1):
         denoised = denoiser(x, sigmas[i] * s_in, **extra)
-        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if sigmas[i + 1] == 0:
             x = denoised
             continue
-        lam_s, lam_t = _lam(sigmas[i]), _lam(sigmas[i + 1])
+        lam_s, lam_t = lam(sigmas[i]), lam(sigmas[i + 1])
         h = lam_t - lam_s
         h_eta = h * (eta + 1)
         lam_s1 = torch.lerp(lam_s, lam_t, r)
@@ -160,15 +128,15 @@ def sample_seeds_3(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args:
                    callback: Callback = None, noise_sampler: NoiseSampler | None = None, seed: int | None = None,
                    eta: float = 1.0, s_noise: float = 1.0, r_1: float = 1.0 / 3, r_2: float = 2.0 / 3) -> Tensor:
     """SEEDS-3 (data prediction, VP): three stages per step with coupled stochastic increments."""
-    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
+    extra, ns, s_in = setup(x, extra_args, noise_sampler, seed)
     inject = eta > 0 and s_noise > 0
     for i in range(len(sigmas) - 1):
         denoised = denoiser(x, sigmas[i] * s_in, **extra)
-        _report(callback, x, i, sigmas[i], sigmas[i], denoised)
+        report(callback, x, i, sigmas[i], sigmas[i], denoised)
         if sigmas[i + 1] == 0:
             x = denoised
             continue
-        lam_s, lam_t = _lam(sigmas[i]), _lam(sigmas[i + 1])
+        lam_s, lam_t = lam(sigmas[i]), lam(sigmas[i + 1])
         h = lam_t - lam_s
         h_eta = h * (eta + 1)
         lam_s1, lam_s2 = torch.lerp(lam_s, lam_t, r_1), torch.lerp(lam_s, lam_t, r_2)
@@ -200,7 +168,6 @@ def sample_seeds_3(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args:
     return x
 
 
-# ---------------------------------------------------------------------------- SA-Solver
 def _exp_coeffs(s: Tensor, t: Tensor, order: int, tau: float) -> Tensor:
     """(1+τ²)·∫_s^t e^{(1+τ²)(u−t)} u^p du for p = 0..order−1, by the integration-by-parts recursion."""
     tau_mul = 1 + tau ** 2
@@ -229,8 +196,6 @@ def _sa_b_coeffs(sigma_next: Tensor, lambdas: Tensor, lam_s: Tensor, lam_t: Tens
 def _default_tau(model_sampling: Any) -> Callable[[Tensor], float]:
     """τ = 1 while 0.2 ≥ progress ≥ 0.8 in sigma terms (percent_to_sigma(0.2) ≥ σ ≥ percent_to_sigma(0.8))."""
     if model_sampling is None:
-        from ldm.model_sampling import ModelSampling
-
         model_sampling = ModelSampling()
     start, end = model_sampling.percent_to_sigma(0.2), model_sampling.percent_to_sigma(0.8)
 
@@ -251,8 +216,8 @@ def sample_sa_solver(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_arg
     between 20 % and 80 % of the schedule, orders lowered near the end."""
     if len(sigmas) <= 1:
         return x
-    extra, ns, s_in = _setup(x, extra_args, noise_sampler, seed)
-    lambdas = _lam(sigmas)
+    extra, ns, s_in = setup(x, extra_args, noise_sampler, seed)
+    lambdas = lam(sigmas)
     tau_func = tau_func or _default_tau(model_sampling)
     max_order = max(predictor_order, corrector_order)
     x_pred, h, tau_t, noise = x, 0.0, 0.0, 0.0
@@ -260,7 +225,7 @@ def sample_sa_solver(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_arg
     lower_to_end = float(sigmas[-1]) == 0
     for i in range(len(sigmas) - 1):
         denoised = denoiser(x_pred, sigmas[i] * s_in, **extra)
-        _report(callback, x_pred, i, sigmas[i], sigmas[i], denoised)
+        report(callback, x_pred, i, sigmas[i], sigmas[i], denoised)
         preds = (preds + [denoised])[-max_order:]
         p_order = min(predictor_order, len(preds))
         c_order = 0 if i == 0 or (sigmas[i + 1] == 0 and not use_pece) else min(corrector_order, len(preds))
