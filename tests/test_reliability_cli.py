@@ -116,8 +116,21 @@ NASTY = {
 }
 
 
-# `run` shares validate's loading path: three files are enough for it
-REAL = [("validate", name) for name in sorted(NASTY)] + [("run", name) for name in ("deep_list", "huge_int", "inf")]
+# A process costs seconds: the in-process fuzz covers every file above; these six check what only a
+# real process shows (the traceback printed by an exception escaping main, the exit code).
+REAL = [("validate", "deep_list"), ("validate", "huge_int"), ("validate", "nan"),
+        ("run", "deep_dict"), ("run", "huge_int"), ("run", "inf")]
+
+
+def test_nasty_files_in_process(dirs, tmp_path):
+    problems = []
+    for name, data in NASTY.items():
+        path = tmp_path / f"{name}.json"
+        path.write_bytes(data)
+        rc, text = _validate_in_process(path, dirs["args"])
+        if rc != 2 or "Traceback" in text:
+            problems.append(f"{name}: exit {rc!r}: {text.strip()[-200:]!r}")
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("command,name", REAL, ids=[f"{c}-{n}" for c, n in REAL])
