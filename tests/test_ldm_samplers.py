@@ -337,7 +337,69 @@ def test_ddim_on_ddim_uniform_matches_diffusers_ddim():
     assert torch.allclose(ours, x_vp, atol=2e-4), float((ours - x_vp).abs().max())
 
 
-# ---------------------------------------------------------------------------- sampler options
+# ---------------------------------------------------------------------------- PLMS and DDIM(η) vs diffusers
+# The LDM code's grid: DDIM timesteps 1, 1+k, ... ("leading" + steps_offset 1) and a last step to
+# ᾱ_0 (set_alpha_to_one=False); with ᾱ = 1 at the end it is the KSampler's ddim_uniform list, ending at σ = 0. The model is an analytic function of (x_vp, t): the
+# Gaussian-data eps plus a term that depends on x nonlinearly and on t directly, so a wrong
+# timestep, history slot or coefficient moves the result far beyond the tolerance.
+LDM_SCHED = dict(SD_SCHED, steps_offset=1)
+LDM_MS = ModelSampling()
+
+
+def _ldm_eps(x_vp, t):
+    t = torch.as_tensor(t).reshape(-1).long()
+    a = LDM_MS.alphas_cumprod.double()[t].reshape(-1, *([1] * (x_vp.ndim - 1)))
+    ideal = (1 - a).sqrt() * (x_vp - a.sqrt() * MU) / (a * S * S + 1 - a)
+    return ideal + 0.2 * torch.tanh(2 * x_vp) * torch.cos(t.reshape(a.shape) / 50.0)
+
+
+def _ldm_denoiser(x, sigma, **_):
+    """The eps model seen through ModelSampling as samplers see a UNet (c_in, nearest timestep)."""
+    eps = _ldm_eps(LDM_MS.calculate_input(sigma, x), LDM_MS.timestep(sigma))
+    return LDM_MS.calculate_denoised(sigma, eps, x)
+
+
+def _ours_on_diffusers_grid(name, sched, steps, x_vp, **opts):
+    """Run our sampler on the sigmas of diffusers' timesteps (its ᾱ table) in VE space; VP result."""
+    ts = torch.unique_consecutive(sched.timesteps).long()
+    assert [int(LDM_MS.timestep(s)) for s in get_sigmas("ddim_uniform", LDM_MS, steps)[:-1]] == ts.tolist()
+    ac = sched.alphas_cumprod.double()
+    a = torch.cat([ac[ts], torch.as_tensor(sched.final_alpha_cumprod, dtype=torch.float64).reshape(1)])
+    sig = ((1 - a) / a).sqrt()
+    out = get_sampler(name)(_ldm_denoiser, x_vp * (1 + sig[0] ** 2).sqrt(), sig, **opts)
+    return out / (1 + sig[-1] ** 2).sqrt()
+
+
+@pytest.mark.parametrize("steps,to_zero", [(4, False), (10, False), (50, False), (10, True)])
+def test_plms_matches_diffusers_pndm_without_prk_steps(steps, to_zero):
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.PNDMScheduler(**LDM_SCHED, skip_prk_steps=True, set_alpha_to_one=to_zero)
+    sched.set_timesteps(steps)
+    x_vp = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ours = _ours_on_diffusers_grid("plms", sched, steps, x_vp)
+    theirs = x_vp.clone()
+    for t in sched.timesteps:  # the first timestep after the start is repeated: the Heun corrector
+        theirs = sched.step(_ldm_eps(theirs, t), t, theirs).prev_sample
+    assert float((ours - theirs).abs().max()) <= 1e-4, float((ours - theirs).abs().max())
+
+
+@pytest.mark.parametrize("steps", [10, 50])
+def test_ddim_eta_matches_diffusers_ddim_with_the_same_noise(steps):
+    """The same z_t enters both: diffusers' variance_noise and our noise_sampler, one per step."""
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.DDIMScheduler(**LDM_SCHED, set_alpha_to_one=False, clip_sample=False)
+    sched.set_timesteps(steps)
+    x_vp = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    zs = torch.randn(steps, 1, 4, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    drawn = iter(zs)
+    ours = _ours_on_diffusers_grid("ddim_eta", sched, steps, x_vp, noise_sampler=lambda *_: next(drawn))
+    assert next(drawn, None) is None  # one draw per step, the last one included
+    theirs = x_vp.clone()
+    for i, t in enumerate(sched.timesteps):
+        theirs = sched.step(_ldm_eps(theirs, t), t, theirs, eta=0.5, variance_noise=zs[i]).prev_sample
+    assert float((ours - theirs).abs().max()) <= 1e-4, float((ours - theirs).abs().max())
+
+
 def test_ddim_eta_option_reaches_the_sampler_through_ksampler(tiny_model):
     """KSampler runs the row's default eta; sample(sampler_options=) overrides it, and eta 0 is ddim."""
     model, positive, negative = tiny_model
