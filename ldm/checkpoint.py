@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ldm.configs import (SCALE_FACTORS, TEXT_ENCODER_LAYOUTS, ModelConfig, UNetConfig,
+from ldm.configs import (PREDICTIONS, SCALE_FACTORS, TEXT_ENCODER_LAYOUTS, ModelConfig, UNetConfig,
                          VAEConfig, default_norm_groups)
 
 if TYPE_CHECKING:
@@ -292,8 +292,8 @@ def detect(sd: dict[str, Tensor], *, metadata: dict[str, str] | None = None,
     family, unet = detect_unet(sd, family, metadata)
     if prediction is None:
         prediction = _detect_prediction(sd, family, unet)
-    if prediction not in ("eps", "v"):
-        raise CheckpointError(f"prediction must be 'eps' or 'v', got {prediction!r}")
+    if prediction not in PREDICTIONS:
+        raise CheckpointError(f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}")
     factors, bias = _preview_factors(metadata or {}, unet.out_channels)
     return ModelConfig(family=family, prediction=prediction, inpaint=unet.in_channels == 9,
                        unet=unet, vae=detect_vae(sd, metadata),

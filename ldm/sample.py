@@ -9,7 +9,7 @@ patches are applied exactly for the duration of sampling.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -121,12 +121,15 @@ def sample(model: Any, *, noise: Tensor | None, latent: Tensor, positive: list, 
            sampler_name: str, scheduler: str, steps: int, seed: int, denoise: float = 1.0,
            start_step: int | None = None, last_step: int | None = None, force_full_denoise: bool = True,
            disable_noise: bool = False, noise_mask: Tensor | None = None,
-           callback: Callable[[int, int, Tensor], Any] | None = None) -> Tensor:
+           callback: Callable[[int, int, Tensor], Any] | None = None,
+           sampler_options: Mapping[str, Any] | None = None) -> Tensor:
     """KSampler / KSamplerAdvanced: denoise a raw latent and return the raw result.
 
     noise: from prepare_noise (None → prepare_noise(latent, seed)); disable_noise → zeros
     (KSamplerAdvanced add_noise=disable). callback(step, total, x0) gets the 0-based step index and
     the model-space x0 at every step; an exception raised from it propagates (interrupt).
+    sampler_options: keyword arguments for the sampler function over its table row's `options`
+    (e.g. {"eta": 0.3} for ddim_eta); the KSampler nodes pass none.
     """
     get_spec(sampler_name)  # unknown names fail before any work
     ms = model.sampling
@@ -144,12 +147,14 @@ def sample(model: Any, *, noise: Tensor | None, latent: Tensor, positive: list, 
     latent_in = fmt.process_in(latent) if torch.count_nonzero(latent) > 0 else latent
     mask = _prepare_mask(noise_mask, latent) if noise_mask is not None else None
     with model.patched():
-        x = _run(model, sampler_name, sigmas, noise, latent_in, mask, positive, negative, cfg, seed, callback)
+        x = _run(model, sampler_name, sigmas, noise, latent_in, mask, positive, negative, cfg, seed, callback,
+                 sampler_options or {})
     return fmt.process_out(x)
 
 
 def _run(model: Any, sampler_name: str, sigmas: Tensor, noise: Tensor, latent_in: Tensor, mask: Tensor | None,
-         positive: list, negative: list, cfg: float, seed: int, callback: Callable | None) -> Tensor:
+         positive: list, negative: list, cfg: float, seed: int, callback: Callable | None,
+         sampler_options: Mapping[str, Any]) -> Tensor:
     ms = model.sampling
     sigma_max, sigma0 = float(ms.sigma_max), float(sigmas[0])
     max_denoise = math.isclose(sigma_max, sigma0, rel_tol=1e-5) or sigma0 > sigma_max
@@ -160,7 +165,9 @@ def _run(model: Any, sampler_name: str, sigmas: Tensor, noise: Tensor, latent_in
     x = ms.noise_scaling(sigmas[0], noise, latent_in, max_denoise)
     report = _step_callback(callback, len(sigmas) - 1)
     spec = get_spec(sampler_name)
-    opts = {"model_sampling": ms} if spec.needs_model_sampling else {}
+    opts = {**spec.options, **sampler_options}
+    if spec.needs_model_sampling:
+        opts["model_sampling"] = ms
     x = spec.fn(denoiser, x, sigmas, extra_args={}, callback=report, seed=seed, **opts)
     # No blend of the known region afterwards: like ComfyUI, only the denoiser's input and output
     # are masked, so the sampler's own last state is the result (soft masks and leftover noise too).
