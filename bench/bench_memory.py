@@ -1,13 +1,13 @@
 """Calibrates ldm.memory's estimators: estimate vs. measured peak memory of real forward passes.
 
-    python bench/bench_memory.py            # tiny + demo + medium cases (about a minute)
+    python bench/bench_memory.py            # tiny + demo + medium cases (a few minutes)
     python bench/bench_memory.py --full     # adds the real SD1.5 UNet / SD VAE (3.4 GB of weights, minutes)
 
 Each case runs in a fresh subprocess (1 torch thread, fp32, CPU): build the module with random
 weights, run once at a small size (kernels, allocator warm-up), reset the peak-RSS mark
 (/proc/self/clear_refs), run at the measured size and report VmHWM − RSS before the call. The
 estimate should be an upper bound within ~2× (ratio = estimate / measured in [1, 2]).
-Prints one table.
+Prints one table; the figures measured on this machine are in ldm/memory.py's docstring.
 """
 from __future__ import annotations
 
