@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 
 from ldm import image_ops as ops
+from ldm import memory
+from nodes.memory import ensure_fits, ensure_resize_fits
 from nodes.registry import Boolean, Combo, Float, In, Int, Out, node
 
 MAX_RES = 16384
@@ -36,7 +38,11 @@ class EmptyLatentImage:
     OUTPUTS = [Out("LATENT", tooltip="The empty latent image batch.")]
 
     def run(self, ctx, width, height, batch_size):
-        return ({"samples": torch.zeros([batch_size, 4, height // 8, width // 8])},)
+        shape = [batch_size, 4, height // 8, width // 8]
+        ensure_fits(ctx, memory.tensor_bytes(shape) + memory.FIXED_OVERHEAD,
+                    input_name="batch_size" if batch_size > 1 else "width",
+                    what=f"an empty {width}×{height} latent batch of {batch_size}")
+        return ({"samples": torch.zeros(shape)},)
 
 
 def _target_size(samples: torch.Tensor, width: int, height: int) -> tuple[int, int]:
@@ -68,6 +74,8 @@ class LatentUpscale:
 
     def run(self, ctx, samples, upscale_method, width, height, crop):
         w, h = _target_size(samples["samples"], width, height)
+        ensure_resize_fits(ctx, samples["samples"].shape, w, h, upscale_method, input_name="width",
+                           what="upscaling the latent")
         out = ops.resize(samples["samples"], w, h, upscale_method, crop)
         return (_copy(samples, samples=out),)
 
@@ -85,8 +93,10 @@ class LatentUpscaleBy:
 
     def run(self, ctx, samples, upscale_method, scale_by):
         s = samples["samples"]
-        w, h = round(s.shape[-1] * scale_by), round(s.shape[-2] * scale_by)
-        return (_copy(samples, samples=ops.resize(s, max(1, w), max(1, h), upscale_method)),)
+        w, h = max(1, round(s.shape[-1] * scale_by)), max(1, round(s.shape[-2] * scale_by))
+        ensure_resize_fits(ctx, s.shape, w, h, upscale_method, input_name="scale_by",
+                           what="upscaling the latent")
+        return (_copy(samples, samples=ops.resize(s, w, h, upscale_method)),)
 
 
 @node("latent", display_name="Latent Composite")
@@ -184,6 +194,8 @@ class RepeatLatentBatch:
 
     def run(self, ctx, samples, amount):
         s = samples["samples"]
+        ensure_fits(ctx, amount * memory.tensor_bytes(s.shape) + memory.FIXED_OVERHEAD, input_name="amount",
+                    what=f"repeating a latent batch of {s.shape[0]} {amount} times")
         out = _copy(samples, samples=s.repeat((amount, 1, 1, 1)))
         mask = samples.get("noise_mask")
         if mask is not None and mask.shape[0] > 1:
