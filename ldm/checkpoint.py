@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ldm.configs import (SCALE_FACTORS, TEXT_ENCODER_LAYOUTS, ModelConfig, UNetConfig,
                          VAEConfig, default_norm_groups)
+from ldm.unsupported import refusal, unsupported_layout
 
 if TYPE_CHECKING:
     from ldm.clip import TextEncoder
@@ -220,6 +221,9 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
                 metadata: dict[str, str] | None = None) -> tuple[str, UNetConfig]:
     """(family, UNetConfig) read from the `model.diffusion_model.*` shapes."""
     metadata = metadata or {}
+    found = unsupported_layout(sd, UNET_PREFIX)
+    if found:
+        raise CheckpointError(refusal(found))
     conv_in = sd.get(UNET_PREFIX + "input_blocks.0.0.weight")
     if conv_in is None or UNET_PREFIX + "out.2.weight" not in sd:
         raise CheckpointError(f"not a Stable Diffusion checkpoint: no UNet "
@@ -238,6 +242,9 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
     if family is None:
         raise CheckpointError(f"unknown checkpoint layout (UNet context {context_dim}, adm {adm}, no "
                               f"known text encoder); keys: {_prefix_summary(sd)}")
+    if family in ("sd1", "sd2") and adm is not None:
+        raise CheckpointError(refusal(f"{family.upper()} UNet with a label_emb of {adm} features "
+                                      "(unCLIP-style image conditioning)"))
     heads, head_ch = _heads(family, mc, metadata)
     groups = int(metadata.get("latentgraph.norm_groups", default_norm_groups(mc)))
     cfg = UNetConfig(in_channels=in_ch, out_channels=sd[UNET_PREFIX + "out.2.weight"].shape[0],
