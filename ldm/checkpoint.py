@@ -238,7 +238,10 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
                     k.endswith(".proj_in.weight")), None)
     label = sd.get(UNET_PREFIX + "label_emb.0.0.weight")
     adm = label.shape[1] if label is not None else None
-    family = family or _family(sd, context_dim, adm)
+    # A UNet-only file of non-standard size cannot show its family; metadata may name it.
+    family = family or metadata.get("latentgraph.family") or _family(sd, context_dim, adm)
+    if family not in SCALE_FACTORS and family is not None:
+        raise CheckpointError(f"unknown family {family!r}; expected one of {sorted(SCALE_FACTORS)}")
     if family is None:
         raise CheckpointError(f"unknown checkpoint layout (UNet context {context_dim}, adm {adm}, no "
                               f"known text encoder); keys: {_prefix_summary(sd)}")
