@@ -365,9 +365,11 @@ def build_module(cls, cfg, weights: dict[str, Tensor], what: str) -> torch.nn.Mo
 
 
 def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: str | None = None,
-                    output_vae: bool = True, output_clip: bool = True
+                    output_vae: bool = True, output_clip: bool = True, adjust=None
                     ) -> tuple["DiffusionModel", "TextEncoder | None", "VAE | None"]:
-    """(DiffusionModel, TextEncoder|None, VAE|None) from a single-file checkpoint."""
+    """(DiffusionModel, TextEncoder|None, VAE|None) from a single-file checkpoint. `adjust(config)
+    -> (config, ModelSampling)` may change the detected config before the modules are built
+    (CheckpointLoader's YAML, ldm.yaml_config)."""
     from ldm import devices
     from ldm.model import DiffusionModel
     from ldm.model_sampling import ModelSampling
@@ -376,6 +378,9 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
 
     sd = load_state_dict(path)
     config = detect(sd, metadata=read_metadata(path), family=family, prediction=prediction)
+    sampling = ModelSampling(config.prediction)
+    if adjust is not None:
+        config, sampling = adjust(config)
     if output_vae and config.vae is None:
         raise CheckpointError(f"{Path(path).name} has no VAE (first_stage_model.*); "
                               "load one with a VAE loader")
@@ -400,6 +405,6 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
         if reader is not None:
             reader.close()
     del sd
-    model = DiffusionModel(unet, config, ModelSampling(config.prediction))
+    model = DiffusionModel(unet, config, sampling)
     return model, clip, vae
 

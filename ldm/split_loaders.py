@@ -46,10 +46,8 @@ def _unet_prefix(sd: dict[str, Tensor], name: str) -> str:
 
 
 def load_diffusion_model(path: str | Path, *, family: str | None = None,
-                         prediction: str | None = None,
-                         adjust=None) -> DiffusionModel:
-    """A DiffusionModel from a UNet-only file (or the UNet of a checkpoint). `adjust(config) ->
-    (config, ModelSampling)` may change the detected config (CheckpointLoader's YAML)."""
+                         prediction: str | None = None) -> DiffusionModel:
+    """A DiffusionModel from a UNet-only file (or the UNet of a checkpoint)."""
     from ldm.model_sampling import ModelSampling
     from ldm.unet import UNetModel
 
@@ -59,9 +57,6 @@ def load_diffusion_model(path: str | Path, *, family: str | None = None,
     view = raw if prefix else {UNET_PREFIX + k: v for k, v in raw.items()}
     config = detect(view, metadata=read_metadata(path), family=family, prediction=prediction)
     del view
-    sampling = ModelSampling(config.prediction)
-    if adjust is not None:
-        config, sampling = adjust(config)
     dtype = devices.compute_dtype(devices.offload_device())
     reader = _casting_reader(path)
     try:
@@ -73,7 +68,7 @@ def load_diffusion_model(path: str | Path, *, family: str | None = None,
         weights = {k: v for k, v in weights.items() if not k.startswith(("betas", "alphas", "v_pred"))}
     del raw
     unet = build_module(UNetModel, config.unet, weights, "UNet")
-    return DiffusionModel(unet, config, sampling)
+    return DiffusionModel(unet, config, ModelSampling(config.prediction))
 
 
 # ------------------------------------------------------------------------------------ CLIP

@@ -13,6 +13,7 @@ from ldm.lora import load_lora, lora_patches
 from ldm.split_loaders import load_diffusion_model, load_text_encoders
 from ldm.upscale import load_upscale_model
 from ldm.vae_loader import load_vae
+from ldm.yaml_config import apply_model_yaml, read_model_yaml
 from nodes.registry import Combo, Float, In, Int, Out, files, node
 
 
@@ -58,20 +59,30 @@ class CheckpointLoaderSimple:
 
 @node("advanced/loaders", display_name="Load Checkpoint With Config (DEPRECATED)")
 class CheckpointLoader:
-    """Loads a checkpoint; the config file is accepted for old workflows but the architecture is
-    always read from the weights themselves."""
+    """Loads a checkpoint as its config YAML (models/configs) describes it: prediction type, latent
+    scale factor, noise schedule and attention heads from the YAML, checked against the weights."""
 
     INPUTS = [Combo("config_name", files("configs")), Combo("ckpt_name", files("checkpoints"))]
     OUTPUTS = [Out("MODEL"), Out("CLIP"), Out("VAE")]
 
     @classmethod
     def fingerprint(cls, ctx, config_name, ckpt_name):
-        return _stat_fingerprint(ctx, "checkpoints", ckpt_name)
+        return _stat_fingerprint(ctx, "checkpoints", ckpt_name) + _stat_fingerprint(ctx, "configs", config_name)
 
     def run(self, ctx, config_name, ckpt_name):
-        ctx.paths.model_path("configs", config_name)  # must exist, as ComfyUI requires
-        ctx.warn("CheckpointLoader: the config file is ignored; the architecture is detected from the weights")
-        return CheckpointLoaderSimple().run(ctx, ckpt_name)
+        config_path = ctx.paths.model_path("configs", config_name)
+        yml = read_model_yaml(config_path)
+        model, clip, vae = cached_load(
+            ctx, "checkpoints", ckpt_name, "checkpoint_with_config",
+            lambda p: load_checkpoint(p, adjust=lambda c: apply_model_yaml(yml, c)),
+            *file_key(config_path))
+        if clip is not None:
+            clip = _clip_with_embeddings(ctx, clip)
+            if yml.clip_layer is not None and yml.clip_layer < 0:  # ComfyUI applies layer_idx
+                clip.set_clip_skip(yml.clip_layer)
+            elif yml.clip_layer is not None:
+                ctx.warn(f"{config_name}: layer_idx {yml.clip_layer} ignored (only negative indices)")
+        return (model, clip, vae)
 
 
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
