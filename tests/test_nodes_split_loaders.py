@@ -61,6 +61,12 @@ def ctx(tiny_dir, tmp_path_factory) -> NodeContext:
     save_file(_take(xl, XL_G, "model."), str(m / "text_encoders" / "sdxl_clip_g_openclip.safetensors"))
     save_file(_bigg_transformers_layout(xl), str(m / "text_encoders" / "sdxl_clip_g.safetensors"))
     save_file(_take(xl, VAE, VAE), str(m / "vae" / "sdxl_vae.safetensors"))
+    sd2 = load_file(str(m / "checkpoints" / "tiny_sd2v.safetensors"))
+    save_file(_take(sd2, "cond_stage_model.model."), str(m / "clip" / "sd2_vit_h_bare.safetensors"))
+    ref = load_file(str(m / "checkpoints" / "tiny_sdxl_refiner.safetensors"))
+    # a 2-layer bigG cannot show what it is: the metadata says it (ARCHITECTURE.md §2 rules)
+    save_file(_take(ref, "conditioner.embedders.0.model.", "model."),
+              str(m / "text_encoders" / "refiner_g.safetensors"), metadata={"latentgraph.text_encoder": "clip_g"})
     for wrong in (m / "text_encoders" / "a_vae.safetensors", m / "diffusion_models" / "a_vae.safetensors"):
         shutil.copy(m / "vae" / "sd1_vae.safetensors", wrong)
     shutil.copy(m / "checkpoints" / "tiny_sdxl.safetensors", m / "text_encoders" / "whole.safetensors")
@@ -140,3 +146,15 @@ def test_bigg_in_transformers_layout_matches_up_to_the_projection_layout(ctx):
         clip.encode_sdxl("a red fox", "a fox")
     assert torch.equal(cond_a, cond_b)
     assert torch.allclose(pooled_a, pooled_b, atol=1e-5, rtol=0) and pooled_a.abs().max() > 0.1
+
+
+@pytest.mark.parametrize("ckpt,clip_file,family", [
+    ("tiny_sd2v.safetensors", "sd2_vit_h_bare.safetensors", "sd2"),
+    ("tiny_sdxl_refiner.safetensors", "refiner_g.safetensors", "sdxl_refiner")])
+def test_single_openclip_files_load_as_their_family(ctx, ckpt, clip_file, family):
+    """CLIPLoader stable_diffusion: an OpenCLIP file is SD2's ViT-H unless it is bigG (refiner)."""
+    whole = lo.CheckpointLoaderSimple().run(ctx, ckpt)[1]
+    clip = lo.CLIPLoader().run(ctx, clip_file, "stable_diffusion")[0]
+    assert clip.family == whole.family == family
+    (cond_a, pooled_a), (cond_b, pooled_b) = whole.encode("a castle"), clip.encode("a castle")
+    assert torch.equal(cond_a, cond_b) and torch.equal(pooled_a, pooled_b)
