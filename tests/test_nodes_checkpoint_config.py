@@ -27,15 +27,8 @@ model:
     scale_factor: 0.3
     conditioning_key: crossattn
     unet_config:
-      target: ldm.modules.diffusionmodules.openaimodel.UNetModel
-      params:
-        in_channels: 4
-        out_channels: 4
-        model_channels: 32
-        channel_mult: [1, 2]
-        num_res_blocks: 1
-        num_heads: 4
-        context_dim: 32
+      params: {in_channels: 4, out_channels: 4, model_channels: 32, channel_mult: [1, 2],
+               num_res_blocks: 1, num_heads: 4, context_dim: 32}
     cond_stage_config:
       target: ldm.modules.encoders.modules.FrozenCLIPEmbedder
       params:
