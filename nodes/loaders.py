@@ -1,4 +1,5 @@
-"""Loader nodes: checkpoints, VAEs, LoRAs, upscale models, clip skip (ComfyUI names and inputs).
+"""Loader nodes: checkpoints (with or without a config YAML), separate UNet / text-encoder / VAE files,
+LoRAs, upscale models, clip skip (ComfyUI names and inputs).
 
 Loaded weights go through the engine's model cache keyed by (path, size, mtime, options), so two
 workflows that load the same file share one copy; LoRA loaders clone before patching, so the
