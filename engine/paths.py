@@ -18,13 +18,17 @@ import yaml
 
 from engine.errors import ModelNotFound, PathRefused
 
-MODEL_FOLDERS = ("checkpoints", "vae", "loras", "upscale_models", "embeddings", "vae_approx", "configs")
+MODEL_FOLDERS = ("checkpoints", "vae", "loras", "upscale_models", "embeddings", "vae_approx", "configs",
+                 "diffusion_models", "text_encoders")
+# ComfyUI's older folder names: their models/ directories are searched too, after the new one.
+LEGACY_SUBDIRS = {"diffusion_models": ("unet",), "text_encoders": ("clip",)}
 MODEL_EXTENSIONS = frozenset({".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".pt2"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 FOLDER_EXTENSIONS = {"configs": frozenset({".yaml", ".yml", ".json"}), "input_images": IMAGE_EXTENSIONS}
 # Names other tools use in extra_model_paths.yaml for our folders.
 FOLDER_ALIASES = {"lora": "loras", "upscale": "upscale_models", "embedding": "embeddings",
-                  "checkpoint": "checkpoints", "Stable-diffusion": "checkpoints"}
+                  "checkpoint": "checkpoints", "Stable-diffusion": "checkpoints",
+                  "unet": "diffusion_models", "clip": "text_encoders"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 log = logging.getLogger(__name__)
 # The OS limits (Linux/macOS): NAME_MAX per component, PATH_MAX (less its NUL) for a whole path.
@@ -179,7 +183,9 @@ class Paths:
         """The directories searched for `folder`, the models_dir one first."""
         if folder == "input_images":
             return [self.input_dir]
-        dirs = [self.models_dir / folder] + [Path(d) for d in self.extra_model_paths.get(folder, [])]
+        folder = FOLDER_ALIASES.get(folder, folder)
+        dirs = [self.models_dir / folder] + [self.models_dir / d for d in LEGACY_SUBDIRS.get(folder, ())]
+        dirs += [Path(d) for d in self.extra_model_paths.get(folder, [])]
         unique: list[Path] = []
         for d in dirs:
             if d not in unique:

@@ -32,6 +32,7 @@ NEEDS_MODEL = {
 NEEDS_FILE = {
     # a combo of files under models/ or input/ (tests/test_nodes_models*.py, test_nodes_pixels.py)
     "CheckpointLoaderSimple", "CheckpointLoader", "VAELoader", "UpscaleModelLoader", "LoadImage", "LoadImageMask",
+    "UNETLoader", "CLIPLoader", "DualCLIPLoader",  # tests/test_nodes_split_loaders.py
 }
 MODEL_TYPES = {"MODEL", "CLIP", "VAE", "UPSCALE_MODEL"}
 
