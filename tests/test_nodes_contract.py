@@ -47,6 +47,8 @@ def _tiny(kind: str) -> object:
         return {"samples": torch.randn(1, 4, 8, 8, generator=gen)}
     if kind == "CONDITIONING":
         return [[torch.randn(1, 77, 32, generator=gen), {"pooled_output": torch.randn(1, 32, generator=gen)}]]
+    if kind == "*":  # any value (PreviewAny)
+        return {"a": [1, 2.5, "text"]}
     raise LookupError(f"no tiny value for {kind}: list the node in NEEDS_MODEL / NEEDS_FILE with the reason")
 
 
@@ -55,6 +57,8 @@ def _value(spec: InputSpec) -> object:
         return _tiny(spec.type)
     if spec.type == "COMBO":
         return spec.default if spec.default is not None else spec.choices(None)[0]
+    if spec.default is None:  # a widget without default (the primitives): the frontend's zero value
+        return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[spec.type]
     return spec.default
 
 
