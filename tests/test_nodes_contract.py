@@ -132,6 +132,7 @@ def test_node_runs_on_tiny_inputs_and_returns_the_declared_types(class_type, tmp
     values, ui = nd.call(ctx, inputs)
     assert len(values) == len(nd.outputs)
     for out, value in zip(nd.outputs, values):
-        _check_type(out.type, value)
+        for item in (value if out.is_list else [value]):
+            _check_type(out.type, item)
     if nd.output_node:  # an output node shows something: a UI result or an image sent to the client
         assert ui is not None or "image" in events
