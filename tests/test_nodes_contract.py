@@ -32,6 +32,7 @@ NEEDS_MODEL = {
 NEEDS_FILE = {
     # a combo of files under models/ or input/ (tests/test_nodes_models*.py, test_nodes_pixels.py)
     "CheckpointLoaderSimple", "CheckpointLoader", "VAELoader", "UpscaleModelLoader", "LoadImage", "LoadImageMask",
+    "LoadLatent",  # tests/test_nodes_latent_utility.py
 }
 MODEL_TYPES = {"MODEL", "CLIP", "VAE", "UPSCALE_MODEL"}
 

@@ -1,14 +1,17 @@
 """Latent arithmetic, rebatching and ComfyUI's .latent files against hand-computed values."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
+import safetensors.torch
 import torch
 
 from engine.context import NodeContext
-from engine.paths import Paths
+from engine.paths import PathRefused, Paths
 from nodes import latent as la
+from nodes import latent_files as lf
 
 
 @pytest.fixture
@@ -71,3 +74,64 @@ def test_rebatch_latents_groups_by_size_and_keeps_indices(ctx):
     (one,) = la.RebatchLatents().run(ctx, [first, second], [4])
     assert one[0]["samples"][:, 0, 0, 0].tolist() == [0, 0, 1]
     assert one[0]["noise_mask"][:, 0].mean(dim=(1, 2)).tolist() == [0, 0, 1]
+
+
+# --------------------------------------------------------------------------------------- .latent files
+def test_save_latent_writes_comfyui_format_with_counter(ctx):
+    samples = torch.randn(2, 4, 3, 5)
+    out = lf.SaveLatent().run(ctx, {"samples": samples}, "latents/ComfyUI")
+    again = lf.SaveLatent().run(ctx, {"samples": samples}, "latents/ComfyUI")
+    assert out.ui == {"latents": [{"filename": "ComfyUI_00001_.latent", "subfolder": "latents", "type": "output"}]}
+    assert again.ui["latents"][0]["filename"] == "ComfyUI_00002_.latent"
+    folder = ctx.paths.output_dir / "latents"
+    assert sorted(p.name for p in folder.iterdir()) == ["ComfyUI_00001_.latent", "ComfyUI_00002_.latent"]
+    path = folder / "ComfyUI_00001_.latent"
+    tensors = safetensors.torch.load_file(str(path))
+    assert set(tensors) == {"latent_tensor", "latent_format_version_0"}
+    assert torch.equal(tensors["latent_tensor"], samples) and tensors["latent_format_version_0"].numel() == 0
+    with safetensors.safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+    assert json.loads(meta["prompt"]) == ctx.prompt and json.loads(meta["workflow"]) == ctx.extra_pnginfo["workflow"]
+
+
+def test_load_latent_round_trips_save_latent(ctx):
+    samples = torch.randn(1, 4, 6, 6)
+    saved = lf.SaveLatent().run(ctx, {"samples": samples}, "rt").ui["latents"][0]
+    src = ctx.paths.output_dir / saved["filename"]
+    (ctx.paths.input_dir / "rt.latent").write_bytes(src.read_bytes())
+    assert lf.LatentFiles().resolve(ctx.paths) == ["rt.latent"]
+    (loaded,) = lf.LoadLatent().run(ctx, "rt.latent")
+    assert torch.equal(loaded["samples"], samples)
+    assert lf.LoadLatent.fingerprint(ctx, "rt.latent") != lf.LoadLatent.fingerprint(ctx, "gone.latent")
+
+
+def test_load_latent_reads_hand_built_comfyui_files(ctx):
+    t = torch.arange(8, dtype=torch.float16).reshape(1, 2, 2, 2)
+    safetensors.torch.save_file({"latent_tensor": t, "latent_format_version_0": torch.tensor([])},
+                                str(ctx.paths.input_dir / "new.latent"), metadata={"prompt": ""})
+    safetensors.torch.save_file({"latent_tensor": t}, str(ctx.paths.input_dir / "old.latent"))
+    (new,) = lf.LoadLatent().run(ctx, "new.latent")
+    (old,) = lf.LoadLatent().run(ctx, "old.latent")
+    assert new["samples"].dtype == torch.float32 and torch.equal(new["samples"], t.float())
+    assert torch.allclose(old["samples"], t.float() / 0.18215)  # pre-version files stored scaled latents
+
+
+def test_load_latent_refuses_bad_names_and_files(ctx):
+    (ctx.paths.input_dir / "sub").mkdir()
+    (ctx.paths.input_dir / "sub" / "x.latent").write_bytes(b"")
+    (ctx.paths.input_dir / "junk.latent").write_bytes(b"not safetensors")
+    safetensors.torch.save_file({"other": torch.zeros(1)}, str(ctx.paths.input_dir / "other.latent"))
+    assert lf.LatentFiles().resolve(ctx.paths) == ["junk.latent", "other.latent"]
+    for name in ("../x.latent", "sub/x.latent"):
+        with pytest.raises(PathRefused):
+            lf.LoadLatent().run(ctx, name)
+    with pytest.raises(ValueError, match="not a readable .latent file"):
+        lf.LoadLatent().run(ctx, "junk.latent")
+    with pytest.raises(ValueError, match="no 'latent_tensor'"):
+        lf.LoadLatent().run(ctx, "other.latent")
+
+
+def test_save_latent_stays_in_output(ctx):
+    with pytest.raises(PathRefused):
+        lf.SaveLatent().run(ctx, {"samples": torch.zeros(1, 4, 1, 1)}, "../escape")
+    assert not any(p.name.endswith(".tmp") for p in ctx.paths.output_dir.rglob("*"))
