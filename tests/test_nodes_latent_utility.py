@@ -135,3 +135,33 @@ def test_save_latent_stays_in_output(ctx):
     with pytest.raises(PathRefused):
         lf.SaveLatent().run(ctx, {"samples": torch.zeros(1, 4, 1, 1)}, "../escape")
     assert not any(p.name.endswith(".tmp") for p in ctx.paths.output_dir.rglob("*"))
+
+
+def test_utility_nodes_run_as_a_graph(tmp_path):
+    """Through the executor: a primitive feeding a widget, list outputs fanning out, PreviewAny's
+    text and SaveLatent's file, with the prompt in the file's metadata."""
+    from engine.executor import Executor
+    from nodes.registry import REGISTRY, load_all
+
+    load_all()
+    paths = Paths(tmp_path / "models", tmp_path / "input", tmp_path / "output", tmp_path / "temp", tmp_path / "user")
+    paths.ensure_dirs()
+    prompt = {
+        "1": {"class_type": "PrimitiveInt", "inputs": {"value": 24}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": ["1", 0], "height": 8, "batch_size": 3, "color": 0}},
+        "3": {"class_type": "RebatchImages", "inputs": {"images": ["2", 0], "batch_size": 2}},
+        "4": {"class_type": "GetImageSize", "inputs": {"image": ["3", 0]}},
+        "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 2]}},
+        "6": {"class_type": "EmptyLatentImage", "inputs": {"width": 16, "height": 16, "batch_size": 1}},
+        "7": {"class_type": "LatentMultiply", "inputs": {"samples": ["6", 0], "multiplier": 2.0}},
+        "8": {"class_type": "SaveLatent", "inputs": {"samples": ["7", 0], "filename_prefix": "graph/lat"}},
+    }
+    result = Executor(REGISTRY, paths).execute(prompt, prompt_id="g1")
+    assert result.status == "success" and not result.validation.lines(), result.error
+    assert result.outputs["5"]["text"] == ["2", "1"]  # one run per rebatched batch: sizes 2 and 1
+    saved = result.outputs["8"]["latents"][0]
+    assert saved == {"filename": "lat_00001_.latent", "subfolder": "graph", "type": "output"}
+    with safetensors.safe_open(str(paths.output_dir / "graph" / saved["filename"]), "pt") as fh:
+        stored = json.loads(fh.metadata()["prompt"])  # the validated prompt (titles added)
+        assert {k: v["inputs"] for k, v in stored.items()} == {k: v["inputs"] for k, v in prompt.items()}
+        assert fh.get_tensor("latent_tensor").shape == (1, 4, 2, 2)
