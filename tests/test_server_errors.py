@@ -49,7 +49,7 @@ def _error(r, status: int, kind: str) -> dict:
     return body
 
 
-@pytest.mark.parametrize("path", ["/api/nope", "/api/prompt/extra/parts", "/api/userdata/x.json",
+@pytest.mark.parametrize("path", ["/api/nope", "/api/prompt/extra/parts", "/api/v2/userdata/x.json",
                                   "/history/a/b", "/object_info/A/B", "/internal/logs", "/lg/nothing",
                                   "/templates/index.json", "/api"])
 def test_unknown_api_routes_are_json_404(client, path):
