@@ -30,6 +30,7 @@ from starlette.routing import Match, Mount
 from engine.submit import SubmitRejected, error_body
 
 from ui.api_files import MAX_UPLOAD_BYTES, ApiError, file_router
+from ui.api_jobs import jobs_router
 from ui.api_routes import MAX_JSON_BYTES, Api, api_router
 from ui.api_user import user_router
 from ui.ws import WsHub
@@ -352,7 +353,7 @@ def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None 
                   openapi_url=None)
     app.state.hub, app.state.api = hub, api
     _install_error_handlers(app)
-    frontend_routers = (user_router(paths.user_dir),)
+    frontend_routers = (user_router(paths.user_dir), jobs_router(queue))
     for prefix in ("", "/api"):
         app.include_router(api_router(api), prefix=prefix)
         app.include_router(file_router(paths), prefix=prefix)
