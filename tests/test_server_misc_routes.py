@@ -124,3 +124,83 @@ def test_subscribed_client_receives_new_log_lines(env):
         assert "pushed to the terminal" in message["data"]["entries"][0]["m"]
         client.patch("/internal/logs/subscribe", json={"clientId": "term", "enabled": False})
     assert client.patch("/internal/logs/subscribe", json={"enabled": True}).status_code == 400
+
+
+def test_templates_offer_the_example_workflows(tmp_path):
+    """The index lists workflows/*.json; each template is a ComfyUI UI workflow that converts back
+    to the same prompt as the native example (the frontend loads it; we read it back the same)."""
+    from fastapi.testclient import TestClient
+
+    from engine.formats import comfy_ui, native
+    from nodes.registry import REGISTRY, load_all
+    from ui.server import create_app
+
+    load_all()
+    paths = Paths(tmp_path / "m", tmp_path / "i", tmp_path / "o", tmp_path / "t", tmp_path / "u")
+    paths.ensure_dirs()
+    queue = JobQueue(tmp_path / "db.sqlite", Executor(REGISTRY, paths))
+    examples = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "workflows").glob("*.json"))
+    with TestClient(create_app(paths, queue, REGISTRY, start_queue=False, editor=False)) as client:
+        r = client.get("/templates/index.json")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+        (module,) = r.json()
+        assert module["moduleName"] == "default" and module["templates"][0]["name"] == "default"
+        assert sorted(t["name"] for t in module["templates"]) == examples
+        assert all({"name", "title", "description", "mediaType", "mediaSubtype"} <= set(t) for t in module["templates"])
+        for name in examples:
+            ui = client.get(f"/templates/{name}.json").json()
+            assert ui["version"] == 0.4 and comfy_ui.is_ui_workflow(ui)
+            doc = json.loads((Path(__file__).resolve().parent.parent / "workflows" / f"{name}.json").read_text())
+            assert comfy_ui.ui_to_prompt(ui, REGISTRY) == native.to_prompt(doc, REGISTRY), name
+        for bad in ("nope.json", "default", "..%2Fsecret.json", "default.json.json"):
+            assert client.get(f"/templates/{bad}").status_code == 404
+        assert client.get("/api/templates/index.json").status_code == 404  # /templates only, as ComfyUI
+    queue.close()
+
+
+def test_ui_export_keeps_controls_links_into_widgets_and_modes():
+    """A seed's control mode, a widget fed by a link (a stub INT-output node), bypass, numeric ids."""
+    from engine.formats import comfy_ui
+    from engine.formats.comfy_ui_export import native_to_ui
+    from engine.formats.native import new_document
+    from engine.nodedef import In, Int, Out, Registry
+    from nodes.registry import node
+
+    registry = Registry()
+
+    @node(category="test", registry=registry)
+    class Seeded:
+        """Takes a seed."""
+        INPUTS = [In("x", "LATENT"), Int("seed", 0, min=0, max=100, control_after_generate=True), Int("n", 1)]
+        OUTPUTS = [Out("LATENT")]
+
+        def run(self, ctx, x, seed, n):
+            return (x,)
+
+    @node(category="test", registry=registry)
+    class Number:
+        """Gives an INT."""
+        INPUTS = []
+        OUTPUTS = [Out("INT", "value")]
+
+        def run(self, ctx):
+            return (3,)
+
+    doc = new_document([{"id": "5", "type": "Seeded", "title": "T", "pos": [1, 2], "size": [3, 4], "color": "#123",
+                         "mode": "bypass", "widgets": {"seed": 7, "n": 2}, "controls": {"seed": "randomize"},
+                         "converted": ["n"]},
+                        {"id": "6", "type": "Number", "title": "N", "pos": [0, 0], "size": [1, 1], "color": None,
+                         "mode": "normal", "widgets": {}, "controls": {}, "converted": []}],
+                       [{"id": 9, "from": ["6", 0], "to": ["5", "n"], "type": "INT"}])
+    ui = native_to_ui(doc, registry)
+    seeded = ui["nodes"][0]
+    assert seeded["id"] == 5 and seeded["mode"] == 4 and seeded["title"] == "T" and seeded["color"] == "#123"
+    assert seeded["widgets_values"] == [7, "randomize", 2]
+    assert seeded["inputs"] == [{"name": "x", "type": "LATENT", "link": None},
+                                {"name": "n", "type": "INT", "link": 9, "widget": {"name": "n"}}]
+    assert ui["links"] == [[9, 6, 0, 5, 1, "INT"]] and ui["nodes"][1]["outputs"][0]["links"] == [9]
+    back = comfy_ui.ui_to_native(ui, registry)
+    seeded_back = back["nodes"][0]
+    assert seeded_back["widgets"]["seed"] == 7 and seeded_back["controls"]["seed"] == "randomize"
+    assert seeded_back["mode"] == "bypass" and seeded_back["converted"] == ["n"]
+    assert [(l["from"], l["to"]) for l in back["links"]] == [(["6", 0], ["5", "n"])]

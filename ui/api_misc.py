@@ -13,11 +13,18 @@
 - ``GET /view_metadata/{folder}?filename=`` → a safetensors file's ``__metadata__`` strings, read
   from its header without torch; 404 when there is none (ComfyUI's answers), the name confined to
   the model folder by ``engine.paths.safe_join``.
+- ``GET /templates/index.json`` → our example workflows (``workflows/*.json``) as one template
+  module ``[{moduleName: "default", title, type, templates: [{name, title, description, mediaType,
+  mediaSubtype}]}]`` (the frontend's template index format); ``GET /templates/{name}.json`` → that
+  example converted to ComfyUI's UI workflow (``engine.formats.comfy_ui_export``). No thumbnails
+  yet: the frontend's ``/templates/{name}-1.webp`` requests get a 404. Served at ``/templates``
+  only, where ComfyUI's frontend package serves its own.
 
 ``/internal/*`` is only mounted at ``/internal`` (ComfyUI serves it there, not under ``/api``).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -32,11 +39,14 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from engine.errors import ModelNotFound, PathRefused
+from engine.formats.comfy_ui_export import native_to_ui
 from engine.model_hashes import read_safetensors_header
 from engine.paths import FOLDER_EXTENSIONS, MODEL_EXTENSIONS, MODEL_FOLDERS
 from ui.api_files import ApiError, check_part
 from ui.api_routes import read_json
+from ui.editor_routes import DEFAULT_WORKFLOWS_DIR, _SAFE_NAME, list_workflows
 
+log = logging.getLogger("latentgraph.server")
 LOG_CAPACITY = 1000
 METADATA_HEADER_LIMIT = 8 * 1024 * 1024  # a header beyond this is not metadata worth showing
 HIDDEN_MODEL_FOLDERS = ("configs",)
@@ -220,3 +230,39 @@ def misc_router(paths: Any) -> APIRouter:
 
     return r
 
+
+
+def template_index(folder: Path) -> list[dict]:
+    templates = [{"name": w["name"], "title": w["title"], "description": w["title"], "mediaType": "image",
+                  "mediaSubtype": "webp"} for w in list_workflows(folder)]
+    return [{"moduleName": "default", "title": "Latentgraph examples", "type": "image", "templates": templates}]
+
+
+def template_workflow(folder: Path, filename: str, registry: Any) -> dict:
+    """``<name>.json`` of the example folder as a ComfyUI UI workflow; 404 for anything else."""
+    name = filename[:-5] if filename.endswith(".json") else ""
+    path = folder / f"{name}.json"
+    if not _SAFE_NAME.match(name) or not path.is_file():
+        raise ApiError(404, "not_found", f"no template {filename[:100]!r}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return native_to_ui(doc, registry)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("template %s cannot be offered: %s", path.name, exc)
+        raise ApiError(404, "not_found", f"template {name!r} cannot be read") from None
+
+
+def templates_router(registry: Any, folder: str | Path | None = None) -> APIRouter:
+    """``/templates/index.json`` and ``/templates/{name}.json``; included at ``/`` only."""
+    folder = Path(folder) if folder else DEFAULT_WORKFLOWS_DIR
+    r = APIRouter()
+
+    @r.get("/templates/index.json")
+    async def index() -> list:
+        return await run_in_threadpool(template_index, folder)
+
+    @r.get("/templates/{filename}")
+    async def template(filename: str) -> dict:
+        return await run_in_threadpool(template_workflow, folder, filename, registry)
+
+    return r
