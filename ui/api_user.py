@@ -65,6 +65,22 @@ def _inside(root: Path, path: Path) -> bool:
     return resolved == root or root in resolved.parents
 
 
+def _read_object(path: Path, consequence: str) -> dict | None:
+    """A JSON object file: {} when absent, None (logged with ``consequence``) when unreadable or
+    not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read %s (%s): %s", path, exc, consequence)
+        return None
+    if not isinstance(data, dict):
+        log.warning("%s is not a JSON object: %s", path, consequence)
+        return None
+    return data
+
+
 def file_info(path: Path, root: Path) -> dict:
     """ComfyUI's full_info entry: path relative to ``root`` with '/', size, times in ms."""
     st = path.stat()
@@ -81,15 +97,8 @@ class UserFiles:
 
     # -- users -------------------------------------------------------------------------------
     def _stored_users(self) -> dict[str, str]:
-        path = self.user_dir / USERS_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("cannot read %s (%s): only the default user is known", path, exc)
-            return {}
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        data = _read_object(self.user_dir / USERS_FILE, "only the default user is known") or {}
+        return {str(k): str(v) for k, v in data.items()}
 
     def users_info(self) -> dict:
         users = self._stored_users()
@@ -139,28 +148,17 @@ class UserFiles:
     # -- settings ----------------------------------------------------------------------------
     def settings(self, root: Path) -> dict:
         """The user's comfy.settings.json ({} when absent or unreadable: the page must load)."""
-        path = root / SETTINGS_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            log.warning("cannot read %s (%s); answering no settings", path, exc)
-            return {}
-        return data if isinstance(data, dict) else {}
+        return _read_object(root / SETTINGS_FILE, "answering no settings") or {}
 
     def update_settings(self, root: Path, changes: dict) -> None:
         """Merge ``changes`` into the settings file, atomically; an unreadable old file is kept
         beside it as ``comfy.settings.json.bad`` rather than silently lost."""
         path = root / SETTINGS_FILE
         with self._lock, os_errors("cannot save the settings"):
-            current = self.settings(root)
-            if not current and path.is_file() and path.stat().st_size > 0:
-                try:
-                    json.loads(path.read_text(encoding="utf-8"))
-                except ValueError:
-                    os.replace(path, path.with_name(SETTINGS_FILE + ".bad"))
-            write_bytes_atomic(path, json.dumps({**current, **changes}, indent=4).encode("utf-8"))
+            current = _read_object(path, "it is kept as comfy.settings.json.bad")
+            if current is None:
+                os.replace(path, path.with_name(SETTINGS_FILE + ".bad"))
+            write_bytes_atomic(path, json.dumps({**(current or {}), **changes}, indent=4).encode("utf-8"))
 
 
 # ------------------------------------------------------------------------------------------------
