@@ -254,3 +254,22 @@ def test_users_and_the_comfy_user_header(env):
     for user in ("nobody", "__system", "../u", "a/b"):
         r = client.get(_url("a.json"), headers={"Comfy-User": user})
         assert r.status_code == 403 and r.json()["error"]["type"] == "unknown_user"
+
+
+def test_real_server_keeps_settings_and_workflows_across_a_restart(tmp_path):
+    """Under uvicorn (its raw path keeps %2F inside a file name) and across a process restart."""
+    import httpx
+
+    from tests.server_helpers import ServerProcess
+
+    with ServerProcess(tmp_path) as server:
+        assert httpx.post(server.url + "/api/settings", json={"Comfy.Locale": "fr"}).status_code == 200
+        r = httpx.post(server.url + _url("workflows/saved one.json", "overwrite=false&full_info=false"),
+                       content=b'{"nodes": []}')
+        assert r.status_code == 200 and r.json() == "workflows/saved one.json"
+        r = httpx.post(server.url + _url("workflows/a%2Fb move/c.json"), content=b"x")
+        assert r.status_code == 400  # a percent-encoded sequence left after decoding is refused
+    with ServerProcess(tmp_path) as server:
+        assert httpx.get(server.url + "/api/settings").json() == {"Comfy.Locale": "fr"}
+        listed = httpx.get(server.url + "/api/userdata?dir=workflows&recurse=true&full_info=true").json()
+        assert [e["path"] for e in listed] == ["saved one.json"]
