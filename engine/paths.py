@@ -88,19 +88,31 @@ def safe_join(root: str | Path, *parts: str) -> Path:
     return target
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON through a temp file in the same folder + os.replace: readers (and a crash
-    mid-write) see the old file or the new one, never half of one. Raises OSError."""
+def write_bytes_atomic(path: str | Path, data: bytes, *, overwrite: bool = True) -> None:
+    """Write through a temp file in the same folder, fsync it, then put it in place: readers (and a
+    crash mid-write) see the old file or the new one, never half of one. With ``overwrite=False``
+    an existing file is left alone and FileExistsError raised (a hard link claims the name
+    atomically). Raises OSError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".lg-write-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """`write_bytes_atomic` of ``data`` as indented JSON. Raises OSError."""
+    write_bytes_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
 
 
 _UNLISTABLE: set[str] = set()  # folders already reported (listings run on every /object_info)
