@@ -19,8 +19,14 @@ import os
 import sys
 import threading
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.executor import Executor
+    from engine.paths import Paths
+    from engine.queue import JobQueue
 
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
@@ -190,11 +196,6 @@ def load_workflow(path: str) -> tuple[dict, dict | None]:
     for warning in getattr(loaded, "warnings", None) or []:
         _eprint(f"warning: {warning}")
     return loaded.prompt, loaded.workflow
-
-
-def load_prompt(path: str) -> dict:
-    """The canonical prompt of a workflow file."""
-    return load_workflow(path)[0]
 
 
 def sync_native_widgets(doc: dict | None, prompt: dict) -> dict | None:
@@ -475,21 +476,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_RUNTIME
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+@dataclass
+class Services:
+    """The engine objects a server runs on: built once here, passed down, never rebuilt below."""
+
+    paths: Paths
+    registry: Any  # the node registry (nodes.registry.REGISTRY once loaded)
+    executor: Executor
+    queue: JobQueue
+    load_errors: list[dict] = field(default_factory=list)  # node modules that failed to import
+
+
+def build_services(args: argparse.Namespace) -> Services:
+    """Device, nodes, folders, executor and job queue (user_dir/latentgraph.db) for `serve`."""
+    from engine.executor import Executor
+    from engine.queue import JobQueue
+    from nodes.registry import REGISTRY
+
     _setup_device(args)
     errors = load_nodes(args.custom_nodes, plugin_probe(args))
     for err in errors:
         _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
-    args.paths = make_paths(args)
-    args.paths.ensure_dirs()
-    args.load_errors = errors
+    paths = make_paths(args)
+    paths.ensure_dirs()
     from engine.model_hashes import start_background_hashing
 
-    start_background_hashing(args.paths)  # sha256 of new model files, at low priority, off the job path
+    start_background_hashing(paths)  # sha256 of new model files, at low priority, off the job path
+    executor = Executor(REGISTRY, paths)
+    queue = JobQueue(Path(paths.user_dir) / "latentgraph.db", executor)
+    return Services(paths=paths, registry=REGISTRY, executor=executor, queue=queue, load_errors=errors)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
     from ui.server import serve
 
-    result = serve(args)
-    return int(result or 0)
+    services = build_services(args)
+    return serve(services, host=args.listen, port=args.port, token=args.auth_token)
 
 
 def cmd_verify_models(args: argparse.Namespace) -> int:

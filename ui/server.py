@@ -4,7 +4,7 @@
 editor (mounted at ``/`` last, so API routes registered before it keep priority). Two pure-ASGI
 middlewares guard everything, HTTP and WebSocket alike: the optional bearer token and the
 request-body size limit. Every error leaves as JSON; tracebacks stay in the server log.
-``serve(args)`` builds the engine objects from the CLI arguments and runs uvicorn.
+``serve(services, host=, port=, token=)`` runs uvicorn on the engine objects main.py built.
 """
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ from ui.api_user import user_router
 from ui.ws import WsHub
 
 log = logging.getLogger("latentgraph.server")
-ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TOKEN_COOKIE = "lg_token"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -392,49 +391,6 @@ def _mount_editor(app: FastAPI, paths: Any, queue: Any, registry: Any) -> None:
 # ------------------------------------------------------------------------------------------------
 # serve
 # ------------------------------------------------------------------------------------------------
-def _arg(args: Any, name: str, default: Any = None) -> Any:
-    value = getattr(args, name, None)
-    return default if value is None else value
-
-
-def build_services(args: Any) -> tuple[Any, Any, Any, Any]:
-    """Paths, registry (nodes loaded), executor and job queue from the CLI arguments.
-
-    ``main.py serve`` has already loaded the nodes and built Paths (``args.paths``,
-    ``args.load_errors``); other callers get both done here.
-    """
-    from engine.executor import Executor
-    from engine.paths import Paths
-    from engine.queue import JobQueue
-    from nodes.registry import REGISTRY, load_all
-
-    _select_device(args)
-    paths = getattr(args, "paths", None)
-    if paths is None:
-        paths = Paths.from_args(
-            _arg(args, "models_dir", ROOT / "models"), _arg(args, "input_dir", ROOT / "input"),
-            _arg(args, "output_dir", ROOT / "output"), _arg(args, "temp_dir", ROOT / "temp"),
-            _arg(args, "user_dir", ROOT / "user"), _arg(args, "extra_model_paths_config") or None)
-    paths.ensure_dirs()
-    if getattr(args, "load_errors", None) is None:
-        for err in load_all(_arg(args, "custom_nodes", ROOT / "custom_nodes")):
-            print(f"[latentgraph] node load error in {err.get('module')}: {err.get('error')}",
-                  file=sys.stderr)
-    executor = Executor(REGISTRY, paths)
-    queue = JobQueue(Path(paths.user_dir) / "latentgraph.db", executor)
-    return paths, REGISTRY, executor, queue
-
-
-def _select_device(args: Any) -> None:
-    if not (getattr(args, "cpu", False) or getattr(args, "device", None)):
-        return
-    try:
-        from ldm import devices
-    except ImportError:
-        return
-    devices.set_device("cpu" if getattr(args, "cpu", False) else args.device)
-
-
 def listen_warning(host: str, token: str | None) -> str | None:
     """The warning printed when binding beyond loopback (None for 127.0.0.1 / localhost / ::1)."""
     if host in LOCAL_HOSTS:
@@ -475,12 +431,11 @@ def _warm_up() -> None:
         logging.getLogger("latentgraph").debug("warm-up import failed: %s", exc)
 
 
-def serve(args: Any) -> int:
-    """Run the server until Ctrl-C / SIGTERM; the queue worker stops with it. 1 when it cannot bind."""
+def serve(services: Any, *, host: str = "127.0.0.1", port: int = 8188, token: str | None = None) -> int:
+    """Run the server on ``services`` (main.Services: paths, registry, executor, queue) until
+    Ctrl-C / SIGTERM; the queue worker stops with it. 1 when the address cannot be bound."""
     import uvicorn
 
-    host, port = _arg(args, "listen", "127.0.0.1"), int(_arg(args, "port", 8188))
-    token = _arg(args, "auth_token")
     problem = bind_problem(host, port)
     if problem:
         print(f"[latentgraph] error: {problem}", file=sys.stderr, flush=True)
@@ -488,9 +443,8 @@ def serve(args: Any) -> int:
     warning = listen_warning(host, token)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    paths, registry, executor, queue = build_services(args)
-    app = create_app(paths, queue, registry, auth_token=token, executor=executor,
-                     loopback_only=host in LOCAL_HOSTS)
+    app = create_app(services.paths, services.queue, services.registry, auth_token=token,
+                     executor=services.executor, loopback_only=host in LOCAL_HOSTS)
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://[{local}]:{port}/" if ":" in local else f"http://{local}:{port}/"
     print(f"[latentgraph] serving on {url}" + (f" (listening on {host})" if local != host else "")
