@@ -88,19 +88,43 @@ def _size(text: str) -> int | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+SERVE_SECURITY = """\
+Security:
+  By default the server listens on 127.0.0.1 and answers only Host names of this machine's
+  loopback (localhost, 127.0.0.1, ::1), so neither other machines nor a web page using DNS
+  rebinding can reach it. Cross-site requests (an Origin naming another site) are refused.
+  --listen on any other address requires --auth-token TOKEN (or --allow-no-auth, which prints a
+  warning at start). Bound publicly, the server answers Host names that are an IP address, this
+  machine's host name, the --listen address or listed in --allowed-hosts; others get 403.
+  Behind a reverse proxy, add the proxy's public name with --allowed-hosts ('*' answers any
+  name: only with --auth-token, or where no browser can be lured to the server)."""
+
+
+def parse_hosts(text: str) -> list[str]:
+    """argparse type of --allowed-hosts: comma-separated names (ui/hosts.py checks them)."""
+    return [h.strip() for h in text.split(",") if h.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="latentgraph", description="ComfyUI-compatible node graphs for Stable Diffusion",
         epilog="Without a command: serve. `python main.py COMMAND --help` lists a command's options.")
     sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="start the HTTP/WS API and the editor (default)")
+    serve = sub.add_parser("serve", help="start the HTTP/WS API and the editor (default)",
+                           epilog=SERVE_SECURITY, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_path_args(serve)
     serve.add_argument("--listen", default="127.0.0.1", metavar="HOST",
-                       help="address to bind (default: %(default)s; 0.0.0.0 = every interface)")
+                       help="address to bind (default: %(default)s; 0.0.0.0 = every interface, "
+                            "which needs --auth-token or --allow-no-auth)")
     serve.add_argument("--port", type=_port, default=8188, help="default: %(default)s")
     serve.add_argument("--auth-token", default=None, metavar="TOKEN",
                        help="require this token (browser: open /?token=TOKEN once; API: Authorization: Bearer TOKEN)")
+    serve.add_argument("--allow-no-auth", action="store_true",
+                       help="listen on a non-loopback --listen address without --auth-token (trusted networks only)")
+    serve.add_argument("--allowed-hosts", type=parse_hosts, action="extend", default=[], metavar="HOST[,HOST]",
+                       help="more names browsers may use in the Host header, e.g. a DNS name or proxy "
+                            "name ('*' = any); see the Security note below")
     _add_memory_arg(serve)
     run = sub.add_parser("run", help="run a workflow headless")
     _add_path_args(run)
@@ -508,10 +532,16 @@ def build_services(args: argparse.Namespace) -> Services:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ui.hosts import listen_refusal
     from ui.server import serve
 
+    problem = listen_refusal(args.listen, args.auth_token, args.allow_no_auth)
+    if problem:  # before loading anything: a usage error should not wait for torch
+        _eprint(f"error: {problem}")
+        return EXIT_INVALID
     services = build_services(args)
-    return serve(services, host=args.listen, port=args.port, token=args.auth_token)
+    return serve(services, host=args.listen, port=args.port, token=args.auth_token,
+                 allowed_hosts=args.allowed_hosts, allow_no_auth=args.allow_no_auth)
 
 
 def cmd_verify_models(args: argparse.Namespace) -> int:
