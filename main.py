@@ -383,23 +383,25 @@ class _Bars:
             self.inner.close()
             self.inner = None
 
-    def __call__(self, event: str, data: dict) -> None:
-        if event == "warning":
-            (self.tqdm.write if self.enabled else _eprint)(f"warning: {data.get('message')}")
-        elif event == "execution_cached":
-            self.outer.update(len(data.get("nodes") or []))
-        elif event == "executing":
+    def __call__(self, event: Any) -> None:
+        from engine.events import ExecutionCached, ExecutionWarning, Executing, Progress
+
+        if isinstance(event, ExecutionWarning):
+            (self.tqdm.write if self.enabled else _eprint)(f"warning: {event.message}")
+        elif isinstance(event, ExecutionCached):
+            self.outer.update(len(event.nodes))
+        elif isinstance(event, Executing):
             self._close_inner()
-            if data.get("node") is None:
+            if event.node is None:
                 self.outer.close()
                 return
-            node = self.prompt.get(data["node"], {})
-            self.outer.set_description(f"{data['node']} {node.get('class_type', '')}")
+            node = self.prompt.get(event.node, {})
+            self.outer.set_description(f"{event.node} {node.get('class_type', '')}")
             self.outer.update(1)
-        elif event == "progress" and self.enabled:
+        elif isinstance(event, Progress) and self.enabled:
             if self.inner is None:
-                self.inner = self.tqdm(total=data.get("max"), desc=f"  node {data.get('node')}", leave=False)
-            self.inner.n = data.get("value", 0)
+                self.inner = self.tqdm(total=event.max, desc=f"  node {event.node}", leave=False)
+            self.inner.n = event.value
             self.inner.refresh()
 
 

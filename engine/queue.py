@@ -5,21 +5,20 @@ records the result. Everything a client sees (``queue()``, ``history()``) is rea
 database, so the state is the same after a restart; a job that was running when the process died
 is marked as failed with a message on the next ``start()`` and pending jobs simply run.
 
-Listeners registered with ``subscribe`` receive ``(event, data, client_id)`` for every executor
-event of a job (client_id = the submitter, so progress goes to the client that queued it), and a
-``status`` event ``{"status": {"exec_info": {"queue_remaining": n}}}`` with client_id None
-(broadcast) on every queue change.
+Listeners registered with ``subscribe`` receive ``(event, job)`` for every executor event of a job
+(typed events, engine/events.py; ``job.client_id`` is the submitter, so progress goes to the client
+that queued it), and a ``Status`` event with job None (broadcast) on every queue change.
 """
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import traceback
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from engine.events import Event, ExecutionError, ExecutionStart, ExecutionWarning, Executing, Status
 from engine.store import (CANCELLED, ERROR, INTERRUPTED, PENDING, RUNNING, SUCCESS, Counter, Job,
                           JobStore)
 
@@ -30,7 +29,7 @@ log = logging.getLogger(__name__)
 
 RESTART_MESSAGE = "interrupted by a server restart"
 MAX_HISTORY = 10000  # ComfyUI's history size; older finished jobs are forgotten
-Listener = Callable[[str, Any, "str | None"], None]
+Listener = Callable[[Event, "Job | None"], None]
 
 __all__ = ["JobQueue", "RESTART_MESSAGE", "PENDING", "RUNNING", "SUCCESS", "ERROR", "INTERRUPTED",
            "CANCELLED"]
@@ -55,14 +54,21 @@ def _history_entry(job: Job) -> dict:
 
 def _restart_failure(job: Job) -> tuple[list, dict]:
     """Messages and error recorded for a job found 'running' when the queue starts."""
-    now = int(time.time() * 1000)
-    error = {"prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
-             "exception_message": RESTART_MESSAGE, "exception_type": "ServerRestart",
-             "traceback": [], "current_inputs": {}, "current_outputs": {}}
-    started = int((job.started or job.created) * 1000)
-    messages = [["execution_start", {"prompt_id": job.prompt_id, "timestamp": started}],
-                ["execution_error", dict(error, timestamp=now)]]
-    return messages, error
+    failure = _failure(job.prompt_id, RESTART_MESSAGE, "ServerRestart", [])
+    started = ExecutionStart(job.prompt_id, int((job.started or job.created) * 1000))
+    return [started.message(), failure.message()], _without_timestamp(failure)
+
+
+def _failure(prompt_id: str, message: str, kind: str, traceback_lines: list) -> ExecutionError:
+    """The execution_error of a job that failed outside any node (restart, executor crash)."""
+    return ExecutionError(prompt_id, node_id=None, node_type=None, executed=[], exception_message=message,
+                          exception_type=kind, traceback=traceback_lines, current_inputs={},
+                          current_outputs={})
+
+
+def _without_timestamp(event: Event) -> dict:
+    """The stored ``error`` of a job: the event's payload, as it was before it was timed."""
+    return {k: v for k, v in event.data.items() if k != "timestamp"}
 
 
 class JobQueue:
@@ -242,7 +248,7 @@ class JobQueue:
 
     # -- events ------------------------------------------------------------------------------
     def subscribe(self, fn: Listener) -> Callable[[], None]:
-        """Register ``fn(event, data, client_id)``; returns a function that unsubscribes it."""
+        """Register ``fn(event, job)`` (job None for Status); returns a function that unsubscribes it."""
         with self._listen_lock:
             self._listeners.append(fn)
 
@@ -252,18 +258,17 @@ class JobQueue:
                     self._listeners.remove(fn)
         return unsubscribe
 
-    def _publish(self, event: str, data: Any, client_id: str | None) -> None:
+    def _publish(self, event: Event, job: Job | None) -> None:
         with self._listen_lock:
             listeners = list(self._listeners)
         for fn in listeners:
             try:
-                fn(event, data, client_id)
+                fn(event, job)
             except Exception:  # a broken listener (closed socket) must not stop the queue
-                log.exception("queue listener failed on %s", event)
+                log.exception("queue listener failed on %s", event.type)
 
     def _queue_changed(self) -> None:
-        self._publish("status", {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}},
-                      None)
+        self._publish(Status(self.queue_remaining()), None)
         with self._wake:
             self._wake.notify_all()
 
@@ -304,20 +309,20 @@ class JobQueue:
         self._queue_changed()
         # ComfyUI's order: the history entry exists and `status` went out before the completion
         # signal, so a client that reads /history on `executing null` always finds the job.
-        for data in done_signal or [{"node": None, "display_node": None, "prompt_id": job.prompt_id}]:
-            self._publish("executing", data, job.client_id)
+        for done in done_signal or [Executing(None, job.prompt_id)]:
+            self._publish(done, job)
 
     def _execute(self, job: Job, event: threading.Event,
                  done_signal: list) -> tuple[str, dict, list, dict | None, dict]:
         """Call the executor, turning an unexpected exception into an error result. The final
         `executing {node: None}` is kept in `done_signal` for _run to send after saving."""
-        def emit(name: str, data: Any) -> None:
-            if name == "executing" and isinstance(data, dict) and data.get("node") is None:
-                done_signal.append(data)
+        def emit(event: Event) -> None:
+            if isinstance(event, Executing) and event.node is None:
+                done_signal.append(event)
                 return
-            if name == "warning" and isinstance(data, dict):  # the server log sees what clients see
-                log.warning("job %s node %s: %s", job.prompt_id, data.get("node"), data.get("message"))
-            self._publish(name, data, job.client_id)
+            if isinstance(event, ExecutionWarning):  # the server log sees what clients see
+                log.warning("job %s node %s: %s", job.prompt_id, event.node, event.message)
+            self._publish(event, job)
 
         try:
             res = self.executor.execute(job.prompt, prompt_id=job.prompt_id, extra_data=job.extra_data,
@@ -325,13 +330,10 @@ class JobQueue:
                                         validation=self._take_validation(job.prompt_id))
         except Exception as exc:  # the executor should not raise; record it rather than die
             log.exception("executor failed on job %s", job.prompt_id)
-            error = {"prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
-                     "exception_message": str(exc), "exception_type": type(exc).__name__,
-                     "traceback": traceback.format_exception(exc), "current_inputs": {},
-                     "current_outputs": {}}
-            emit("execution_error", error)
-            emit("executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id})
-            return ERROR, {}, [["execution_error", error]], error, {}
+            failure = _failure(job.prompt_id, str(exc), type(exc).__name__, traceback.format_exception(exc))
+            emit(failure)
+            emit(Executing(None, job.prompt_id))
+            return ERROR, {}, [failure.message()], _without_timestamp(failure), {}
         return (str(getattr(res, "status", ERROR)), dict(getattr(res, "outputs", None) or {}),
                 list(getattr(res, "messages", None) or []), getattr(res, "error", None),
                 _jsonable_timings(getattr(res, "timings", None)))

@@ -333,7 +333,7 @@ def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None 
     ``allowed_hosts`` (always set by ``serve``) refuses any other Host header (DNS rebinding).
     """
     hub = WsHub(queue.queue_remaining)
-    api = Api(paths, queue, registry, executor, hub=hub)
+    api = Api(paths, queue, registry, executor)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
