@@ -18,7 +18,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from engine.events import Event, ExecutionError, ExecutionStart, ExecutionWarning, Executing, Status
+from engine.events import (Event, ExecutionCached, ExecutionError, ExecutionInterrupted, ExecutionStart,
+                           ExecutionWarning, Executing, Status)
 from engine.store import (CANCELLED, ERROR, INTERRUPTED, PENDING, RUNNING, SUCCESS, Counter, Job,
                           JobStore)
 
@@ -71,6 +72,30 @@ def _without_timestamp(event: Event) -> dict:
     return {k: v for k, v in event.data.items() if k != "timestamp"}
 
 
+class _RunLog:
+    """What the running job has emitted so far: enough to record it as interrupted if the process
+    must exit before the worker gets the job back from a node (see ``JobQueue.stop``)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job, self.messages, self.executed, self.node = job, [], [], None
+
+    def note(self, event: Event) -> None:
+        if event.in_history:
+            self.messages.append(event.message())
+        if isinstance(event, ExecutionCached):
+            self.executed.extend(event.nodes)
+        elif isinstance(event, Executing) and event.node is not None:
+            if self.node is not None:
+                self.executed.append(self.node)
+            self.node = event.node
+
+    def interrupted(self) -> tuple[list, dict]:
+        """(history messages, error) of the job stopped at the node it was running."""
+        node_type = (self.job.prompt.get(self.node) or {}).get("class_type") if self.node else None
+        stopped = ExecutionInterrupted(self.job.prompt_id, self.node, node_type, list(self.executed))
+        return self.messages + [stopped.message()], stopped.data
+
+
 class JobQueue:
     """Jobs in SQLite, one worker thread, ComfyUI-shaped queue and history views."""
 
@@ -86,6 +111,7 @@ class JobQueue:
         self._worker: threading.Thread | None = None
         self._running_id: str | None = None
         self._running_event: threading.Event | None = None
+        self._running_log: _RunLog | None = None
         self._run_lock = threading.Lock()
         self._recovered = False
         self._validated: dict[str, Validation] = {}  # pending jobs validated at submit
@@ -115,17 +141,48 @@ class JobQueue:
         self._worker = threading.Thread(target=self._work, name="latentgraph-queue", daemon=True)
         self._worker.start()
 
-    def stop(self, timeout: float | None = 30.0, interrupt_running: bool = True) -> None:
-        """Stop the worker; by default the running job is interrupted (recorded as interrupted)."""
+    def halt(self) -> None:
+        """Take no more jobs and interrupt the running one, without waiting or taking a lock: safe
+        in a signal handler (the server calls it the moment SIGTERM / SIGINT arrives)."""
         self._stop.set()
+        event = self._running_event
+        if event is not None:
+            event.set()
+
+    def stop(self, timeout: float | None = 30.0, interrupt_running: bool = True) -> None:
+        """Stop the worker; by default the running job is interrupted (recorded as interrupted).
+
+        A job still running after ``timeout`` (a node with no interrupt point for that long) is
+        recorded as interrupted right away, with what it emitted so far, so that a process that
+        exits now loses nothing; the daemon worker overwrites the record if it finishes after all.
+        """
         if interrupt_running:
-            self.interrupt()
+            self.halt()
+        self._stop.set()
         with self._wake:
             self._wake.notify_all()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout)
-            self._worker = None
+            if not worker.is_alive():
+                self._worker = None
+            elif interrupt_running:
+                self._record_unfinished()
+
+    def _record_unfinished(self) -> None:
+        run_log = self._running_log
+        if run_log is None:
+            return
+        pid = run_log.job.prompt_id
+        messages, error = run_log.interrupted()
+        try:
+            current = self.store.get(pid)
+            if current is not None and current.status == RUNNING:
+                self.store.finish(pid, status=INTERRUPTED, outputs={}, messages=messages, error=error,
+                                  timings={}, keep=self.max_history)
+                log.warning("job %s did not stop in time at node %s: recorded as interrupted", pid, run_log.node)
+        except Exception:  # the row stays 'running'; the next start() records it as failed
+            log.exception("cannot record job %s as interrupted", pid)
 
     def close(self) -> None:
         """Stop the worker and close the database."""
@@ -289,16 +346,16 @@ class JobQueue:
 
     def _run(self, job: Job) -> None:
         """Execute one claimed job and record its result; never raises."""
-        event = threading.Event()
+        event, run_log = threading.Event(), _RunLog(job)
         with self._run_lock:
-            self._running_id, self._running_event = job.prompt_id, event
+            self._running_id, self._running_event, self._running_log = job.prompt_id, event, run_log
         self._queue_changed()
         done_signal: list = []  # the executor's final `executing {node: None}`, sent after saving
         try:
-            status, outputs, messages, error, timings = self._execute(job, event, done_signal)
+            status, outputs, messages, error, timings = self._execute(job, event, done_signal, run_log)
         finally:
             with self._run_lock:
-                self._running_id, self._running_event = None, None
+                self._running_id, self._running_event, self._running_log = None, None, None
         if status not in (SUCCESS, ERROR, INTERRUPTED):
             status = ERROR
         try:
@@ -312,11 +369,12 @@ class JobQueue:
         for done in done_signal or [Executing(None, job.prompt_id)]:
             self._publish(done, job)
 
-    def _execute(self, job: Job, event: threading.Event,
-                 done_signal: list) -> tuple[str, dict, list, dict | None, dict]:
+    def _execute(self, job: Job, event: threading.Event, done_signal: list,
+                 run_log: _RunLog) -> tuple[str, dict, list, dict | None, dict]:
         """Call the executor, turning an unexpected exception into an error result. The final
         `executing {node: None}` is kept in `done_signal` for _run to send after saving."""
         def emit(event: Event) -> None:
+            run_log.note(event)
             if isinstance(event, Executing) and event.node is None:
                 done_signal.append(event)
                 return

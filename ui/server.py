@@ -18,9 +18,10 @@ import threading
 from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -39,6 +40,10 @@ from ui.ws import WsHub
 
 log = logging.getLogger("latentgraph.server")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Shutdown (SIGTERM / Ctrl-C) must end within 5 s even during a big job: open connections get
+# SHUTDOWN_GRACE seconds, then the queue worker SHUTDOWN_GRACE more (its job was interrupted the
+# moment the signal came); a job still inside a node after that is recorded as interrupted.
+SHUTDOWN_GRACE = 1.5
 TOKEN_COOKIE = "lg_token"
 
 
@@ -346,7 +351,7 @@ def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None 
         finally:
             await hub.close_all()
             if start_queue:
-                await asyncio.to_thread(queue.stop)
+                await asyncio.to_thread(queue.stop, SHUTDOWN_GRACE)
 
     app = FastAPI(title="Latentgraph", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -422,14 +427,25 @@ def _warm_up() -> None:
         logging.getLogger("latentgraph").debug("warm-up import failed: %s", exc)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, but SIGTERM / SIGINT first interrupts the running job, so that it stops
+    while connections close rather than after them."""
+
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._on_signal()  # lock-free (JobQueue.halt): this runs inside a signal handler
+        super().handle_exit(sig, frame)
+
+
 def serve(services: Any, *, host: str = "127.0.0.1", port: int = 8188, token: str | None = None,
           allowed_hosts: Iterable[str] = (), allow_no_auth: bool = False) -> int:
     """Run the server on ``services`` (main.Services: paths, registry, executor, queue) until
     Ctrl-C / SIGTERM; the queue worker stops with it. 2 when a public address has no token (and
     no ``allow_no_auth``), 1 when the address cannot be bound. ``allowed_hosts`` adds Host names
     to the defaults of ui/hosts.py."""
-    import uvicorn
-
     problem = listen_refusal(host, token, allow_no_auth)
     if problem:
         print(f"[latentgraph] error: {problem}", file=sys.stderr, flush=True)
@@ -450,6 +466,11 @@ def serve(services: Any, *, host: str = "127.0.0.1", port: int = 8188, token: st
     threading.Thread(target=_warm_up, name="latentgraph-warm-up", daemon=True).start()
     # Keep-alive as ComfyUI's aiohttp (75 s), not uvicorn's 5 s: a client that keeps a pooled
     # connection idle while it waits on the WebSocket must not race the server closing it.
-    uvicorn.run(app, host=host, port=port, ws="websockets-sansio", log_level="warning",
-                timeout_graceful_shutdown=5, timeout_keep_alive=75)
-    return 0
+    config = uvicorn.Config(app, host=host, port=port, ws="websockets-sansio", log_level="warning",
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE, timeout_keep_alive=75)
+    server = _Server(config, on_signal=services.queue.halt)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its shutdown, which is done
+        pass
+    return 0 if server.started else 1
