@@ -13,18 +13,9 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.server_helpers import ServerProcess, stub_graph, wait_history
+from tests.server_helpers import ServerProcess, stub_graph, wait_history, wait_running
 
 EXIT_BOUND = 5.0  # seconds from the signal to the process being gone
-
-
-def _wait_running(client: httpx.Client, prompt_id: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(item[1] == prompt_id for item in client.get("/queue").json()["queue_running"]):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{prompt_id} never started")
 
 
 @pytest.mark.parametrize("sig,steps", [(signal.SIGTERM, 600), (signal.SIGINT, 600), (signal.SIGTERM, 1)],
@@ -38,7 +29,7 @@ def test_stop_signal_mid_job_interrupts_it_and_exits_promptly(tmp_path, sig, ste
             pid = c.post("/prompt", json={"prompt": stub_graph(3, seconds=60.0, steps=steps),
                                           "client_id": "watcher"}).json()["prompt_id"]
             later = c.post("/prompt", json={"prompt": stub_graph(4, prefix="later")}).json()["prompt_id"]
-            _wait_running(c, pid)
+            wait_running(c, pid)
             srv.proc.send_signal(sig)
             deadline = time.monotonic() + EXIT_BOUND
             while srv.alive() and time.monotonic() < deadline:
