@@ -167,6 +167,15 @@ class Status(Event):
 
 
 @dataclass(frozen=True)
+class Logs(Event):
+    """New server log entries for a client subscribed through PATCH /internal/logs/subscribe."""
+
+    type: ClassVar[str] = "logs"
+    entries: list
+    size: dict
+
+
+@dataclass(frozen=True)
 class ImageEvent(Event):
     """An image for the client that queued the prompt; sent as a binary frame, not JSON."""
 

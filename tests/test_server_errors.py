@@ -76,7 +76,8 @@ def test_non_api_paths_still_reach_the_editor(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert client.get("/config").json()["api_prefix"] == "/gradio_api"  # Gradio's own route
-    assert "error" not in client.get("/no-such-page").json()  # Gradio answers its own 404s
+    miss = client.get("/no-such-page").json()  # Gradio's own 404, re-sent in the error shape
+    assert miss["detail"] == "Not Found" and miss["error"]["type"] == "not_found"
 
 
 def test_a_crashing_route_is_a_json_500_and_the_server_carries_on(client, caplog):

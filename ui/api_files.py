@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import io
-import json
 import mimetypes
 import os
 import re
@@ -33,6 +32,8 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 from PIL import Image
 
+from engine.formats.comfy_api import FormatError
+from engine.formats.reading import parse_json
 from engine.paths import PathRefused, length_problem, safe_join
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -283,9 +284,9 @@ def _form_text(form: Any, key: str, default: str = "") -> str:
 def _merge_mask(paths: Any, ref_text: str, mask: Image.Image) -> bytes:
     """Put the mask's alpha into the referenced original image; return the PNG bytes."""
     try:
-        ref = json.loads(ref_text)
-    except json.JSONDecodeError:
-        raise ApiError(400, "invalid_original_ref", "original_ref must be JSON") from None
+        ref = parse_json(ref_text)  # depth- and integer-bounded: the text comes from the client
+    except FormatError as exc:
+        raise ApiError(400, "invalid_original_ref", f"original_ref must be JSON: {exc}") from None
     if not isinstance(ref, dict) or not isinstance(ref.get("filename"), str):
         raise ApiError(400, "invalid_original_ref", "original_ref needs filename, subfolder, type")
     src = resolve_file(paths, ref.get("type") or "input", ref.get("subfolder") or "", ref["filename"])

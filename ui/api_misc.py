@@ -39,6 +39,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from engine.errors import ModelNotFound, PathRefused
+from engine.events import Logs
 from engine.formats.comfy_ui_export import native_to_ui
 from engine.model_hashes import read_safetensors_header
 from engine.paths import FOLDER_EXTENSIONS, MODEL_EXTENSIONS, MODEL_FOLDERS
@@ -108,8 +109,8 @@ def terminal_size() -> dict:
 
 
 class LogFeed:
-    """Pushes new log entries to the WebSocket clients that subscribed (``hub.on_queue_event`` is
-    the thread-safe way into the loop)."""
+    """Pushes new log entries to the WebSocket clients that subscribed (``hub.post`` is the
+    thread-safe way into the loop)."""
 
     def __init__(self, ring: LogRing, hub: Any) -> None:
         self.hub, self.sids = hub, set()
@@ -127,9 +128,9 @@ class LogFeed:
             sids = list(self.sids)
         if self.hub is None or not sids:
             return
-        data = {"entries": [entry], "size": terminal_size()}
+        event = Logs(entries=[entry], size=terminal_size())
         for sid in sids:
-            self.hub.on_queue_event("logs", data, sid)
+            self.hub.post(event, sid)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -245,14 +245,41 @@ class ApiNotFound:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path.strip("/").split("/", 1)[0] not in API_NAMESPACES:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if path.strip("/").split("/", 1)[0] not in API_NAMESPACES:
+            return await self.app(scope, receive, _json_404_in_error_shape(send, path))
         method = scope.get("method")
         allowed = [m for m in _METHODS if m != method and _routed(self.router, dict(scope, method=m))]
         if allowed:
             return await _send_json(send, 405, _error_body("method_not_allowed", f"{method} is not allowed on {path}"),
                                     [(b"allow", ", ".join(allowed).encode())])
         await _send_json(send, 404, _error_body("not_found", f"no API route {path}"))
+
+
+def _json_404_in_error_shape(send: Any, path: str) -> Any:
+    """Wraps `send` for the editor mount: its JSON 404 (Gradio's ``{"detail": "Not Found"}``) is
+    re-sent in ComfyUI's error shape (``detail`` kept), so a client that reads ``error`` or calls
+    ``.forEach`` on a list never meets a third shape. Pages and files pass through untouched."""
+    held: dict | None = None
+
+    async def wrapped(message: dict) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start":
+            ctype = dict(message.get("headers") or []).get(b"content-type", b"")
+            if message["status"] == 404 and ctype.startswith(b"application/json"):
+                held = message
+                return
+        elif held is not None and message["type"] == "http.response.body":
+            if message.get("more_body"):
+                return  # the short 404 body is replaced whole; nothing of it is needed
+            body = _error_body("not_found", f"no route {path}")
+            body["detail"] = "Not Found"
+            await _send_json(send, 404, body)
+            return
+        await send(message)
+
+    return wrapped
 
 
 def _guard_api_paths(app: FastAPI) -> None:

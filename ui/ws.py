@@ -181,6 +181,16 @@ class WsHub:
         except RuntimeError:  # loop closed while shutting down
             pass
 
+    def post(self, event: Event, client_id: str) -> None:
+        """Send one text event to one client, from any thread (log feeds and other non-job events)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self.send, text_frame(event), client_id)
+        except RuntimeError:  # loop closed while shutting down
+            pass
+
     def _dispatch(self, event: Event, job: Any) -> None:
         client_id = getattr(job, "client_id", None)  # None: broadcast, as ComfyUI
         if isinstance(event, ImageEvent):

@@ -20,7 +20,16 @@ __all__ = ["FormatError", "NORMAL", "MUTED", "BYPASS", "is_api_prompt", "unwrap_
 
 
 class FormatError(LatentgraphError, ValueError):
-    """The data is not a workflow this application can read (says which shape was expected)."""
+    """The data is not a workflow this application can read (says which shape was expected).
+
+    The reason is always one line (the CLI prints it as such): control characters that a quoted
+    piece of the file brings in are shown escaped."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        text = str(message)
+        if any(ch < " " for ch in text):
+            text = "".join(ch if ch >= " " else repr(ch)[1:-1] for ch in text)
+        super().__init__(text, *args)
 
 
 
