@@ -21,7 +21,7 @@ from ldm.sampling import get_spec
 
 __all__ = ["Sampler", "RandomNoise", "DisableNoise", "Guider", "CFGGuider", "BasicGuider", "DualCFGGuider",
            "sample_custom", "basic_sigmas", "sd_turbo_sigmas", "split_sigmas", "split_sigmas_denoise",
-           "flip_sigmas"]
+           "flip_sigmas", "set_first_sigma", "er_sde_options", "add_noise"]
 
 
 # ---------------------------------------------------------------------------------------- SAMPLER
@@ -149,6 +149,17 @@ class DualCFGGuider(Guider):
         return denoise
 
 
+def er_sde_options(solver_type: str, max_stage: int, eta: float, s_noise: float) -> dict[str, Any]:
+    """er_sde's options for ComfyUI's SamplerER_SDE: "ER-SDE" keeps the solver's own noise scaler;
+    "Reverse-time SDE" scales noise by x^(eta+1); "ODE" (or eta 0) turns the noise off."""
+    if solver_type == "ODE" or (solver_type == "Reverse-time SDE" and eta == 0):
+        eta, s_noise = 0.0, 0.0
+    options: dict[str, Any] = {"s_noise": s_noise, "max_stage": max_stage, "noise_scaler": None}
+    if solver_type != "ER-SDE":
+        options["noise_scaler"] = lambda x: x ** (eta + 1)
+    return options
+
+
 # ------------------------------------------------------------------------------------- sampling
 def sample_custom(guider: Guider, sampler: Sampler, sigmas: Tensor, *, noise: Tensor, latent: Tensor, seed: int,
                   noise_mask: Tensor | None = None,
@@ -204,6 +215,25 @@ def split_sigmas_denoise(sigmas: Tensor, denoise: float) -> tuple[Tensor, Tensor
     Literally ComfyUI's slicing: with 0 low steps the high part is `sigmas[:-0]`, i.e. empty."""
     total = round(max(sigmas.shape[-1] - 1, 0) * denoise)
     return sigmas[:-total], sigmas[-(total + 1):]
+
+
+def set_first_sigma(sigmas: Tensor, sigma: float) -> Tensor:
+    """A copy with sigmas[0] replaced."""
+    out = sigmas.clone()
+    out[0] = sigma
+    return out
+
+
+def add_noise(model: Any, noise: Tensor, sigmas: Tensor, latent: Tensor) -> Tensor:
+    """A raw latent noised to the span of `sigmas` (|first − last|, or the only sigma), as ComfyUI's
+    AddNoise: latent + σ·noise in model space (an all-zero latent is not scaled), NaN/inf → 0."""
+    if len(sigmas) == 0:
+        return latent
+    scale = torch.abs(sigmas[0] - sigmas[-1]) if len(sigmas) > 1 else sigmas[0]
+    fmt = model.latent_format
+    latent_in = fmt.process_in(latent) if torch.count_nonzero(latent) > 0 else latent
+    noisy = fmt.process_out(model.sampling.noise_scaling(scale, noise, latent_in))
+    return torch.nan_to_num(noisy, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def flip_sigmas(sigmas: Tensor) -> Tensor:

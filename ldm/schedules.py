@@ -16,7 +16,7 @@ from torch import Tensor
 from ldm.model_sampling import ModelSampling
 
 __all__ = ["SCHEDULER_NAMES", "get_sigmas", "karras_sigmas", "exponential_sigmas", "polyexponential_sigmas",
-           "beta_sigmas", "AYS_NOISE_LEVELS", "align_your_steps_sigmas"]
+           "laplace_sigmas", "vp_sigmas", "beta_sigmas", "AYS_NOISE_LEVELS", "align_your_steps_sigmas"]
 
 
 def _append_zero(sigmas: Tensor) -> Tensor:
@@ -42,6 +42,20 @@ def polyexponential_sigmas(n: int, sigma_min: float, sigma_max: float, rho: floa
     ramp = torch.linspace(1, 0, n) ** rho
     log_min = math.log(sigma_min)
     return _append_zero(torch.exp(ramp * (math.log(sigma_max) - log_min) + log_min))
+
+
+def laplace_sigmas(n: int, sigma_min: float, sigma_max: float, mu: float = 0.0, beta: float = 0.5) -> Tensor:
+    """Log sigma at the quantiles of a Laplace(mu, beta) law (Hang et al. 2024), clamped to
+    [log sigma_min, log sigma_max], plus 0."""
+    u = torch.linspace(0, 1, n)
+    lam_ = mu - beta * torch.sign(0.5 - u) * torch.log(1 - 2 * torch.abs(0.5 - u) + 1e-5)
+    return _append_zero(lam_.clamp(min=math.log(sigma_min), max=math.log(sigma_max)).exp())
+
+
+def vp_sigmas(n: int, beta_d: float = 19.9, beta_min: float = 0.1, eps_s: float = 1e-3) -> Tensor:
+    """The continuous VP-SDE's sigmas (Song et al. 2021) at times 1 → eps_s, plus 0."""
+    t = torch.linspace(1, eps_s, n)
+    return _append_zero(torch.sqrt(torch.exp(beta_d * t ** 2 / 2 + beta_min * t) - 1))
 
 
 def _normal(ms: ModelSampling, steps: int, sgm: bool = False) -> Tensor:

@@ -8,7 +8,8 @@ categories are ComfyUI 0.3.64's. The schedulers and sigma tools are in nodes/cus
 from __future__ import annotations
 
 from ldm.custom_sampling import (BasicGuider as make_basic_guider, CFGGuider as CfgGuider, DisableNoise as NoNoise,
-                                 DualCFGGuider as DualGuider, RandomNoise as SeededNoise, Sampler, sample_custom)
+                                 DualCFGGuider as DualGuider, RandomNoise as SeededNoise, Sampler, add_noise,
+                                 er_sde_options, sample_custom)
 from nodes.registry import Boolean, Combo, Float, In, Int, Out, node
 from nodes.sampling import SAMPLER_OPTIONS, SEED_MAX, preview_callback, resolve_areas
 
@@ -85,6 +86,20 @@ class DisableNoise:
 
     def run(self, ctx):
         return (NoNoise(),)
+
+
+@node("_for_testing/custom_sampling/noise", display_name="AddNoise")
+class AddNoise:
+    """Adds the noise of a NOISE to a latent, scaled to the span of a sigma list."""
+
+    INPUTS = [In("model", "MODEL"), In("noise", "NOISE"), In("sigmas", "SIGMAS"), In("latent_image", "LATENT")]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, model, noise, sigmas, latent_image):
+        if len(sigmas) == 0:
+            return (latent_image,)
+        noisy = add_noise(model, noise.generate(latent_image), sigmas, latent_image["samples"])
+        return ({**latent_image, "samples": noisy},)
 
 
 # ---------------------------------------------------------------------------------------- guiders
@@ -228,3 +243,20 @@ class SamplerDPMPP_2S_Ancestral:  # noqa: N801 - ComfyUI's class name
 
     def run(self, ctx, eta, s_noise):
         return (Sampler("dpmpp_2s_ancestral", {"eta": eta, "s_noise": s_noise}),)
+
+
+ER_SDE_ETA_TIP = ("Stochastic strength of reverse-time SDE.\nWhen eta=0, it reduces to deterministic ODE. "
+                  "This setting doesn't apply to ER-SDE solver type.")
+
+
+@node(SAMPLERS, display_name="SamplerER_SDE")
+class SamplerER_SDE:  # noqa: N801 - ComfyUI's class name
+    """The extended reverse-time SDE solver: ER-SDE noise, reverse-time SDE noise (eta) or the ODE."""
+
+    INPUTS = [Combo("solver_type", ["ER-SDE", "Reverse-time SDE", "ODE"]), Int("max_stage", 3, min=1, max=3),
+              Float("eta", 1.0, min=0.0, max=100.0, step=0.01, round=False, tooltip=ER_SDE_ETA_TIP),
+              _opt("s_noise", 1.0)]
+    OUTPUTS = [Out("SAMPLER")]
+
+    def run(self, ctx, solver_type, max_stage, eta, s_noise):
+        return (Sampler("er_sde", er_sde_options(solver_type, max_stage, eta, s_noise)),)

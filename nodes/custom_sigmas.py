@@ -7,9 +7,10 @@ nodes_align_your_steps.py).
 """
 from __future__ import annotations
 
-from ldm.custom_sampling import basic_sigmas, flip_sigmas, sd_turbo_sigmas, split_sigmas, split_sigmas_denoise
+from ldm.custom_sampling import (basic_sigmas, flip_sigmas, sd_turbo_sigmas, set_first_sigma, split_sigmas,
+                                 split_sigmas_denoise)
 from ldm.schedules import (AYS_NOISE_LEVELS, align_your_steps_sigmas, beta_sigmas, exponential_sigmas,
-                           karras_sigmas, polyexponential_sigmas)
+                           karras_sigmas, laplace_sigmas, polyexponential_sigmas, vp_sigmas)
 from nodes.registry import Combo, Float, In, Int, Out, node
 from nodes.sampling import SCHEDULER_OPTIONS
 
@@ -19,9 +20,10 @@ SIGMAS = "sampling/custom_sampling/sigmas"
 SIGMA_MAX, SIGMA_MIN = 14.614642, 0.0291675
 
 
-def _param(name: str, default: float, max: float = 5000.0):  # noqa: A002 - ComfyUI's option name
-    """A schedule parameter as ComfyUI declares them (step 0.01, unrounded)."""
-    return Float(name, default, min=0.0, max=max, step=0.01, round=False)
+def _param(name: str, default: float, max: float = 5000.0, min: float = 0.0,  # noqa: A002 - ComfyUI's names
+           step: float = 0.01):
+    """A schedule parameter as ComfyUI declares them (unrounded)."""
+    return Float(name, default, min=min, max=max, step=step, round=False)
 
 
 def _steps(default: int = 20, max: int = 10000):  # noqa: A002
@@ -74,6 +76,29 @@ class PolyexponentialScheduler:
 
     def run(self, ctx, steps, sigma_max, sigma_min, rho):
         return (polyexponential_sigmas(steps, sigma_min, sigma_max, rho),)
+
+
+@node(SCHEDULERS, display_name="LaplaceScheduler")
+class LaplaceScheduler:
+    """Log sigma at the quantiles of a Laplace(mu, beta) law."""
+
+    INPUTS = [_steps(), _param("sigma_max", SIGMA_MAX), _param("sigma_min", SIGMA_MIN),
+              _param("mu", 0.0, 10.0, min=-10.0, step=0.1), _param("beta", 0.5, 10.0, step=0.1)]
+    OUTPUTS = [Out("SIGMAS")]
+
+    def run(self, ctx, steps, sigma_max, sigma_min, mu, beta):
+        return (laplace_sigmas(steps, sigma_min, sigma_max, mu, beta),)
+
+
+@node(SCHEDULERS, display_name="VPScheduler")
+class VPScheduler:
+    """The continuous variance-preserving SDE's noise levels."""
+
+    INPUTS = [_steps(), _param("beta_d", 19.9), _param("beta_min", 0.1), _param("eps_s", 0.001, 1.0, step=0.0001)]
+    OUTPUTS = [Out("SIGMAS")]
+
+    def run(self, ctx, steps, beta_d, beta_min, eps_s):
+        return (vp_sigmas(steps, beta_d, beta_min, eps_s),)
 
 
 @node(SCHEDULERS, display_name="SDTurboScheduler")
@@ -140,3 +165,14 @@ class FlipSigmas:
 
     def run(self, ctx, sigmas):
         return (flip_sigmas(sigmas),)
+
+
+@node(SIGMAS, display_name="SetFirstSigma")
+class SetFirstSigma:
+    """Replaces the first sigma of a list (e.g. to start from more or less noise)."""
+
+    INPUTS = [In("sigmas", "SIGMAS"), _param("sigma", 136.0, 20000.0, step=0.001)]
+    OUTPUTS = [Out("SIGMAS")]
+
+    def run(self, ctx, sigmas, sigma):
+        return (set_first_sigma(sigmas, sigma),)

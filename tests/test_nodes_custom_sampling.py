@@ -3,6 +3,7 @@ SIGMAS parts) against KSampler on the tiny SD1 checkpoint, bit for bit, and the 
 hand-computed values."""
 from __future__ import annotations
 
+import math
 import threading
 
 import pytest
@@ -246,3 +247,46 @@ def test_custom_sigmas_drive_the_sampler(ctx, sd1):
     first = cs.SamplerCustomAdvanced().run(ctx, cs.RandomNoise().run(ctx, 4)[0], guider, euler, high, _empty())[0]
     second = cs.SamplerCustomAdvanced().run(ctx, cs.DisableNoise().run(ctx)[0], guider, euler, low, first)[0]
     assert torch.allclose(second["samples"], full["samples"], atol=1e-4)
+
+
+def test_laplace_vp_and_set_first_sigma_hand_computed(ctx):
+    # Laplace quantiles at u = 0, ½, 1: ±beta·log(1e-5) beyond the clamp, and e^mu in the middle
+    lap = sg.LaplaceScheduler().run(ctx, 3, 14.614642, 0.0291675, 0.0, 0.5)[0]
+    assert lap.tolist() == pytest.approx([14.614642, 1.0, 0.0291675, 0.0], rel=1e-6)
+    assert float(sg.LaplaceScheduler().run(ctx, 3, 100.0, 0.001, 1.0, 0.5)[0][1]) == pytest.approx(math.e)
+    vp = sg.VPScheduler().run(ctx, 2, 19.9, 0.1, 0.001)[0]
+    # float32 exp(x) − 1 near t = eps_s loses ~4 digits (the published formula, kept as is)
+    assert vp.tolist() == pytest.approx([math.sqrt(math.exp(19.9 / 2 + 0.1) - 1),
+                                         math.sqrt(math.exp(19.9 * 1e-6 / 2 + 1e-4) - 1), 0.0], rel=1e-3)
+    s = torch.tensor([10.0, 5.0, 0.0])
+    assert sg.SetFirstSigma().run(ctx, s, 136.0)[0].tolist() == [136.0, 5.0, 0.0] and s.tolist() == [10, 5, 0]
+
+
+def test_add_noise_scales_by_the_sigma_span(ctx, sd1):
+    model = sd1[0]
+    fmt = model.latent_format
+    noise = cs.RandomNoise().run(ctx, 2)[0]
+    latent = _img2img_latent()
+    n = prepare_noise(latent["samples"], 2)
+    out = cs.AddNoise().run(ctx, model, noise, torch.tensor([9.0, 3.0, 1.0]), latent)[0]
+    assert torch.allclose(out["samples"], fmt.process_out(fmt.process_in(latent["samples"]) + n * 8.0), atol=1e-5)
+    empty = cs.AddNoise().run(ctx, model, noise, torch.tensor([2.0]), _empty(64, 64))[0]
+    assert torch.allclose(empty["samples"], fmt.process_out(n * 2.0))  # an empty latent is not scaled in
+    assert cs.AddNoise().run(ctx, model, noise, torch.zeros(0), latent)[0] is latent
+
+
+def test_sampler_er_sde_solver_types(ctx, sd1):
+    """ER-SDE at its defaults is KSamplerSelect's er_sde; the ODE type ignores the samplers' noise seed."""
+    model, _clip, _vae, pos, neg = sd1
+    latent, sigmas = _img2img_latent(), sg.BasicScheduler().run(ctx, model, "karras", 4, 0.8)[0]
+
+    def run(sampler, seed):
+        return cs.SamplerCustom().run(ctx, model, False, seed, 4.0, pos, neg, sampler, sigmas, latent)[0]["samples"]
+
+    er = cs.SamplerER_SDE().run(ctx, "ER-SDE", 3, 1.0, 1.0)[0]
+    assert torch.equal(run(er, 1), run(cs.KSamplerSelect().run(ctx, "er_sde")[0], 1))
+    assert not torch.equal(run(er, 1), run(er, 2))
+    ode = cs.SamplerER_SDE().run(ctx, "ODE", 3, 1.0, 1.0)[0]
+    assert torch.equal(run(ode, 1), run(ode, 2))
+    rev = cs.SamplerER_SDE().run(ctx, "Reverse-time SDE", 3, 0.0, 1.0)[0]  # eta 0 is the ODE too
+    assert torch.equal(run(rev, 1), run(ode, 1))
