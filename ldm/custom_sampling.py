@@ -21,7 +21,8 @@ from ldm.sampling import get_spec
 
 __all__ = ["Sampler", "RandomNoise", "DisableNoise", "Guider", "CFGGuider", "BasicGuider", "DualCFGGuider",
            "sample_custom", "basic_sigmas", "sd_turbo_sigmas", "split_sigmas", "split_sigmas_denoise",
-           "flip_sigmas", "set_first_sigma", "er_sde_options", "add_noise"]
+           "flip_sigmas", "set_first_sigma", "er_sde_options", "add_noise", "extend_intermediate_sigmas",
+           "SPACINGS", "percent_to_sigma"]
 
 
 # ---------------------------------------------------------------------------------------- SAMPLER
@@ -234,6 +235,40 @@ def add_noise(model: Any, noise: Tensor, sigmas: Tensor, latent: Tensor) -> Tens
     latent_in = fmt.process_in(latent) if torch.count_nonzero(latent) > 0 else latent
     noisy = fmt.process_out(model.sampling.noise_scaling(scale, noise, latent_in))
     return torch.nan_to_num(noisy, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+# where the inserted sigmas fall between two neighbours, as a function of x ∈ (0, 1)
+SPACINGS: dict[str, Callable[[Tensor], Tensor]] = {
+    "linear": lambda x: x,
+    "cosine": lambda x: torch.sin(x * math.pi / 2),
+    "sine": lambda x: 1 - torch.cos(x * math.pi / 2),
+}
+
+
+def extend_intermediate_sigmas(sigmas: Tensor, steps: int, start_at_sigma: float, end_at_sigma: float,
+                               spacing: str) -> Tensor:
+    """Inserts steps − 1 sigmas after every sigma in [end_at_sigma, start_at_sigma] (start < 0 = no
+    upper bound), spaced between it and the next one by SPACINGS[spacing]."""
+    upper = float("inf") if start_at_sigma < 0 else start_at_sigma
+    fractions = SPACINGS[spacing](torch.linspace(0, 1, steps + 1, device=sigmas.device)[1:-1])
+    out: list[float] = []
+    for cur, nxt in zip(sigmas[:-1], sigmas[1:]):
+        out.append(float(cur))
+        if end_at_sigma <= cur <= upper:
+            out.extend((fractions * (nxt - cur) + cur).tolist())
+    if len(sigmas) > 0:
+        out.append(float(sigmas[-1]))
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def percent_to_sigma(model_sampling: Any, percent: float, actual: bool = False) -> float:
+    """The sigma at a fraction of the sampling; at 0 and 1 the interval-check values (a huge sigma,
+    0) unless `actual`, then the model's sigma_max / sigma_min."""
+    if actual and percent == 0.0:
+        return float(model_sampling.sigma_max)
+    if actual and percent == 1.0:
+        return float(model_sampling.sigma_min)
+    return float(model_sampling.percent_to_sigma(percent))
 
 
 def flip_sigmas(sigmas: Tensor) -> Tensor:

@@ -7,11 +7,11 @@ nodes_align_your_steps.py).
 """
 from __future__ import annotations
 
-from ldm.custom_sampling import (basic_sigmas, flip_sigmas, sd_turbo_sigmas, set_first_sigma, split_sigmas,
-                                 split_sigmas_denoise)
+from ldm.custom_sampling import (SPACINGS, basic_sigmas, extend_intermediate_sigmas, flip_sigmas, percent_to_sigma,
+                                 sd_turbo_sigmas, set_first_sigma, split_sigmas, split_sigmas_denoise)
 from ldm.schedules import (AYS_NOISE_LEVELS, align_your_steps_sigmas, beta_sigmas, exponential_sigmas,
                            karras_sigmas, laplace_sigmas, polyexponential_sigmas, vp_sigmas)
-from nodes.registry import Combo, Float, In, Int, Out, node
+from nodes.registry import Boolean, Combo, Float, In, Int, Out, node
 from nodes.sampling import SCHEDULER_OPTIONS
 
 SCHEDULERS = "sampling/custom_sampling/schedulers"
@@ -176,3 +176,30 @@ class SetFirstSigma:
 
     def run(self, ctx, sigmas, sigma):
         return (set_first_sigma(sigmas, sigma),)
+
+
+@node(SIGMAS, display_name="ExtendIntermediateSigmas")
+class ExtendIntermediateSigmas:
+    """Inserts extra sigmas between neighbours within a sigma range (more steps where they matter)."""
+
+    INPUTS = [In("sigmas", "SIGMAS"), Int("steps", 2, min=1, max=100),
+              _param("start_at_sigma", -1.0, 20000.0, min=-1.0), _param("end_at_sigma", 12.0, 20000.0),
+              Combo("spacing", list(SPACINGS))]
+    OUTPUTS = [Out("SIGMAS")]
+
+    def run(self, ctx, sigmas, steps, start_at_sigma, end_at_sigma, spacing):
+        return (extend_intermediate_sigmas(sigmas, steps, start_at_sigma, end_at_sigma, spacing),)
+
+
+@node(SIGMAS, display_name="SamplingPercentToSigma")
+class SamplingPercentToSigma:
+    """The model's sigma at a fraction of the sampling (what start/end percentages compare against)."""
+
+    INPUTS = [In("model", "MODEL"), Float("sampling_percent", 0.0, min=0.0, max=1.0, step=0.0001),
+              Boolean("return_actual_sigma", False,
+                      tooltip="Return the actual sigma value instead of the value used for interval checks.\n"
+                              "This only affects results at 0.0 and 1.0.")]
+    OUTPUTS = [Out("FLOAT", "sigma_value")]
+
+    def run(self, ctx, model, sampling_percent, return_actual_sigma):
+        return (percent_to_sigma(model.sampling, sampling_percent, return_actual_sigma),)

@@ -31,7 +31,7 @@ NEEDS_MODEL = {
     "VAEDecode", "VAEDecodeTiled", "VAEEncode", "VAEEncodeTiled", "VAEEncodeForInpaint",
     "ImageUpscaleWithModel",
     "BasicScheduler", "SDTurboScheduler", "BetaSamplingScheduler", "SamplerCustom", "CFGGuider", "BasicGuider",
-    "DualCFGGuider", "AddNoise",
+    "DualCFGGuider", "AddNoise", "SamplingPercentToSigma",
     # a GUIDER wraps a model (tests/test_nodes_custom_sampling.py runs these on tiny checkpoints)
     "SamplerCustomAdvanced",
 }

@@ -290,3 +290,22 @@ def test_sampler_er_sde_solver_types(ctx, sd1):
     assert torch.equal(run(ode, 1), run(ode, 2))
     rev = cs.SamplerER_SDE().run(ctx, "Reverse-time SDE", 3, 0.0, 1.0)[0]  # eta 0 is the ODE too
     assert torch.equal(run(rev, 1), run(ode, 1))
+
+
+def test_extend_intermediate_sigmas_and_percent_to_sigma(ctx, sd1):
+    s = torch.tensor([20.0, 10.0, 4.0, 0.0])
+    # steps 2: one midpoint after every sigma in [end_at_sigma, start_at_sigma]
+    assert sg.ExtendIntermediateSigmas().run(ctx, s, 2, -1.0, 5.0, "linear")[0].tolist() == [20, 15, 10, 7, 4, 0]
+    assert sg.ExtendIntermediateSigmas().run(ctx, s, 2, 15.0, 1.0, "linear")[0].tolist() == [20, 10, 7, 4, 2, 0]
+    cosine = sg.ExtendIntermediateSigmas().run(ctx, s, 3, 25.0, 15.0, "cosine")[0]  # x = 1/3, 2/3 → sin(xπ/2)
+    assert cosine.tolist() == pytest.approx([20, 20 - 10 * math.sin(math.pi / 6), 20 - 10 * math.sin(math.pi / 3),
+                                             10, 4, 0])
+    sine = sg.ExtendIntermediateSigmas().run(ctx, s, 2, 25.0, 15.0, "sine")[0]
+    assert sine.tolist() == pytest.approx([20, 20 - 10 * (1 - math.cos(math.pi / 4)), 10, 4, 0])
+    model = sd1[0]
+    ms = model.sampling
+    to_sigma = lambda p, actual: sg.SamplingPercentToSigma().run(ctx, model, p, actual)[0]  # noqa: E731
+    assert to_sigma(0.0, False) > 1e8 and to_sigma(1.0, False) == 0.0
+    assert to_sigma(0.0, True) == pytest.approx(float(ms.sigma_max)) and to_sigma(1.0, True) == pytest.approx(
+        float(ms.sigma_min))
+    assert to_sigma(0.5, True) == to_sigma(0.5, False) == pytest.approx(float(ms.sigma(torch.tensor(499.5))))
