@@ -19,7 +19,7 @@ from ldm.guidance import CFGDenoiser
 from ldm.sample import calculate_sigmas, prepare_noise, sample_sigmas
 from ldm.sampling import get_spec
 
-__all__ = ["Sampler", "RandomNoise", "DisableNoise", "Guider", "CFGGuider", "BasicGuider", "DualCFGGuider",
+__all__ = ["Sampler", "RandomNoise", "DisableNoise", "Guider", "CFGGuider", "DualCFGGuider",
            "sample_custom", "basic_sigmas", "sd_turbo_sigmas", "split_sigmas", "split_sigmas_denoise",
            "flip_sigmas", "set_first_sigma", "er_sde_options", "add_noise", "extend_intermediate_sigmas",
            "SPACINGS", "percent_to_sigma"]
@@ -74,10 +74,6 @@ class Guider:
     def denoiser(self, latent_in: Tensor, mask: Tensor | None) -> Callable[..., Tensor]:
         raise NotImplementedError
 
-    def _predictor(self, name: str, latent_in: Tensor, mask: Tensor | None) -> CFGDenoiser:
-        """The unguided prediction of one conditioning list (cfg 1 skips the uncond pass)."""
-        return CFGDenoiser(self.model, self.conds[name], [], 1.0, latent_image=latent_in, denoise_mask=mask)
-
     def cache_nbytes(self) -> int:
         """Bytes the output cache should charge: the conditioning tensors only; the model belongs to
         (and is counted with) the loader output it came from."""
@@ -102,14 +98,14 @@ class CFGGuider(Guider):
     def make(cls, model: Any, positive: list, negative: list, cfg: float) -> "CFGGuider":
         return cls(model, {"positive": positive, "negative": negative}, float(cfg))
 
+    @classmethod
+    def basic(cls, model: Any, conditioning: list) -> "CFGGuider":
+        """The model's prediction for one conditioning, unguided (cfg 1, no negative): BasicGuider."""
+        return cls.make(model, conditioning, [], 1.0)
+
     def denoiser(self, latent_in: Tensor, mask: Tensor | None) -> Callable[..., Tensor]:
         return CFGDenoiser(self.model, self.conds["positive"], self.conds["negative"], self.cfg,
                            latent_image=latent_in, denoise_mask=mask)
-
-
-def BasicGuider(model: Any, conditioning: list) -> CFGGuider:  # noqa: N802 - a guider constructor
-    """The model's prediction for one conditioning, unguided (cfg 1, no negative)."""
-    return CFGGuider.make(model, conditioning, [], 1.0)
 
 
 @dataclass(frozen=True)
@@ -134,7 +130,9 @@ class DualCFGGuider(Guider):
                    float(cfg_cond2_negative), style == "nested")
 
     def denoiser(self, latent_in: Tensor, mask: Tensor | None) -> Callable[..., Tensor]:
-        pos, mid, neg = (self._predictor(n, latent_in, mask) for n in ("positive", "middle", "negative"))
+        # each list's own prediction: CFGDenoiser at cfg 1 with no negative skips the uncond pass
+        pos, mid, neg = (CFGDenoiser(self.model, self.conds[n], [], 1.0, latent_image=latent_in, denoise_mask=mask)
+                         for n in ("positive", "middle", "negative"))
         cfg1, cfg2, nested = self.cfg1, self.cfg2, self.nested
 
         def denoise(x: Tensor, sigma: Tensor, **extra: Any) -> Tensor:

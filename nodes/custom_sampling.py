@@ -7,9 +7,7 @@ categories are ComfyUI 0.3.64's. The schedulers and sigma tools are in nodes/cus
 """
 from __future__ import annotations
 
-from ldm.custom_sampling import (BasicGuider as make_basic_guider, CFGGuider as CfgGuider, DisableNoise as NoNoise,
-                                 DualCFGGuider as DualGuider, RandomNoise as SeededNoise, Sampler, add_noise,
-                                 er_sde_options, sample_custom)
+from ldm import custom_sampling as lcs
 from nodes.registry import Boolean, Combo, Float, In, Int, Out, node
 from nodes.sampling import SAMPLER_OPTIONS, SEED_MAX, preview_callback, resolve_areas
 
@@ -23,8 +21,9 @@ def _run_custom(ctx, noise, guider, sampler, sigmas, latent: dict) -> tuple[dict
     samples = latent["samples"]
     h, w = samples.shape[-2], samples.shape[-1]
     guider = guider.map_conds(lambda conds: resolve_areas(conds, h, w))
-    out, x0 = sample_custom(guider, sampler, sigmas, noise=noise.generate(latent), latent=samples, seed=noise.seed,
-                            noise_mask=latent.get("noise_mask"), callback=preview_callback(ctx, guider.model))
+    out, x0 = lcs.sample_custom(guider, sampler, sigmas, noise=noise.generate(latent), latent=samples,
+                                seed=noise.seed, noise_mask=latent.get("noise_mask"),
+                                callback=preview_callback(ctx, guider.model))
     result = {**latent, "samples": out}
     return result, ({**latent, "samples": x0} if x0 is not None else result)
 
@@ -48,8 +47,8 @@ class SamplerCustom:
 
     def run(self, ctx, model, add_noise, noise_seed, cfg, positive, negative, sampler, sigmas, latent_image):
         # ComfyUI seeds the samplers' own noise with noise_seed even when add_noise is off.
-        noise = SeededNoise(noise_seed) if add_noise else NoNoise(seed=noise_seed)
-        return _run_custom(ctx, noise, CfgGuider.make(model, positive, negative, cfg), sampler, sigmas,
+        noise = lcs.RandomNoise(noise_seed) if add_noise else lcs.DisableNoise(seed=noise_seed)
+        return _run_custom(ctx, noise, lcs.CFGGuider.make(model, positive, negative, cfg), sampler, sigmas,
                            latent_image)
 
 
@@ -74,7 +73,7 @@ class RandomNoise:
     OUTPUTS = [Out("NOISE")]
 
     def run(self, ctx, noise_seed):
-        return (SeededNoise(noise_seed),)
+        return (lcs.RandomNoise(noise_seed),)
 
 
 @node(f"{CAT}/noise", display_name="DisableNoise")
@@ -85,7 +84,7 @@ class DisableNoise:
     OUTPUTS = [Out("NOISE")]
 
     def run(self, ctx):
-        return (NoNoise(),)
+        return (lcs.DisableNoise(),)
 
 
 @node("_for_testing/custom_sampling/noise", display_name="AddNoise")
@@ -98,7 +97,7 @@ class AddNoise:
     def run(self, ctx, model, noise, sigmas, latent_image):
         if len(sigmas) == 0:
             return (latent_image,)
-        noisy = add_noise(model, noise.generate(latent_image), sigmas, latent_image["samples"])
+        noisy = lcs.add_noise(model, noise.generate(latent_image), sigmas, latent_image["samples"])
         return ({**latent_image, "samples": noisy},)
 
 
@@ -112,7 +111,7 @@ class CFGGuider:
     OUTPUTS = [Out("GUIDER")]
 
     def run(self, ctx, model, positive, negative, cfg):
-        return (CfgGuider.make(model, positive, negative, cfg),)
+        return (lcs.CFGGuider.make(model, positive, negative, cfg),)
 
 
 @node(f"{CAT}/guiders", display_name="BasicGuider")
@@ -123,7 +122,7 @@ class BasicGuider:
     OUTPUTS = [Out("GUIDER")]
 
     def run(self, ctx, model, conditioning):
-        return (make_basic_guider(model, conditioning),)
+        return (lcs.CFGGuider.basic(model, conditioning),)
 
 
 @node(f"{CAT}/guiders", display_name="DualCFGGuider")
@@ -138,7 +137,7 @@ class DualCFGGuider:
     OUTPUTS = [Out("GUIDER")]
 
     def run(self, ctx, model, cond1, cond2, negative, cfg_conds, cfg_cond2_negative, style):
-        return (DualGuider.make(model, cond1, cond2, negative, cfg_conds, cfg_cond2_negative, style),)
+        return (lcs.DualCFGGuider.make(model, cond1, cond2, negative, cfg_conds, cfg_cond2_negative, style),)
 
 
 # --------------------------------------------------------------------------------------- samplers
@@ -164,7 +163,7 @@ class KSamplerSelect:
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, sampler_name):
-        return (Sampler(sampler_name),)
+        return (lcs.Sampler(sampler_name),)
 
 
 @node(SAMPLERS, display_name="SamplerEulerAncestral")
@@ -175,7 +174,7 @@ class SamplerEulerAncestral:
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, eta, s_noise):
-        return (Sampler("euler_ancestral", {"eta": eta, "s_noise": s_noise}),)
+        return (lcs.Sampler("euler_ancestral", {"eta": eta, "s_noise": s_noise}),)
 
 
 @node(SAMPLERS, display_name="SamplerEulerAncestralCFG++")
@@ -186,7 +185,7 @@ class SamplerEulerAncestralCFGPP:
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, eta, s_noise):
-        return (Sampler("euler_ancestral_cfg_pp", {"eta": eta, "s_noise": s_noise}),)
+        return (lcs.Sampler("euler_ancestral_cfg_pp", {"eta": eta, "s_noise": s_noise}),)
 
 
 @node(SAMPLERS, display_name="SamplerLMS")
@@ -197,7 +196,7 @@ class SamplerLMS:
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, order):
-        return (Sampler("lms", {"order": order}),)
+        return (lcs.Sampler("lms", {"order": order}),)
 
 
 @node(SAMPLERS, display_name="SamplerDPMPP_3M_SDE")
@@ -208,7 +207,7 @@ class SamplerDPMPP_3M_SDE:  # noqa: N801 - ComfyUI's class name
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, eta, s_noise, noise_device):
-        return (Sampler(_device_variant("dpmpp_3m_sde", noise_device), {"eta": eta, "s_noise": s_noise}),)
+        return (lcs.Sampler(_device_variant("dpmpp_3m_sde", noise_device), {"eta": eta, "s_noise": s_noise}),)
 
 
 @node(SAMPLERS, display_name="SamplerDPMPP_2M_SDE")
@@ -220,7 +219,7 @@ class SamplerDPMPP_2M_SDE:  # noqa: N801 - ComfyUI's class name
 
     def run(self, ctx, solver_type, eta, s_noise, noise_device):
         options = {"eta": eta, "s_noise": s_noise, "solver_type": solver_type}
-        return (Sampler(_device_variant("dpmpp_2m_sde", noise_device), options),)
+        return (lcs.Sampler(_device_variant("dpmpp_2m_sde", noise_device), options),)
 
 
 @node(SAMPLERS, display_name="SamplerDPMPP_SDE")
@@ -231,7 +230,8 @@ class SamplerDPMPP_SDE:  # noqa: N801 - ComfyUI's class name
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, eta, s_noise, r, noise_device):
-        return (Sampler(_device_variant("dpmpp_sde", noise_device), {"eta": eta, "s_noise": s_noise, "r": r}),)
+        options = {"eta": eta, "s_noise": s_noise, "r": r}
+        return (lcs.Sampler(_device_variant("dpmpp_sde", noise_device), options),)
 
 
 @node(SAMPLERS, display_name="SamplerDPMPP_2S_Ancestral")
@@ -242,7 +242,7 @@ class SamplerDPMPP_2S_Ancestral:  # noqa: N801 - ComfyUI's class name
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, eta, s_noise):
-        return (Sampler("dpmpp_2s_ancestral", {"eta": eta, "s_noise": s_noise}),)
+        return (lcs.Sampler("dpmpp_2s_ancestral", {"eta": eta, "s_noise": s_noise}),)
 
 
 ER_SDE_ETA_TIP = ("Stochastic strength of reverse-time SDE.\nWhen eta=0, it reduces to deterministic ODE. "
@@ -259,4 +259,4 @@ class SamplerER_SDE:  # noqa: N801 - ComfyUI's class name
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, solver_type, max_stage, eta, s_noise):
-        return (Sampler("er_sde", er_sde_options(solver_type, max_stage, eta, s_noise)),)
+        return (lcs.Sampler("er_sde", lcs.er_sde_options(solver_type, max_stage, eta, s_noise)),)

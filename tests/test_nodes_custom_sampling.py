@@ -78,8 +78,8 @@ def test_sampler_custom_without_noise_equals_ksampler_advanced_disable(ctx, sd1)
     want = sa.KSamplerAdvanced().run(ctx, model, "disable", 21, 4, 5.0, "euler_ancestral", "karras", pos, neg,
                                      latent, 0, 10000, "disable")[0]
     sigmas = sg.BasicScheduler().run(ctx, model, "karras", 4, 1.0)[0]
-    out, _ = cs.SamplerCustom().run(ctx, model, False, 21, 5.0, pos, neg, cs.KSamplerSelect().run(ctx, "euler_ancestral")[0],
-                                    sigmas, latent)
+    ancestral = cs.KSamplerSelect().run(ctx, "euler_ancestral")[0]
+    out, _ = cs.SamplerCustom().run(ctx, model, False, 21, 5.0, pos, neg, ancestral, sigmas, latent)
     assert torch.equal(out["samples"], want["samples"])
 
 
@@ -124,7 +124,8 @@ def test_denoised_output_is_the_last_x0_and_disable_noise(ctx):
     assert den is out and torch.equal(out["samples"], latent["samples"])
 
 
-@pytest.mark.parametrize("style,expected", [("regular", 0 + 4 * (1 - 0) + 2 * (3 - 1)), ("nested", 4 * (1 + 2 * (3 - 1)))])
+@pytest.mark.parametrize("style,expected", [("regular", 0 + 4 * (1 - 0) + 2 * (3 - 1)),
+                                            ("nested", 0 + 4 * (1 + 2 * (3 - 1) - 0))])
 def test_dual_cfg_guider_formulas(ctx, style, expected):
     """cond1 → 3, cond2 → 1, negative → 0; cfg_conds 2, cfg_cond2_negative 4."""
     model = ConstModel()
