@@ -72,6 +72,7 @@ class Guider:
         return replace(self, conds={k: fn(v) for k, v in self.conds.items()})
 
     def denoiser(self, latent_in: Tensor, mask: Tensor | None) -> Callable[..., Tensor]:
+        """denoiser(x, sigma) → guided x0 for this latent (model space) and prepared noise mask."""
         raise NotImplementedError
 
     def cache_nbytes(self) -> int:

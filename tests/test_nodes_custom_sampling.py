@@ -310,3 +310,15 @@ def test_extend_intermediate_sigmas_and_percent_to_sigma(ctx, sd1):
     assert to_sigma(0.0, True) == pytest.approx(float(ms.sigma_max)) and to_sigma(1.0, True) == pytest.approx(
         float(ms.sigma_min))
     assert to_sigma(0.5, True) == to_sigma(0.5, False) == pytest.approx(float(ms.sigma(torch.tensor(499.5))))
+
+
+def test_a_guider_is_charged_for_its_conditioning_not_its_model(ctx, sd1):
+    """The output cache counts a GUIDER by its conditioning tensors: its model is the loader's output,
+    already counted there (a CFGGuider per prompt must not look like a copy of the checkpoint)."""
+    from engine.cache import estimate_nbytes
+
+    model, _clip, _vae, pos, neg = sd1
+    guider = cs.CFGGuider().run(ctx, model, pos, neg, 5.0)[0]
+    conds = sum(c.element_size() * c.nelement() + sum(v.element_size() * v.nelement() for v in o.values()
+                                                      if isinstance(v, torch.Tensor)) for c, o in pos + neg)
+    assert estimate_nbytes(guider) == 64 + conds < estimate_nbytes(model)
