@@ -322,3 +322,15 @@ def test_a_guider_is_charged_for_its_conditioning_not_its_model(ctx, sd1):
     conds = sum(c.element_size() * c.nelement() + sum(v.element_size() * v.nelement() for v in o.values()
                                                       if isinstance(v, torch.Tensor)) for c, o in pos + neg)
     assert estimate_nbytes(guider) == 64 + conds < estimate_nbytes(model)
+
+
+@pytest.mark.parametrize("sampler", ["euler_ancestral", "ddim"])
+def test_inpainting_with_a_noise_mask_equals_ksampler(ctx, sd1, sampler):
+    """A LATENT's noise_mask reaches the custom path as KSampler's (ddim's fresh known-region noise too)."""
+    model, _clip, _vae, pos, neg = sd1
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 16:48, 8:40] = 1.0
+    latent = {**_img2img_latent(3), "noise_mask": mask}
+    want = _ksampler(ctx, model, pos, neg, latent, sampler, "normal", 1.0)
+    out, _ = _advanced(ctx, model, pos, neg, latent, sampler, "normal", 1.0)
+    assert torch.equal(out["samples"], want["samples"]) and out["noise_mask"] is mask
