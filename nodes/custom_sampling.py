@@ -150,9 +150,10 @@ def _noise_device():
     return Combo("noise_device", ["gpu", "cpu"])
 
 
-def _device_variant(name: str, noise_device: str) -> str:
-    """ComfyUI's *_gpu rows draw SDE noise on the GPU; both are the same computation here."""
-    return name if noise_device == "cpu" else f"{name}_gpu"
+def _sde_sampler(name: str, noise_device: str, **options) -> tuple:
+    """An SDE sampler's output: ComfyUI picks the *_gpu row unless noise_device is "cpu" (the rows
+    differ only in where ComfyUI draws the Brownian noise; the same computation here)."""
+    return (lcs.Sampler(name if noise_device == "cpu" else f"{name}_gpu", options),)
 
 
 @node(SAMPLERS, display_name="KSamplerSelect")
@@ -207,7 +208,7 @@ class SamplerDPMPP_3M_SDE:  # noqa: N801 - ComfyUI's class name
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, eta, s_noise, noise_device):
-        return (lcs.Sampler(_device_variant("dpmpp_3m_sde", noise_device), {"eta": eta, "s_noise": s_noise}),)
+        return _sde_sampler("dpmpp_3m_sde", noise_device, eta=eta, s_noise=s_noise)
 
 
 @node(SAMPLERS, display_name="SamplerDPMPP_2M_SDE")
@@ -218,8 +219,7 @@ class SamplerDPMPP_2M_SDE:  # noqa: N801 - ComfyUI's class name
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, solver_type, eta, s_noise, noise_device):
-        options = {"eta": eta, "s_noise": s_noise, "solver_type": solver_type}
-        return (lcs.Sampler(_device_variant("dpmpp_2m_sde", noise_device), options),)
+        return _sde_sampler("dpmpp_2m_sde", noise_device, eta=eta, s_noise=s_noise, solver_type=solver_type)
 
 
 @node(SAMPLERS, display_name="SamplerDPMPP_SDE")
@@ -230,8 +230,7 @@ class SamplerDPMPP_SDE:  # noqa: N801 - ComfyUI's class name
     OUTPUTS = [Out("SAMPLER")]
 
     def run(self, ctx, eta, s_noise, r, noise_device):
-        options = {"eta": eta, "s_noise": s_noise, "r": r}
-        return (lcs.Sampler(_device_variant("dpmpp_sde", noise_device), options),)
+        return _sde_sampler("dpmpp_sde", noise_device, eta=eta, s_noise=s_noise, r=r)
 
 
 @node(SAMPLERS, display_name="SamplerDPMPP_2S_Ancestral")
