@@ -66,6 +66,22 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _add_memory_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
+                   help="most memory one node may allocate for its work, e.g. 8G, 512M (0 = no limit; "
+                        "free RAM/VRAM is always checked); bigger requests fail with a clear error")
+
+
+def _size(text: str) -> int | None:
+    """argparse type of --max-memory: bytes, or None for no budget."""
+    from ldm.memory import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -79,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=8188, help="default: %(default)s")
     serve.add_argument("--auth-token", default=None, metavar="TOKEN",
                        help="require this token (browser: open /?token=TOKEN once; API: Authorization: Bearer TOKEN)")
+    _add_memory_arg(serve)
     run = sub.add_parser("run", help="run a workflow headless")
     _add_path_args(run)
     run.add_argument("workflow", help=".json (editor, ComfyUI UI or API format) or a .png carrying a workflow")
@@ -86,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override an input (value parsed as JSON, else taken as a string)")
     run.add_argument("--target", action="append", default=None, metavar="ID", help="run only these nodes")
     run.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    _add_memory_arg(run)
     val = sub.add_parser("validate", help="validate a workflow (exit 0 valid, 2 invalid)")
     _add_path_args(val)
     val.add_argument("workflow", help=".json (editor, ComfyUI UI or API format) or a .png carrying a workflow")
@@ -526,6 +544,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "train-demo":
         return cmd_train_demo(argv[1:])
     args = build_parser().parse_args(argv)
+    if getattr(args, "max_memory", None):  # serve / run --max-memory: one process-wide budget
+        from ldm.memory import set_memory_budget
+
+        set_memory_budget(args.max_memory)
     try:
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # `main.py nodes | head`

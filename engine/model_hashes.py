@@ -203,22 +203,33 @@ def _coverage_problems(spans: list[tuple[int, int, str]], data_size: int) -> lis
     return problems[:20]
 
 
-def safetensors_problems(path: str | Path) -> list[str]:
-    """Problems of a safetensors file's header, checked against the file's size ([] = sound)."""
+def read_safetensors_header(path: str | Path, limit: int = MAX_HEADER_BYTES) -> tuple[dict, int]:
+    """A safetensors file's JSON header and its length in bytes; ValueError saying why when the
+    file has none (too short, length over ``limit`` or past the end, not a UTF-8 JSON object)."""
     size = os.path.getsize(path)
     if size < 8:
-        return [f"file of {size} bytes is too short for a safetensors header"]
+        raise ValueError(f"file of {size} bytes is too short for a safetensors header")
     with open(path, "rb") as fh:
         (n,) = struct.unpack("<Q", fh.read(8))
-        if n > MAX_HEADER_BYTES or 8 + n > size:
-            return [f"header length {n} does not fit in the {size}-byte file (truncated or not safetensors)"]
+        if n > limit or 8 + n > size:
+            raise ValueError(f"header length {n} does not fit in the {size}-byte file (truncated or not safetensors)")
         raw = fh.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        return [f"header is not valid UTF-8 JSON ({exc})"]
+        raise ValueError(f"header is not valid UTF-8 JSON ({exc})") from None
     if not isinstance(header, dict):
-        return ["header is not a JSON object"]
+        raise ValueError("header is not a JSON object")
+    return header, n
+
+
+def safetensors_problems(path: str | Path) -> list[str]:
+    """Problems of a safetensors file's header, checked against the file's size ([] = sound)."""
+    try:
+        header, n = read_safetensors_header(path)
+    except ValueError as exc:
+        return [str(exc)]
+    size = os.path.getsize(path)
     meta = header.pop("__metadata__", {})
     problems = [] if isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values()) \
         else ["__metadata__ is not an object of strings"]

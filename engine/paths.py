@@ -18,13 +18,17 @@ import yaml
 
 from engine.errors import ModelNotFound, PathRefused
 
-MODEL_FOLDERS = ("checkpoints", "vae", "loras", "upscale_models", "embeddings", "vae_approx", "configs")
+MODEL_FOLDERS = ("checkpoints", "vae", "loras", "upscale_models", "embeddings", "vae_approx", "configs",
+                 "diffusion_models", "text_encoders")
+# ComfyUI's older folder names: their models/ directories are searched too, after the new one.
+LEGACY_SUBDIRS = {"diffusion_models": ("unet",), "text_encoders": ("clip",)}
 MODEL_EXTENSIONS = frozenset({".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".pt2"})
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 FOLDER_EXTENSIONS = {"configs": frozenset({".yaml", ".yml", ".json"}), "input_images": IMAGE_EXTENSIONS}
 # Names other tools use in extra_model_paths.yaml for our folders.
 FOLDER_ALIASES = {"lora": "loras", "upscale": "upscale_models", "embedding": "embeddings",
-                  "checkpoint": "checkpoints", "Stable-diffusion": "checkpoints"}
+                  "checkpoint": "checkpoints", "Stable-diffusion": "checkpoints",
+                  "unet": "diffusion_models", "clip": "text_encoders"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 log = logging.getLogger(__name__)
 # The OS limits (Linux/macOS): NAME_MAX per component, PATH_MAX (less its NUL) for a whole path.
@@ -84,19 +88,31 @@ def safe_join(root: str | Path, *parts: str) -> Path:
     return target
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON through a temp file in the same folder + os.replace: readers (and a crash
-    mid-write) see the old file or the new one, never half of one. Raises OSError."""
+def write_bytes_atomic(path: str | Path, data: bytes, *, overwrite: bool = True) -> None:
+    """Write through a temp file in the same folder, fsync it, then put it in place: readers (and a
+    crash mid-write) see the old file or the new one, never half of one. With ``overwrite=False``
+    an existing file is left alone and FileExistsError raised (a hard link claims the name
+    atomically). Raises OSError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".lg-write-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """`write_bytes_atomic` of ``data`` as indented JSON. Raises OSError."""
+    write_bytes_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
 
 
 _UNLISTABLE: set[str] = set()  # folders already reported (listings run on every /object_info)
@@ -179,7 +195,9 @@ class Paths:
         """The directories searched for `folder`, the models_dir one first."""
         if folder == "input_images":
             return [self.input_dir]
-        dirs = [self.models_dir / folder] + [Path(d) for d in self.extra_model_paths.get(folder, [])]
+        folder = FOLDER_ALIASES.get(folder, folder)
+        dirs = [self.models_dir / folder] + [self.models_dir / d for d in LEGACY_SUBDIRS.get(folder, ())]
+        dirs += [Path(d) for d in self.extra_model_paths.get(folder, [])]
         unique: list[Path] = []
         for d in dirs:
             if d not in unique:

@@ -181,6 +181,10 @@ class JobQueue:
         """The full stored record of a job (any state), or None."""
         return self.store.get(prompt_id)
 
+    def list_jobs(self, statuses: Iterable[str], **options: Any) -> tuple[list[Job], int]:
+        """A page of jobs in the given store states and their total: `JobStore.list_jobs`."""
+        return self.store.list_jobs(statuses, **options)
+
     def delete(self, prompt_ids: Iterable[str]) -> list[str]:
         """Cancel pending jobs; running or finished ids are ignored. Returns the ids cancelled."""
         ids = self.store.cancel(_id_list(prompt_ids))

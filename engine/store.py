@@ -408,6 +408,28 @@ class JobStore:
         rows = self._query(sql, (*FINISHED, -1 if limit is None else int(limit), max(0, int(offset))))
         return [_row_to_job(r) for r in reversed(rows)]
 
+    def list_jobs(self, statuses: Iterable[str], *, workflow_id: str | None = None, by_duration: bool = False,
+                  descending: bool = True, limit: int | None = None, offset: int = 0) -> tuple[list[Job], int]:
+        """One page of the jobs in ``statuses`` and how many there are in all (GET /api/jobs).
+
+        Ordered by submission time, or by run time (finished − started; 0 for jobs that have not
+        finished), ties in submission order; ``workflow_id`` keeps the jobs whose
+        ``extra_data.extra_pnginfo.workflow.id`` equals it."""
+        states = [s for s in dict.fromkeys(statuses) if s in STATUSES]
+        if not states:
+            return [], 0
+        where = f"status IN ({','.join('?' * len(states))})"
+        args: list[Any] = list(states)
+        if workflow_id is not None:
+            where += " AND json_extract(extra_data, '$.extra_pnginfo.workflow.id') = ?"
+            args.append(workflow_id)
+        key = "COALESCE(finished - started, 0)" if by_duration else "created"
+        way = "DESC" if descending else "ASC"
+        total = int(self._query(f"SELECT COUNT(*) AS n FROM jobs WHERE {where}", args)[0]["n"])
+        rows = self._query(f"SELECT * FROM jobs WHERE {where} ORDER BY {key} {way}, seq {way} LIMIT ? OFFSET ?",
+                           (*args, -1 if limit is None else max(0, int(limit)), max(0, int(offset))))
+        return [_row_to_job(r) for r in rows], total
+
 
 def _trim(conn: sqlite3.Connection, keep: int) -> int:
     """Delete finished jobs older than the newest ``keep`` (ComfyUI keeps 10,000)."""

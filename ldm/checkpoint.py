@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ldm.configs import (SCALE_FACTORS, TEXT_ENCODER_LAYOUTS, ModelConfig, UNetConfig,
+from ldm.configs import (PREDICTIONS, SCALE_FACTORS, TEXT_ENCODER_LAYOUTS, ModelConfig, UNetConfig,
                          VAEConfig, default_norm_groups)
+from ldm.unsupported import refusal, unsupported_layout
 
 if TYPE_CHECKING:
     from ldm.clip import TextEncoder
@@ -220,6 +221,9 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
                 metadata: dict[str, str] | None = None) -> tuple[str, UNetConfig]:
     """(family, UNetConfig) read from the `model.diffusion_model.*` shapes."""
     metadata = metadata or {}
+    found = unsupported_layout(sd, UNET_PREFIX)
+    if found:
+        raise CheckpointError(refusal(found))
     conv_in = sd.get(UNET_PREFIX + "input_blocks.0.0.weight")
     if conv_in is None or UNET_PREFIX + "out.2.weight" not in sd:
         raise CheckpointError(f"not a Stable Diffusion checkpoint: no UNet "
@@ -234,10 +238,16 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
                     k.endswith(".proj_in.weight")), None)
     label = sd.get(UNET_PREFIX + "label_emb.0.0.weight")
     adm = label.shape[1] if label is not None else None
-    family = family or _family(sd, context_dim, adm)
+    # A UNet-only file of non-standard size cannot show its family; metadata may name it.
+    family = family or metadata.get("latentgraph.family") or _family(sd, context_dim, adm)
+    if family not in SCALE_FACTORS and family is not None:
+        raise CheckpointError(f"unknown family {family!r}; expected one of {sorted(SCALE_FACTORS)}")
     if family is None:
         raise CheckpointError(f"unknown checkpoint layout (UNet context {context_dim}, adm {adm}, no "
                               f"known text encoder); keys: {_prefix_summary(sd)}")
+    if family in ("sd1", "sd2") and adm is not None:
+        raise CheckpointError(refusal(f"{family.upper()} UNet with a label_emb of {adm} features "
+                                      "(unCLIP-style image conditioning)"))
     heads, head_ch = _heads(family, mc, metadata)
     groups = int(metadata.get("latentgraph.norm_groups", default_norm_groups(mc)))
     cfg = UNetConfig(in_channels=in_ch, out_channels=sd[UNET_PREFIX + "out.2.weight"].shape[0],
@@ -292,8 +302,8 @@ def detect(sd: dict[str, Tensor], *, metadata: dict[str, str] | None = None,
     family, unet = detect_unet(sd, family, metadata)
     if prediction is None:
         prediction = _detect_prediction(sd, family, unet)
-    if prediction not in ("eps", "v"):
-        raise CheckpointError(f"prediction must be 'eps' or 'v', got {prediction!r}")
+    if prediction not in PREDICTIONS:
+        raise CheckpointError(f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}")
     factors, bias = _preview_factors(metadata or {}, unet.out_channels)
     return ModelConfig(family=family, prediction=prediction, inpaint=unet.in_channels == 9,
                        unet=unet, vae=detect_vae(sd, metadata),
@@ -355,9 +365,11 @@ def build_module(cls, cfg, weights: dict[str, Tensor], what: str) -> torch.nn.Mo
 
 
 def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: str | None = None,
-                    output_vae: bool = True, output_clip: bool = True
+                    output_vae: bool = True, output_clip: bool = True, adjust=None
                     ) -> tuple["DiffusionModel", "TextEncoder | None", "VAE | None"]:
-    """(DiffusionModel, TextEncoder|None, VAE|None) from a single-file checkpoint."""
+    """(DiffusionModel, TextEncoder|None, VAE|None) from a single-file checkpoint. `adjust(config)
+    -> (config, ModelSampling)` may change the detected config before the modules are built
+    (CheckpointLoader's YAML, ldm.yaml_config)."""
     from ldm import devices
     from ldm.model import DiffusionModel
     from ldm.model_sampling import ModelSampling
@@ -366,6 +378,9 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
 
     sd = load_state_dict(path)
     config = detect(sd, metadata=read_metadata(path), family=family, prediction=prediction)
+    sampling = ModelSampling(config.prediction)
+    if adjust is not None:
+        config, sampling = adjust(config)
     if output_vae and config.vae is None:
         raise CheckpointError(f"{Path(path).name} has no VAE (first_stage_model.*); "
                               "load one with a VAE loader")
@@ -390,6 +405,6 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
         if reader is not None:
             reader.close()
     del sd
-    model = DiffusionModel(unet, config, ModelSampling(config.prediction))
+    model = DiffusionModel(unet, config, sampling)
     return model, clip, vae
 

@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass, field, replace
 
 FAMILIES = ("sd1", "sd2", "sdxl", "sdxl_refiner")
-PREDICTIONS = ("eps", "v")
+# What the UNet outputs: noise (eps), velocity (v, Salimans & Ho 2022) or the clean latent (x0,
+# LDM configs' `parameterization: "x0"`).
+PREDICTIONS = ("eps", "v", "x0")
 
 # Text-encoder layouts per family, in the names `ldm.tiny_text` and `ldm.clip` use.
 TEXT_ENCODER_LAYOUTS = {

@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ldm.configs import PREDICTIONS
+
 __all__ = ["ModelSampling"]
 
-PREDICTIONS = ("eps", "v")
 
 
 def _bcast(sigma: Tensor | float, like: Tensor) -> Tensor:
@@ -25,7 +26,7 @@ def _bcast(sigma: Tensor | float, like: Tensor) -> Tensor:
 
 
 class ModelSampling:
-    """Sigma table and the eps/v ↔ x0 conversions of one discrete-time diffusion model."""
+    """Sigma table and the eps/v/x0 → x0 conversions of one discrete-time diffusion model."""
 
     def __init__(self, prediction: str = "eps", linear_start: float = 0.00085,
                  linear_end: float = 0.012, timesteps: int = 1000) -> None:
@@ -86,7 +87,9 @@ class ModelSampling:
         return x / (s * s + 1.0) ** 0.5
 
     def calculate_denoised(self, sigma: Tensor | float, model_output: Tensor, x: Tensor) -> Tensor:
-        """x0 from the UNet output: eps → x − σ·eps; v → x/(σ²+1) − v·σ/√(σ²+1)."""
+        """x0 from the UNet output: eps → x − σ·eps; v → x/(σ²+1) − v·σ/√(σ²+1); x0 → the output."""
+        if self.prediction == "x0":
+            return model_output
         s = _bcast(sigma, model_output)
         if self.prediction == "eps":
             return x - model_output * s

@@ -9,7 +9,7 @@ patches are applied exactly for the duration of sampling.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -121,12 +121,15 @@ def sample(model: Any, *, noise: Tensor | None, latent: Tensor, positive: list, 
            sampler_name: str, scheduler: str, steps: int, seed: int, denoise: float = 1.0,
            start_step: int | None = None, last_step: int | None = None, force_full_denoise: bool = True,
            disable_noise: bool = False, noise_mask: Tensor | None = None,
-           callback: Callable[[int, int, Tensor], Any] | None = None) -> Tensor:
+           callback: Callable[[int, int, Tensor], Any] | None = None,
+           sampler_options: Mapping[str, Any] | None = None) -> Tensor:
     """KSampler / KSamplerAdvanced: denoise a raw latent and return the raw result.
 
     noise: from prepare_noise (None → prepare_noise(latent, seed)); disable_noise → zeros
     (KSamplerAdvanced add_noise=disable). callback(step, total, x0) gets the 0-based step index and
     the model-space x0 at every step; an exception raised from it propagates (interrupt).
+    sampler_options: keyword arguments for the sampler function over its table row's `options`
+    (e.g. {"eta": 0.3} for ddim_eta); the KSampler nodes pass none.
     """
     get_spec(sampler_name)  # unknown names fail before any work
     sigmas = ksampler_sigmas(model.sampling, scheduler, sampler_name, steps, denoise, start_step, last_step,
@@ -138,18 +141,19 @@ def sample(model: Any, *, noise: Tensor | None, latent: Tensor, positive: list, 
         return CFGDenoiser(model, positive, negative, cfg, latent_image=latent_in, denoise_mask=mask)
 
     return sample_sigmas(model, guide, noise=noise, latent=latent, sigmas=sigmas, sampler_name=sampler_name,
-                         seed=seed, noise_mask=noise_mask, callback=callback)
+                         seed=seed, sampler_options=sampler_options, noise_mask=noise_mask, callback=callback)
 
 
 def sample_sigmas(model: Any, make_denoiser: Callable[[Tensor, Tensor | None], Callable], *, noise: Tensor | None,
                   latent: Tensor, sigmas: Tensor, sampler_name: str, seed: int,
-                  sampler_options: dict | None = None, noise_mask: Tensor | None = None,
+                  sampler_options: Mapping[str, Any] | None = None, noise_mask: Tensor | None = None,
                   callback: Callable[[int, int, Tensor], Any] | None = None) -> Tensor:
     """Sample a raw latent over a given sigma list (KSampler and the custom-sampling nodes share it).
 
     make_denoiser(latent_in, mask) builds the guided `denoiser(x, sigma) -> x0` (latent_in: the
-    model-space input latent, mask: the prepared noise mask or None); sampler_options are passed to
-    the sampler function (eta, s_noise, ...). An empty sigma list returns the input latent.
+    model-space input latent, mask: the prepared noise mask or None); sampler_options override the
+    table row's `options` for the sampler function (eta, s_noise, ...). An empty sigma list returns
+    the input latent.
     """
     spec = get_spec(sampler_name)
     if sigmas.numel() == 0:
@@ -168,7 +172,7 @@ def sample_sigmas(model: Any, make_denoiser: Callable[[Tensor, Tensor | None], C
 
 
 def _run(model: Any, spec: SamplerSpec, denoiser: Callable, sigmas: Tensor, noise: Tensor, latent_in: Tensor,
-         mask: Tensor | None, seed: int, callback: Callable | None, options: dict) -> Tensor:
+         mask: Tensor | None, seed: int, callback: Callable | None, sampler_options: Mapping[str, Any]) -> Tensor:
     ms = model.sampling
     sigma_max, sigma0 = float(ms.sigma_max), float(sigmas[0])
     max_denoise = math.isclose(sigma_max, sigma0, rel_tol=1e-5) or sigma0 > sigma_max
@@ -177,8 +181,10 @@ def _run(model: Any, spec: SamplerSpec, denoiser: Callable, sigmas: Tensor, nois
         denoiser = _inpaint_denoiser(denoiser, ms, mask, keep_noise, latent_in)
     x = ms.noise_scaling(sigmas[0], noise, latent_in, max_denoise)
     report = _step_callback(callback, len(sigmas) - 1)
-    opts = {"model_sampling": ms} if spec.needs_model_sampling else {}
-    x = spec.fn(denoiser, x, sigmas, extra_args={}, callback=report, seed=seed, **opts, **options)
+    opts = {**spec.options, **sampler_options}
+    if spec.needs_model_sampling:
+        opts["model_sampling"] = ms
+    x = spec.fn(denoiser, x, sigmas, extra_args={}, callback=report, seed=seed, **opts)
     # No blend of the known region afterwards: like ComfyUI, only the denoiser's input and output
     # are masked, so the sampler's own last state is the result (soft masks and leftover noise too).
     return ms.inverse_noise_scaling(sigmas[-1], x)

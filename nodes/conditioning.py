@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from nodes.memory import encode_fitting
 from nodes.registry import Boolean, Combo, Float, In, Int, Out, String, node
 
 MAX_RES = 16384
@@ -275,8 +276,8 @@ class InpaintModelConditioning:
         m = mask_for_pixels(mask, pixels)
         pixels = crop_to_multiple(pixels[..., :3], f)
         m = crop_to_multiple(m.movedim(1, -1), f).movedim(-1, 1)
-        orig = vae.encode(pixels)
-        concat = vae.encode(grey_out(pixels, m))
+        orig = encode_fitting(ctx, vae, pixels)
+        concat = encode_fitting(ctx, vae, grey_out(pixels, m))
         latent = {"samples": orig}
         if noise_mask:
             latent["noise_mask"] = m

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, ImageSequence
 from engine.formats.png import write_png
 from engine.paths import safe_join
 from ldm import image_ops as ops
+from nodes.memory import ensure_image_fits, ensure_resize_fits
 from nodes.registry import Combo, Float, In, Int, NodeOutput, Out, String, files, node
 
 MAX_RES = 16384
@@ -231,7 +232,18 @@ class ImageScale:
     OUTPUTS = [Out("IMAGE")]
 
     def run(self, ctx, image, upscale_method, width, height, crop):
+        h, w = image.shape[1], image.shape[2]
+        tw = width or max(1, round(w * height / h))
+        th = height or max(1, round(h * width / w))
+        _check_resize(ctx, image, tw, th, upscale_method, "width")
         return (ops.resize_image(image, width, height, upscale_method, crop),)
+
+
+def _check_resize(ctx, image: torch.Tensor, width: int, height: int, method: str, input_name: str) -> None:
+    """IMAGE resizes work channel-first: the input moved, the output, the method's temporaries."""
+    b, h, w, c = image.shape
+    ensure_resize_fits(ctx, (b, c, h, w), width, height, method, input_name=input_name,
+                       what="resizing the image")
 
 
 @node("image/upscaling", display_name="Upscale Image By")
@@ -243,8 +255,9 @@ class ImageScaleBy:
     OUTPUTS = [Out("IMAGE")]
 
     def run(self, ctx, image, upscale_method, scale_by):
-        w, h = round(image.shape[2] * scale_by), round(image.shape[1] * scale_by)
-        return (ops.resize_image(image, max(1, w), max(1, h), upscale_method),)
+        w, h = max(1, round(image.shape[2] * scale_by)), max(1, round(image.shape[1] * scale_by))
+        _check_resize(ctx, image, w, h, upscale_method, "scale_by")
+        return (ops.resize_image(image, w, h, upscale_method),)
 
 
 @node("image/upscaling", display_name="Scale Image to Total Pixels")
@@ -258,8 +271,9 @@ class ImageScaleToTotalPixels:
     def run(self, ctx, image, upscale_method, megapixels):
         total = int(megapixels * 1024 * 1024)
         scale = math.sqrt(total / (image.shape[2] * image.shape[1]))
-        w, h = round(image.shape[2] * scale), round(image.shape[1] * scale)
-        return (ops.resize_image(image, max(1, w), max(1, h), upscale_method),)
+        w, h = max(1, round(image.shape[2] * scale)), max(1, round(image.shape[1] * scale))
+        _check_resize(ctx, image, w, h, upscale_method, "megapixels")
+        return (ops.resize_image(image, w, h, upscale_method),)
 
 
 @node("image", display_name="Invert Image")
@@ -296,6 +310,11 @@ class ImagePadForOutpaint:
     OUTPUTS = [Out("IMAGE"), Out("MASK")]
 
     def run(self, ctx, image, left, top, right, bottom, feathering):
+        b, h, w, c = image.shape
+        # the padded image and its mask, plus the feathering's distance maps
+        ensure_image_fits(ctx, b, h + top + bottom, w + left + right, c + 4, copies=1,
+                          input_name="left" if left + right >= top + bottom else "top",
+                          what="padding the image")
         return ops.outpaint_pad(image, left, top, right, bottom, feathering)
 
 

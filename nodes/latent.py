@@ -8,6 +8,9 @@ from __future__ import annotations
 import torch
 
 from ldm import image_ops as ops
+from ldm import memory
+from nodes.memory import ensure_fits, ensure_resize_fits
+from ldm import pixel_ops
 from nodes.registry import Boolean, Combo, Float, In, Int, Out, node
 
 MAX_RES = 16384
@@ -36,7 +39,11 @@ class EmptyLatentImage:
     OUTPUTS = [Out("LATENT", tooltip="The empty latent image batch.")]
 
     def run(self, ctx, width, height, batch_size):
-        return ({"samples": torch.zeros([batch_size, 4, height // 8, width // 8])},)
+        shape = [batch_size, 4, height // 8, width // 8]
+        ensure_fits(ctx, memory.tensor_bytes(shape) + memory.FIXED_OVERHEAD,
+                    input_name="batch_size" if batch_size > 1 else "width",
+                    what=f"an empty {width}×{height} latent batch of {batch_size}")
+        return ({"samples": torch.zeros(shape)},)
 
 
 def _target_size(samples: torch.Tensor, width: int, height: int) -> tuple[int, int]:
@@ -68,6 +75,8 @@ class LatentUpscale:
 
     def run(self, ctx, samples, upscale_method, width, height, crop):
         w, h = _target_size(samples["samples"], width, height)
+        ensure_resize_fits(ctx, samples["samples"].shape, w, h, upscale_method, input_name="width",
+                           what="upscaling the latent")
         out = ops.resize(samples["samples"], w, h, upscale_method, crop)
         return (_copy(samples, samples=out),)
 
@@ -85,8 +94,10 @@ class LatentUpscaleBy:
 
     def run(self, ctx, samples, upscale_method, scale_by):
         s = samples["samples"]
-        w, h = round(s.shape[-1] * scale_by), round(s.shape[-2] * scale_by)
-        return (_copy(samples, samples=ops.resize(s, max(1, w), max(1, h), upscale_method)),)
+        w, h = max(1, round(s.shape[-1] * scale_by)), max(1, round(s.shape[-2] * scale_by))
+        ensure_resize_fits(ctx, s.shape, w, h, upscale_method, input_name="scale_by",
+                           what="upscaling the latent")
+        return (_copy(samples, samples=ops.resize(s, w, h, upscale_method)),)
 
 
 @node("latent", display_name="Latent Composite")
@@ -184,6 +195,8 @@ class RepeatLatentBatch:
 
     def run(self, ctx, samples, amount):
         s = samples["samples"]
+        ensure_fits(ctx, amount * memory.tensor_bytes(s.shape) + memory.FIXED_OVERHEAD, input_name="amount",
+                    what=f"repeating a latent batch of {s.shape[0]} {amount} times")
         out = _copy(samples, samples=s.repeat((amount, 1, 1, 1)))
         mask = samples.get("noise_mask")
         if mask is not None and mask.shape[0] > 1:
@@ -261,3 +274,99 @@ class SetLatentNoiseMask:
 
     def run(self, ctx, samples, mask):
         return (_copy(samples, noise_mask=ops.mask_to_bchw(mask)),)
+
+
+# ------------------------------------------------------------------------ arithmetic (nodes_latent.py)
+@node("latent/advanced", display_name="LatentAdd")
+class LatentAdd:
+    """samples1 + samples2 (samples2 resized and repeated to samples1's shape)."""
+
+    INPUTS = [In("samples1", "LATENT"), In("samples2", "LATENT")]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples1, samples2):
+        a = samples1["samples"]
+        return (_copy(samples1, samples=a + pixel_ops.reshape_like(samples2["samples"], a)),)
+
+
+@node("latent/advanced", display_name="LatentSubtract")
+class LatentSubtract:
+    """samples1 − samples2 (samples2 resized and repeated to samples1's shape)."""
+
+    INPUTS = [In("samples1", "LATENT"), In("samples2", "LATENT")]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples1, samples2):
+        a = samples1["samples"]
+        return (_copy(samples1, samples=a - pixel_ops.reshape_like(samples2["samples"], a)),)
+
+
+@node("latent/advanced", display_name="LatentMultiply")
+class LatentMultiply:
+    """samples · multiplier."""
+
+    INPUTS = [In("samples", "LATENT"), Float("multiplier", 1.0, min=-10.0, max=10.0, step=0.01)]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples, multiplier):
+        return (_copy(samples, samples=samples["samples"] * multiplier),)
+
+
+@node("latent/advanced", display_name="LatentInterpolate")
+class LatentInterpolate:
+    """Mixes the per-pixel channel directions and magnitudes of two latents (ratio = share of samples1)."""
+
+    INPUTS = [In("samples1", "LATENT"), In("samples2", "LATENT"),
+              Float("ratio", 1.0, min=0.0, max=1.0, step=0.01)]
+    OUTPUTS = [Out("LATENT")]
+
+    def run(self, ctx, samples1, samples2, ratio):
+        a = samples1["samples"]
+        b = pixel_ops.reshape_like(samples2["samples"], a)
+        return (_copy(samples1, samples=pixel_ops.interpolate_latents(a, b, ratio)),)
+
+
+# ----------------------------------------------------------------------------- rebatching (lists)
+def _pieces(latent: dict, first_index: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    """One (samples [1,C,h,w], noise mask [1,1,8h,8w], batch index) per item of a LATENT."""
+    s = latent["samples"]
+    mask = latent.get("noise_mask")
+    if mask is None:
+        mask = torch.ones((1, 1, s.shape[2] * 8, s.shape[3] * 8))
+    mask = ops.mask_to_bchw(mask)
+    if mask.shape[-2:] != (s.shape[2] * 8, s.shape[3] * 8):
+        mask = torch.nn.functional.interpolate(mask, size=(s.shape[2] * 8, s.shape[3] * 8), mode="bilinear")
+    mask = ops.repeat_to_batch(mask, s.shape[0])
+    index = latent.get("batch_index") or [first_index + i for i in range(s.shape[0])]
+    return [(s[i:i + 1], mask[i:i + 1], index[i]) for i in range(s.shape[0])]
+
+
+def _join(group: list[tuple[torch.Tensor, torch.Tensor, int]]) -> dict:
+    out = {"samples": torch.cat([g[0] for g in group]), "batch_index": [g[2] for g in group]}
+    mask = torch.cat([g[1] for g in group])
+    if float(mask.mean()) != 1.0:  # an all-ones mask means "no mask": leave it out
+        out["noise_mask"] = mask
+    return out
+
+
+@node("latent/batch", display_name="Rebatch Latents")
+class RebatchLatents:
+    """Regroups a list of latent batches into batches of batch_size; a change of latent size
+    always starts a new batch. Batch indices (the noise seeds) and noise masks follow their items."""
+
+    INPUT_IS_LIST = True
+    INPUTS = [In("latents", "LATENT"), Int("batch_size", 1, min=1, max=4096)]
+    OUTPUTS = [Out("LATENT", is_list=True)]
+
+    def run(self, ctx, latents, batch_size):
+        size = (batch_size if isinstance(batch_size, list) else [batch_size])[0]
+        groups: list[list] = [[]]
+        seen = 0
+        for latent in latents if isinstance(latents, list) else [latents]:
+            for piece in _pieces(latent, seen):
+                current = groups[-1]
+                if current and (len(current) == size or current[0][0].shape[-2:] != piece[0].shape[-2:]):
+                    groups.append(current := [])
+                current.append(piece)
+            seen += latent["samples"].shape[0]
+        return ([_join(g) for g in groups if g],)

@@ -1,4 +1,5 @@
-"""Loader nodes: checkpoints, VAEs, LoRAs, upscale models, clip skip (ComfyUI names and inputs).
+"""Loader nodes: checkpoints (with or without a config YAML), separate UNet / text-encoder / VAE files,
+LoRAs, upscale models, clip skip (ComfyUI names and inputs).
 
 Loaded weights go through the engine's model cache keyed by (path, size, mtime, options), so two
 workflows that load the same file share one copy; LoRA loaders clone before patching, so the
@@ -10,8 +11,10 @@ from pathlib import Path
 
 from ldm.checkpoint import load_checkpoint
 from ldm.lora import load_lora, lora_patches
+from ldm.split_loaders import load_diffusion_model, load_text_encoders
 from ldm.upscale import load_upscale_model
 from ldm.vae_loader import load_vae
+from ldm.yaml_config import apply_model_yaml, read_model_yaml
 from nodes.registry import Combo, Float, In, Int, Out, files, node
 
 
@@ -57,20 +60,124 @@ class CheckpointLoaderSimple:
 
 @node("advanced/loaders", display_name="Load Checkpoint With Config (DEPRECATED)")
 class CheckpointLoader:
-    """Loads a checkpoint; the config file is accepted for old workflows but the architecture is
-    always read from the weights themselves."""
+    """Loads a checkpoint as its config YAML (models/configs) describes it: prediction type, latent
+    scale factor, noise schedule and attention heads from the YAML, checked against the weights."""
 
     INPUTS = [Combo("config_name", files("configs")), Combo("ckpt_name", files("checkpoints"))]
     OUTPUTS = [Out("MODEL"), Out("CLIP"), Out("VAE")]
 
     @classmethod
     def fingerprint(cls, ctx, config_name, ckpt_name):
-        return _stat_fingerprint(ctx, "checkpoints", ckpt_name)
+        return _stat_fingerprint(ctx, "checkpoints", ckpt_name) + _stat_fingerprint(ctx, "configs", config_name)
 
     def run(self, ctx, config_name, ckpt_name):
-        ctx.paths.model_path("configs", config_name)  # must exist, as ComfyUI requires
-        ctx.warn("CheckpointLoader: the config file is ignored; the architecture is detected from the weights")
-        return CheckpointLoaderSimple().run(ctx, ckpt_name)
+        config_path = ctx.paths.model_path("configs", config_name)
+        yml = read_model_yaml(config_path)
+        model, clip, vae = cached_load(
+            ctx, "checkpoints", ckpt_name, "checkpoint_with_config",
+            lambda p: load_checkpoint(p, adjust=lambda c: apply_model_yaml(yml, c)),
+            *file_key(config_path))
+        if clip is not None:
+            clip = _clip_with_embeddings(ctx, clip)
+            if yml.clip_layer is not None and yml.clip_layer < 0:  # ComfyUI applies layer_idx
+                clip.set_clip_skip(yml.clip_layer)
+            elif yml.clip_layer is not None:
+                ctx.warn(f"{config_name}: layer_idx {yml.clip_layer} ignored (only negative indices)")
+        return (model, clip, vae)
+
+
+WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
+# ComfyUI 0.3.64's text-encoder recipes; only the Stable Diffusion ones are ours to run.
+CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart",
+              "cosmos", "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image",
+              "hunyuan_image"]
+DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"]
+CLIP_DEVICES = ["default", "cpu"]
+
+
+def _check_clip_type(node: str, clip_type: str, supported: str, what: str) -> None:
+    if clip_type != supported:
+        raise ValueError(f"{node}: type {clip_type!r} is not supported - only {supported!r} "
+                         f"({what}); the text encoders of other model families are not implemented")
+
+
+def _check_device(ctx, device: str) -> None:
+    """device=cpu keeps ComfyUI's text encoder off the GPU; ours runs where the models run."""
+    from ldm import devices
+
+    if device == "cpu" and devices.get_device().type != "cpu":
+        ctx.warn("device 'cpu' is not honoured: the text encoder runs on " + str(devices.get_device()))
+
+
+def _clip_with_embeddings(ctx, clip):
+    """A clone whose textual-inversion folders are this server's (the cached encoder stays as is)."""
+    clip = clip.clone()
+    clip.embedding_dirs = [str(d) for d in ctx.paths.folder_dirs("embeddings")]
+    return clip
+
+
+@node("advanced/loaders", display_name="Load Diffusion Model")
+class UNETLoader:
+    """Loads a diffusion model (UNet) stored on its own, as in models/diffusion_models or models/unet.
+
+    fp8 weight types save GPU memory in ComfyUI; here the weights are kept in the compute type
+    (float32 on the CPU), so every option gives the same image."""
+
+    INPUTS = [Combo("unet_name", files("diffusion_models")), Combo("weight_dtype", WEIGHT_DTYPES)]
+    OUTPUTS = [Out("MODEL")]
+
+    @classmethod
+    def fingerprint(cls, ctx, unet_name, **_):
+        return _stat_fingerprint(ctx, "diffusion_models", unet_name)
+
+    def run(self, ctx, unet_name, weight_dtype):
+        if weight_dtype != "default":
+            ctx.warn(f"UNETLoader: weight_dtype {weight_dtype} is not used; the weights are kept in "
+                     "the compute type (float32 on the CPU)")
+        return (cached_load(ctx, "diffusion_models", unet_name, "unet", load_diffusion_model),)
+
+
+@node("advanced/loaders", display_name="Load CLIP")
+class CLIPLoader:
+    """Loads one text encoder file. type stable_diffusion: CLIP-L (SD1.x), OpenCLIP ViT-H (SD2.x)
+    or bigG (SDXL refiner), told apart by the file; other types are refused."""
+
+    INPUTS = [Combo("clip_name", files("text_encoders")), Combo("type", CLIP_TYPES),
+              Combo("device", CLIP_DEVICES, optional=True)]
+    OUTPUTS = [Out("CLIP")]
+
+    @classmethod
+    def fingerprint(cls, ctx, clip_name, **_):
+        return _stat_fingerprint(ctx, "text_encoders", clip_name)
+
+    def run(self, ctx, clip_name, type, device="default"):  # noqa: A002 (ComfyUI's input name)
+        _check_clip_type("CLIPLoader", type, "stable_diffusion",
+                         "SD1.x CLIP-L, SD2.x OpenCLIP ViT-H, SDXL refiner bigG")
+        _check_device(ctx, device)
+        clip = cached_load(ctx, "text_encoders", clip_name, "clip", lambda p: load_text_encoders([p]))
+        return (_clip_with_embeddings(ctx, clip),)
+
+
+@node("advanced/loaders", display_name="DualCLIPLoader")
+class DualCLIPLoader:
+    """Loads two text encoder files; type sdxl: CLIP-L + OpenCLIP bigG (either order)."""
+
+    INPUTS = [Combo("clip_name1", files("text_encoders")), Combo("clip_name2", files("text_encoders")),
+              Combo("type", DUAL_CLIP_TYPES), Combo("device", CLIP_DEVICES, optional=True)]
+    OUTPUTS = [Out("CLIP")]
+
+    @classmethod
+    def fingerprint(cls, ctx, clip_name1, clip_name2, **_):
+        return _stat_fingerprint(ctx, "text_encoders", clip_name1) + \
+            _stat_fingerprint(ctx, "text_encoders", clip_name2)
+
+    def run(self, ctx, clip_name1, clip_name2, type, device="default"):  # noqa: A002
+        _check_clip_type("DualCLIPLoader", type, "sdxl", "SDXL CLIP-L + bigG")
+        _check_device(ctx, device)
+        second = ctx.paths.model_path("text_encoders", clip_name2)
+        clip = cached_load(ctx, "text_encoders", clip_name1, "clip_pair",
+                           lambda p: load_text_encoders([p, second]), *file_key(second))
+        return (_clip_with_embeddings(ctx, clip),)
 
 
 @node("loaders", display_name="Load VAE")

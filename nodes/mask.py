@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ldm import image_ops as ops
+from nodes.memory import ensure_image_fits
 from nodes.registry import Boolean, Combo, Float, In, Int, Out, node
 
 MAX_RES = 16384
@@ -23,6 +24,7 @@ class SolidMask:
     OUTPUTS = [Out("MASK")]
 
     def run(self, ctx, value, width, height):
+        ensure_image_fits(ctx, 1, height, width, 1, copies=1, input_name="width", what="a solid mask")
         return (torch.full((1, height, width), float(value), dtype=torch.float32),)
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import torch
 
+from ldm import devices, memory
 from ldm.preview import find_taesd_decoder, load_taesd_decoder, preview_jpeg
 from ldm.sample import SAMPLER_NAMES, SCHEDULER_NAMES, prepare_noise, sample
 from nodes.loaders import file_key
+from nodes.memory import ensure_fits
 from nodes.registry import Combo, Float, In, Int, Out, node
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
@@ -65,10 +67,30 @@ def preview_callback(ctx, model):
     return callback
 
 
+def check_sampling_memory(ctx, model, samples, cfg: float, positive: list, negative: list) -> None:
+    """Refuses (NodeError on latent_image) a sampling step that cannot fit on the compute device:
+    the UNet forward on the CFG batch at this latent size, plus the weights on a GPU."""
+    unet_config = getattr(getattr(model, "config", None), "unet", None)
+    if unet_config is None:  # a MODEL stand-in without an LDM UNet: nothing to size it by
+        return
+    device = devices.get_device()
+    dtype = devices.compute_dtype(device)
+    tokens = max([c.shape[1] for c, _ in positive + negative if hasattr(c, "shape")] or [77])
+    b, _, h, w = samples.shape
+    needed = memory.sampling_bytes(unet_config, b, h, w, cfg_scale=cfg, dtype=dtype,
+                                   context_tokens=tokens, device=device)
+    unet = getattr(model, "unet", None)
+    if unet is not None and devices.module_device(unet).type != device.type:  # moved there to sample
+        needed += sum(p.numel() for p in unet.parameters()) * dtype.itemsize
+    ensure_fits(ctx, needed, input_name="latent_image", device=device,
+                what=f"sampling a {w}×{h} latent (batch {b}, {w * 8}×{h * 8} pixels)")
+
+
 def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
                 denoise=1.0, disable_noise=False, start_step=None, last_step=None, force_full_denoise=True):
     """The shared body of both samplers: returns the new LATENT dict."""
     samples = latent["samples"]
+    check_sampling_memory(ctx, model, samples, cfg, positive, negative)
     if disable_noise:
         noise = torch.zeros(samples.shape, dtype=samples.dtype, device="cpu")
     else:

@@ -6,6 +6,7 @@ import math
 import torch
 
 from nodes.conditioning import check_mask_size, crop_to_multiple, grey_out, mask_for_pixels
+from nodes.memory import decode_fitting, encode_fitting, ensure_tiled_fits
 from nodes.registry import In, Int, Out, node
 
 
@@ -29,7 +30,7 @@ class VAEDecode:
     def run(self, ctx, samples, vae):
         if vae is None:
             raise ValueError("input 'vae': the checkpoint has no VAE; load one with Load VAE")
-        return (vae.decode(samples["samples"]),)
+        return (decode_fitting(ctx, vae, samples["samples"]),)
 
 
 @node("_for_testing", display_name="VAE Decode (Tiled)")
@@ -41,6 +42,7 @@ class VAEDecodeTiled:
 
     def run(self, ctx, samples, vae, tile_size, overlap, temporal_size=64, temporal_overlap=8):
         overlap = min(overlap, tile_size // 4)
+        ensure_tiled_fits(ctx, vae, samples["samples"].shape, tile_size, overlap, decode=True)
         return (vae.decode_tiled(samples["samples"], tile=tile_size, overlap=overlap),)
 
 
@@ -53,7 +55,7 @@ class VAEEncode:
 
     def run(self, ctx, pixels, vae):
         pixels = crop_to_multiple(pixels, vae.downscale_ratio)
-        return ({"samples": vae.encode(pixels[..., :3])},)
+        return ({"samples": encode_fitting(ctx, vae, pixels[..., :3])},)
 
 
 @node("_for_testing", display_name="VAE Encode (Tiled)")
@@ -65,6 +67,7 @@ class VAEEncodeTiled:
 
     def run(self, ctx, pixels, vae, tile_size, overlap, temporal_size=64, temporal_overlap=8):
         pixels = crop_to_multiple(pixels, vae.downscale_ratio)
+        ensure_tiled_fits(ctx, vae, pixels.shape, tile_size, overlap, decode=False)
         return ({"samples": vae.encode_tiled(pixels[..., :3], tile=tile_size, overlap=overlap)},)
 
 
@@ -93,5 +96,5 @@ class VAEEncodeForInpaint:
         pixels = crop_to_multiple(pixels[..., :3], f)
         m = crop_to_multiple(m.movedim(1, -1), f).movedim(-1, 1)
         grown = grow(m, grow_mask_by)
-        latent = vae.encode(grey_out(pixels, m))
+        latent = encode_fitting(ctx, vae, grey_out(pixels, m))
         return ({"samples": latent, "noise_mask": grown.round()},)

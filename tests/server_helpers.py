@@ -282,3 +282,25 @@ def wait_history(client: Any, prompt_id: str, timeout: float = 60.0) -> dict:
     raise TimeoutError(f"{prompt_id} not in history after {timeout}s")
 
 
+
+
+def wait_idle(client: Any, timeout: float = 60.0) -> None:
+    """Poll GET /prompt until nothing is queued or running (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get("/prompt")
+        if r.status_code == 200 and r.json()["exec_info"]["queue_remaining"] == 0:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"queue not empty after {timeout}s")
+
+
+def peak_rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) of a process in MB, from /proc/PID/status (VmRSS, VmHWM)."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)

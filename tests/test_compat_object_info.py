@@ -13,6 +13,8 @@ conversion of nodes_mask.py) the table leaves it out rather than guess.
 """
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from engine.formats.comfy_ui import ui_to_prompt
@@ -30,6 +32,7 @@ CROP = ["disabled", "center"]
 # markers (not type names: SAMPLER is also a socket type) for the sampler/scheduler combos checked below
 SAMPLER = object()
 SCHEDULER = object()
+ANY_COMBO = "ANY_COMBO"  # a combo whose options depend on the machine (e.g. the .latent files in input/)
 
 # ComfyUI 0.3.64 comfy/samplers.py: KSAMPLER_NAMES + ["ddim", "uni_pc", "uni_pc_bh2"], and the
 # SCHEDULER_HANDLERS order.
@@ -63,10 +66,11 @@ def FLOAT(name, default, lo, hi, step=None, **extra):
     return I(name, "FLOAT", **opts)
 
 
-def N(category, display, inputs, outputs, names=None, optional=(), output_node=False, description=None):
+def N(category, display, inputs, outputs, names=None, optional=(), output_node=False, description=None,
+      is_list=None):
     return {"category": category, "display": display, "inputs": inputs, "optional": list(optional),
             "outputs": outputs, "names": names or list(outputs), "output_node": output_node,
-            "description": description}
+            "description": description, "is_list": is_list or [False] * len(outputs)}
 
 
 LORA_STRENGTH = dict(default=1.0, min=-100.0, max=100.0, step=0.01)
@@ -88,6 +92,19 @@ EXPECTED = {
     "CheckpointLoader": N("advanced/loaders", "Load Checkpoint With Config (DEPRECATED)",
                           [I("config_name", FILES), I("ckpt_name", FILES)], ["MODEL", "CLIP", "VAE"]),
     "VAELoader": N("loaders", "Load VAE", [I("vae_name", FILES)], ["VAE"]),
+    "UNETLoader": N("advanced/loaders", "Load Diffusion Model",
+                    [I("unet_name", FILES), I("weight_dtype", ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"])],
+                    ["MODEL"]),
+    "CLIPLoader": N("advanced/loaders", "Load CLIP",
+                    [I("clip_name", FILES),
+                     I("type", ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv",
+                                "pixart", "cosmos", "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2",
+                                "qwen_image", "hunyuan_image"])],
+                    ["CLIP"], optional=[I("device", ["default", "cpu"])]),
+    "DualCLIPLoader": N("advanced/loaders", "DualCLIPLoader",
+                        [I("clip_name1", FILES), I("clip_name2", FILES),
+                         I("type", ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"])],
+                        ["CLIP"], optional=[I("device", ["default", "cpu"])]),
     "LoraLoader": N("loaders", "Load LoRA",
                     [I("model", "MODEL"), I("clip", "CLIP"), I("lora_name", FILES),
                      I("strength_model", "FLOAT", **LORA_STRENGTH), I("strength_clip", "FLOAT", **LORA_STRENGTH)],
@@ -377,6 +394,68 @@ EXPECTED = {
     "CropMask": N("mask", "CropMask",
                   [I("mask", "MASK"), MASK_XY("x", 0), MASK_XY("y", 0), INT("width", 512, 1, MAXRES, 1),
                    INT("height", 512, 1, MAXRES, 1)], ["MASK"]),
+    # ---- utility nodes (nodes_primitive.py, nodes_preview_any.py, nodes_images.py, nodes_mask.py,
+    # nodes_compositing.py, nodes_morphology.py, nodes_post_processing.py, nodes_latent.py,
+    # nodes_rebatch.py; EmptyImage, SaveLatent, LoadLatent from nodes.py)
+    "PrimitiveInt": N("utils/primitive", "Int",
+                      [I("value", "INT", min=-sys.maxsize, max=sys.maxsize, control_after_generate=True)], ["INT"]),
+    "PrimitiveFloat": N("utils/primitive", "Float", [I("value", "FLOAT", min=-sys.maxsize, max=sys.maxsize, step=0.1)],
+                        ["FLOAT"]),
+    "PrimitiveString": N("utils/primitive", "String", [I("value", "STRING")], ["STRING"]),
+    "PrimitiveStringMultiline": N("utils/primitive", "String (Multiline)", [I("value", "STRING", multiline=True)],
+                                  ["STRING"]),
+    "PrimitiveBoolean": N("utils/primitive", "Boolean", [I("value", "BOOLEAN")], ["BOOLEAN"]),
+    "PreviewAny": N("utils", "Preview Any", [I("source", "*")], [], output_node=True),
+    "GetImageSize": N("image", "Get Image Size", [I("image", "IMAGE")], ["INT", "INT", "INT"],
+                      names=["width", "height", "batch_size"],
+                      description="Returns width and height of the image, and passes it through unchanged."),
+    "ImageCompositeMasked": N("image", "ImageCompositeMasked",
+                              [I("destination", "IMAGE"), I("source", "IMAGE"), MASK_XY("x", 0), MASK_XY("y", 0),
+                               I("resize_source", "BOOLEAN", default=False)], ["IMAGE"], optional=[I("mask", "MASK")]),
+    "ImageStitch": N("image/transform", "Image Stitch",
+                     [I("image1", "IMAGE"), I("direction", ["right", "down", "left", "up"], default="right"),
+                      I("match_image_size", "BOOLEAN", default=True), INT("spacing_width", 0, 0, 1024, 2),
+                      I("spacing_color", ["white", "black", "red", "green", "blue"], default="white")], ["IMAGE"],
+                     optional=[I("image2", "IMAGE")]),
+    "ImageFlip": N("image/transform", "ImageFlip",
+                   [I("image", "IMAGE"), I("flip_method", ["x-axis: vertically", "y-axis: horizontally"])], ["IMAGE"]),
+    "ImageRotate": N("image/transform", "ImageRotate",
+                     [I("image", "IMAGE"), I("rotation", ["none", "90 degrees", "180 degrees", "270 degrees"])],
+                     ["IMAGE"]),
+    "EmptyImage": N("image", "EmptyImage",
+                    [INT("width", 512, 1, MAXRES, 1), INT("height", 512, 1, MAXRES, 1), INT("batch_size", 1, 1, 4096),
+                     INT("color", 0, 0, 0xFFFFFF, 1, display="color")], ["IMAGE"]),
+    "RepeatImageBatch": N("image/batch", "RepeatImageBatch", [I("image", "IMAGE"), INT("amount", 1, 1, 4096)],
+                          ["IMAGE"]),
+    "ImageFromBatch": N("image/batch", "ImageFromBatch",
+                        [I("image", "IMAGE"), INT("batch_index", 0, 0, 4095), INT("length", 1, 1, 4096)], ["IMAGE"]),
+    "RebatchImages": N("image/batch", "Rebatch Images", [I("images", "IMAGE"), INT("batch_size", 1, 1, 4096)],
+                       ["IMAGE"], is_list=[True]),
+    "RebatchLatents": N("latent/batch", "Rebatch Latents", [I("latents", "LATENT"), INT("batch_size", 1, 1, 4096)],
+                        ["LATENT"], is_list=[True]),
+    "SplitImageWithAlpha": N("mask/compositing", "Split Image with Alpha", [I("image", "IMAGE")], ["IMAGE", "MASK"]),
+    "JoinImageWithAlpha": N("mask/compositing", "Join Image with Alpha", [I("image", "IMAGE"), I("alpha", "MASK")],
+                            ["IMAGE"]),
+    "Morphology": N("image/postprocessing", "ImageMorphology",
+                    [I("image", "IMAGE"),
+                     I("operation", ["erode", "dilate", "open", "close", "gradient", "bottom_hat", "top_hat"]),
+                     INT("kernel_size", 3, 3, 999, 1)], ["IMAGE"]),
+    "ImageQuantize": N("image/postprocessing", "Image Quantize",
+                       [I("image", "IMAGE"), INT("colors", 256, 1, 256, 1),
+                        I("dither", ["none", "floyd-steinberg", "bayer-2", "bayer-4", "bayer-8", "bayer-16"])],
+                       ["IMAGE"]),
+    "LatentAdd": N("latent/advanced", "LatentAdd", [I("samples1", "LATENT"), I("samples2", "LATENT")], ["LATENT"]),
+    "LatentSubtract": N("latent/advanced", "LatentSubtract", [I("samples1", "LATENT"), I("samples2", "LATENT")],
+                        ["LATENT"]),
+    "LatentMultiply": N("latent/advanced", "LatentMultiply",
+                        [I("samples", "LATENT"), FLOAT("multiplier", 1.0, -10.0, 10.0, 0.01)], ["LATENT"]),
+    "LatentInterpolate": N("latent/advanced", "LatentInterpolate",
+                           [I("samples1", "LATENT"), I("samples2", "LATENT"), FLOAT("ratio", 1.0, 0.0, 1.0, 0.01)],
+                           ["LATENT"]),
+    "SaveLatent": N("_for_testing", "SaveLatent",
+                    [I("samples", "LATENT"), I("filename_prefix", "STRING", default="latents/ComfyUI")], [],
+                    output_node=True),
+    "LoadLatent": N("_for_testing", "LoadLatent", [I("latent", ANY_COMBO)], ["LATENT"]),
 }
 
 CLASS_KEYS = {"input", "input_order", "output", "output_is_list", "output_name", "name", "display_name",
@@ -408,7 +487,7 @@ def _check_input(cls: str, section: str, entry: list, row: tuple, problems: list
     if want_type is FILES:
         if not (isinstance(head, list) and all(isinstance(c, str) for c in head) and head):
             problems.append(f"{where}: expected a file combo, got {head!r}")
-    elif want_type in (SAMPLER, SCHEDULER):
+    elif want_type in (SAMPLER, SCHEDULER, ANY_COMBO):
         if not isinstance(head, list):
             problems.append(f"{where}: expected a combo, got {head!r}")
     elif isinstance(want_type, list):
@@ -440,7 +519,7 @@ def test_declaration_matches_comfyui(cls, info):
             if row[0] in declared:
                 _check_input(cls, section, declared[row[0]], row, problems)
     checks = [("output", exp["outputs"]), ("output_name", exp["names"]),
-              ("output_is_list", [False] * len(exp["outputs"])), ("output_node", exp["output_node"]),
+              ("output_is_list", exp["is_list"]), ("output_node", exp["output_node"]),
               ("category", exp["category"]), ("name", cls)]
     if exp["display"] is not None:
         checks.append(("display_name", exp["display"]))
@@ -582,6 +661,11 @@ def test_ui_txt2img_positional_widgets_map_to_named_inputs():
 UI_CASES = [
     ("CheckpointLoader", ["v1-inference.yaml", "model.ckpt"], {"config_name": "v1-inference.yaml", "ckpt_name": "model.ckpt"}),
     ("VAELoader", ["vae-ft-mse.safetensors"], {"vae_name": "vae-ft-mse.safetensors"}),
+    ("UNETLoader", ["sd15_unet.safetensors", "default"], {"unet_name": "sd15_unet.safetensors", "weight_dtype": "default"}),
+    ("CLIPLoader", ["clip_l.safetensors", "stable_diffusion", "default"],
+     {"clip_name": "clip_l.safetensors", "type": "stable_diffusion", "device": "default"}),
+    ("DualCLIPLoader", ["clip_l.safetensors", "clip_g.safetensors", "sdxl", "default"],
+     {"clip_name1": "clip_l.safetensors", "clip_name2": "clip_g.safetensors", "type": "sdxl", "device": "default"}),
     ("LoraLoader", ["style.safetensors", 0.8, 0.6],
      {"lora_name": "style.safetensors", "strength_model": 0.8, "strength_clip": 0.6}),
     ("LoraLoaderModelOnly", ["style.safetensors", 0.7], {"lora_name": "style.safetensors", "strength_model": 0.7}),
@@ -669,6 +753,27 @@ UI_CASES = [
      {"solver_type": "heun", "eta": 1.0, "s_noise": 1.0, "noise_device": "gpu"}),
     ("SamplerDPMPP_SDE", [1.0, 1.0, 0.5, "cpu"], {"eta": 1.0, "s_noise": 1.0, "r": 0.5, "noise_device": "cpu"}),
     ("SamplerDPMPP_2S_Ancestral", [1.0, 0.9], {"eta": 1.0, "s_noise": 0.9}),
+    ("PrimitiveInt", [5, "fixed"], {"value": 5}),
+    ("PrimitiveFloat", [1.5], {"value": 1.5}),
+    ("PrimitiveString", ["hi"], {"value": "hi"}),
+    ("PrimitiveStringMultiline", ["a\nb"], {"value": "a\nb"}),
+    ("PrimitiveBoolean", [True], {"value": True}),
+    ("ImageCompositeMasked", [10, 20, True], {"x": 10, "y": 20, "resize_source": True}),
+    ("ImageStitch", ["down", False, 4, "red"],
+     {"direction": "down", "match_image_size": False, "spacing_width": 4, "spacing_color": "red"}),
+    ("ImageFlip", ["x-axis: vertically"], {"flip_method": "x-axis: vertically"}),
+    ("ImageRotate", ["90 degrees"], {"rotation": "90 degrees"}),
+    ("EmptyImage", [64, 32, 2, 255], {"width": 64, "height": 32, "batch_size": 2, "color": 255}),
+    ("RepeatImageBatch", [2], {"amount": 2}),
+    ("ImageFromBatch", [1, 2], {"batch_index": 1, "length": 2}),
+    ("RebatchImages", [3], {"batch_size": 3}),
+    ("RebatchLatents", [2], {"batch_size": 2}),
+    ("Morphology", ["dilate", 5], {"operation": "dilate", "kernel_size": 5}),
+    ("ImageQuantize", [16, "bayer-4"], {"colors": 16, "dither": "bayer-4"}),
+    ("LatentMultiply", [0.5], {"multiplier": 0.5}),
+    ("LatentInterpolate", [0.3], {"ratio": 0.3}),
+    ("SaveLatent", ["latents/x"], {"filename_prefix": "latents/x"}),
+    ("LoadLatent", ["x.latent"], {"latent": "x.latent"}),
 ]
 
 

@@ -228,6 +228,31 @@ def test_list_files_and_model_path_across_extra_folders(tmp_path):
     assert p.list_files("loras") == [] and p.list_files("nonexistent") == []
 
 
+
+def test_unet_and_clip_folders_keep_comfyui_names_and_legacy_dirs(tmp_path):
+    """diffusion_models also lists models/unet, text_encoders models/clip (ComfyUI's old names);
+    the old names work as folder names and as extra_model_paths.yaml keys."""
+    yml = tmp_path / "extra.yaml"
+    _write(yml, """
+        comfy:
+            base_path: /srv/comfy
+            unet: models/unet
+            clip: models/clip
+    """)
+    p = Paths.from_args(tmp_path / "m", tmp_path / "i", tmp_path / "o", tmp_path / "t", tmp_path / "u", yml)
+    p.ensure_dirs()
+    (p.models_dir / "unet").mkdir()
+    (p.models_dir / "unet" / "old.safetensors").write_bytes(b"1")
+    (p.models_dir / "diffusion_models" / "new.safetensors").write_bytes(b"1")
+    (p.models_dir / "clip").mkdir()
+    (p.models_dir / "clip" / "clip_l.safetensors").write_bytes(b"1")
+    assert p.list_files("diffusion_models") == ["new.safetensors", "old.safetensors"]
+    assert p.list_files("unet") == p.list_files("diffusion_models")
+    assert p.list_files("clip") == p.list_files("text_encoders") == ["clip_l.safetensors"]
+    assert p.model_path("diffusion_models", "old.safetensors").parent.name == "unet"
+    assert p.folder_dirs("text_encoders")[-1] == Path("/srv/comfy/models/clip")
+    assert p.folder_dirs("unet")[-1] == Path("/srv/comfy/models/unet")
+
 LEGACY_PLUGIN = '''
 class MultiplyLegacy:
     """Multiplies, ComfyUI style."""

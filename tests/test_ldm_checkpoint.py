@@ -127,8 +127,9 @@ def test_sd2_eps_when_norm_bias_small_and_overrides():
     xl = tiny_state_dict("tiny_sdxl")
     assert detect(xl).prediction == "eps"
     assert detect({**xl, "v_pred": torch.tensor([])}).prediction == "v"
-    with pytest.raises(CheckpointError):
-        detect(xl, prediction="x0")
+    assert detect(xl, prediction="x0").prediction == "x0"  # LDM configs' parameterization: "x0"
+    with pytest.raises(CheckpointError, match="eps, v, x0"):
+        detect(xl, prediction="flow")
 
 
 def _meta_state_dict(unet_cfg: UNetConfig, vae_cfg: VAEConfig, text_key: str) -> dict:
@@ -206,6 +207,8 @@ def test_load_checkpoint_family_and_prediction_overrides(tmp_path):
     assert model.config.prediction == "eps" and model.sampling.prediction == "eps"
     model, _, _ = load_checkpoint(p, output_clip=False, output_vae=False)
     assert model.sampling.prediction == "v"
+    model, _, _ = load_checkpoint(p, prediction="x0", output_clip=False, output_vae=False)
+    assert model.config.prediction == "x0" and model.sampling.prediction == "x0"
 
 
 def test_missing_vae_and_mismatched_weights_are_reported(sd1, tmp_path):

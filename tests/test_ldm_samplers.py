@@ -20,7 +20,7 @@ from ldm.model_sampling import ModelSampling
 from ldm.sample import sample
 from ldm.sampling import SAMPLER_NAMES, SAMPLER_TABLE, get_sampler, get_spec
 from ldm.sampling.steps import BrownianTreeNoiseSampler
-from ldm.schedules import karras_sigmas
+from ldm.schedules import get_sigmas, karras_sigmas
 from ldm.tiny import write_tiny_checkpoint
 
 MU, S = 0.5, 0.7
@@ -72,7 +72,7 @@ def _check_distribution(spec) -> None:
     """4096 independent pixels after 100 Karras steps: sample mean and std match the target law."""
     sig = karras_sigmas(100, SMIN, SMAX).double()
     x_t = start(sig, seed=5, shape=(1, 1, 64, 64))
-    out = spec.fn(gauss_denoiser, x_t.clone(), sig, seed=7)
+    out = get_sampler(spec.name)(gauss_denoiser, x_t.clone(), sig, seed=7)
     mean, std = _lcm_moments(sig) if spec.name == "lcm" else (MU, S)
     assert abs(float(out.mean()) - mean) < 0.04, float(out.mean())
     assert abs(float(out.std()) - std) < 0.04, float(out.std())
@@ -83,7 +83,8 @@ def _check_tolerance(spec) -> None:
     sig = karras_sigmas(20, SMIN, SMAX).double()
     x_t = start(sig, shape=(1, 1, 3, 3))
     target = exact(x_t, float(sig[0]), float(sig[-2]))
-    errs = [float((spec.fn(gauss_denoiser, x_t.clone(), sig, rtol=r, atol=r / 10) - target).abs().max())
+    errs = [float((get_sampler(spec.name)(gauss_denoiser, x_t.clone(), sig, rtol=r, atol=r / 10) - target)
+                  .abs().max())
             for r in (1e-2, 1e-4)]
     assert errs[1] < errs[0] / 10, errs
 
@@ -98,7 +99,7 @@ def test_sampler_converges_on_the_analytic_gaussian(name):
     elif spec.adaptive:
         _check_tolerance(spec)
     else:
-        errs, rate = _measured_order(spec.fn)
+        errs, rate = _measured_order(get_sampler(name))
         assert errs[2] < errs[1] < errs[0], errs
         assert rate > spec.order - 0.35, (errs, rate)
 
@@ -137,7 +138,7 @@ def test_sampler_runs_through_ksampler_with_one_callback_per_step(name, tiny_mod
         assert indices == list(range(steps))
 
 
-@pytest.mark.parametrize("name", ["euler", "heun", "dpm_2", "lms", "dpmpp_2m", "ipndm", "ipndm_v", "deis",
+@pytest.mark.parametrize("name", ["euler", "heun", "dpm_2", "lms", "dpmpp_2m", "ipndm", "ipndm_v", "deis", "plms",
                                   "res_multistep", "uni_pc", "uni_pc_bh2", "dpm_fast", "dpm_adaptive"])
 def test_deterministic_sampler_reaches_the_ode_solution_at_zero(name):
     sig = karras_sigmas(60, SMIN, SMAX).double()
@@ -251,7 +252,8 @@ def test_sampler_names_follow_comfyui_order_and_cover_the_common_block():
                 "lcm", "ddpm", "ipndm", "deis", "heunpp2", "dpm_fast", "dpm_adaptive", "res_multistep"]
     assert set(required) <= set(SAMPLER_NAMES)
     assert SAMPLER_NAMES[:4] == ["euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp"]
-    assert SAMPLER_NAMES[-3:] == ["ddim", "uni_pc", "uni_pc_bh2"]
+    # ComfyUI's list ends with ddim, uni_pc, uni_pc_bh2; our own samplers come after it
+    assert SAMPLER_NAMES[SAMPLER_NAMES.index("ddim"):] == ["ddim", "uni_pc", "uni_pc_bh2", "plms", "ddim_eta"]
     assert all(callable(get_sampler(n)) for n in SAMPLER_NAMES)
 
 
@@ -321,8 +323,6 @@ def test_dpmpp_2m_matches_diffusers_dpmsolver_multistep(karras):
 
 def test_ddim_on_ddim_uniform_matches_diffusers_ddim():
     diffusers = pytest.importorskip("diffusers")
-    from ldm.schedules import get_sigmas
-
     ms = ModelSampling()
     sched = diffusers.DDIMScheduler(**SD_SCHED, steps_offset=1, set_alpha_to_one=True, clip_sample=False)
     sched.set_timesteps(20)
@@ -335,6 +335,83 @@ def test_ddim_on_ddim_uniform_matches_diffusers_ddim():
         x_now = x_vp * torch.sqrt(1 + sig[i] ** 2)
         x_vp = sched.step(_eps_model(x_now, sig[i]), t, x_vp, eta=0.0).prev_sample.double()
     assert torch.allclose(ours, x_vp, atol=2e-4), float((ours - x_vp).abs().max())
+
+
+# ---------------------------------------------------------------------------- PLMS and DDIM(η) vs diffusers
+# The LDM code's grid: DDIM timesteps 1, 1+k, ... ("leading" + steps_offset 1) and a last step to
+# ᾱ_0 (set_alpha_to_one=False); with ᾱ = 1 at the end it is the KSampler's ddim_uniform list, ending at σ = 0. The model is an analytic function of (x_vp, t): the
+# Gaussian-data eps plus a term that depends on x nonlinearly and on t directly, so a wrong
+# timestep, history slot or coefficient moves the result far beyond the tolerance.
+LDM_SCHED = dict(SD_SCHED, steps_offset=1)
+LDM_MS = ModelSampling()
+
+
+def _ldm_eps(x_vp, t):
+    t = torch.as_tensor(t).reshape(-1).long()
+    a = LDM_MS.alphas_cumprod.double()[t].reshape(-1, *([1] * (x_vp.ndim - 1)))
+    ideal = (1 - a).sqrt() * (x_vp - a.sqrt() * MU) / (a * S * S + 1 - a)
+    return ideal + 0.2 * torch.tanh(2 * x_vp) * torch.cos(t.reshape(a.shape) / 50.0)
+
+
+def _ldm_denoiser(x, sigma, **_):
+    """The eps model seen through ModelSampling as samplers see a UNet (c_in, nearest timestep)."""
+    eps = _ldm_eps(LDM_MS.calculate_input(sigma, x), LDM_MS.timestep(sigma))
+    return LDM_MS.calculate_denoised(sigma, eps, x)
+
+
+def _ours_on_diffusers_grid(name, sched, steps, x_vp, **opts):
+    """Run our sampler on the sigmas of diffusers' timesteps (its ᾱ table) in VE space; VP result."""
+    ts = torch.unique_consecutive(sched.timesteps).long()
+    assert [int(LDM_MS.timestep(s)) for s in get_sigmas("ddim_uniform", LDM_MS, steps)[:-1]] == ts.tolist()
+    ac = sched.alphas_cumprod.double()
+    a = torch.cat([ac[ts], torch.as_tensor(sched.final_alpha_cumprod, dtype=torch.float64).reshape(1)])
+    sig = ((1 - a) / a).sqrt()
+    out = get_sampler(name)(_ldm_denoiser, x_vp * (1 + sig[0] ** 2).sqrt(), sig, **opts)
+    return out / (1 + sig[-1] ** 2).sqrt()
+
+
+@pytest.mark.parametrize("steps,to_zero", [(4, False), (10, False), (50, False), (10, True)])
+def test_plms_matches_diffusers_pndm_without_prk_steps(steps, to_zero):
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.PNDMScheduler(**LDM_SCHED, skip_prk_steps=True, set_alpha_to_one=to_zero)
+    sched.set_timesteps(steps)
+    x_vp = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ours = _ours_on_diffusers_grid("plms", sched, steps, x_vp)
+    theirs = x_vp.clone()
+    for t in sched.timesteps:  # the first timestep after the start is repeated: the Heun corrector
+        theirs = sched.step(_ldm_eps(theirs, t), t, theirs).prev_sample
+    assert float((ours - theirs).abs().max()) <= 1e-4, float((ours - theirs).abs().max())
+
+
+@pytest.mark.parametrize("steps", [10, 50])
+def test_ddim_eta_matches_diffusers_ddim_with_the_same_noise(steps):
+    """The same z_t enters both: diffusers' variance_noise and our noise_sampler, one per step."""
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.DDIMScheduler(**LDM_SCHED, set_alpha_to_one=False, clip_sample=False)
+    sched.set_timesteps(steps)
+    x_vp = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    zs = torch.randn(steps, 1, 4, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    drawn = iter(zs)
+    ours = _ours_on_diffusers_grid("ddim_eta", sched, steps, x_vp, noise_sampler=lambda *_: next(drawn))
+    assert next(drawn, None) is None  # one draw per step, the last one included
+    theirs = x_vp.clone()
+    for i, t in enumerate(sched.timesteps):
+        theirs = sched.step(_ldm_eps(theirs, t), t, theirs, eta=0.5, variance_noise=zs[i]).prev_sample
+    assert float((ours - theirs).abs().max()) <= 1e-4, float((ours - theirs).abs().max())
+
+
+def test_ddim_eta_option_reaches_the_sampler_through_ksampler(tiny_model):
+    """KSampler runs the row's default eta; sample(sampler_options=) overrides it, and eta 0 is ddim."""
+    model, positive, negative = tiny_model
+    run = dict(noise=None, latent=torch.zeros(1, 4, 8, 8), positive=positive, negative=negative, cfg=3.0,
+               scheduler="ddim_uniform", steps=5, seed=3)
+    default = sample(model, sampler_name="ddim_eta", **run)
+    half = sample(model, sampler_name="ddim_eta", sampler_options={"eta": 0.5}, **run)
+    other = sample(model, sampler_name="ddim_eta", sampler_options={"eta": 0.2}, **run)
+    zero = sample(model, sampler_name="ddim_eta", sampler_options={"eta": 0.0}, **run)
+    assert get_spec("ddim_eta").options == {"eta": 0.5}
+    assert torch.equal(default, half) and not torch.allclose(default, other)
+    assert torch.allclose(zero, sample(model, sampler_name="ddim", **run), atol=1e-6)
 
 
 # ---------------------------------------------------------------------------- CFG++

@@ -59,6 +59,19 @@ def test_eps_and_v_conversions_recover_x0():
         ModelSampling("flow")
 
 
+def test_x0_prediction_is_the_denoised_latent_and_samples_like_eps():
+    """parameterization "x0": the UNet output is x0 itself; a model predicting x0 and one predicting
+    the matching eps give the same denoiser, so every sampler treats them alike."""
+    x0_ms, eps_ms = ModelSampling("x0"), ModelSampling("eps")
+    sigma = torch.tensor([0.5, 3.0])
+    s = sigma.reshape(-1, 1, 1, 1)
+    x = torch.randn(2, 4, 3, 3, generator=torch.Generator().manual_seed(0))
+    x0 = 0.3 * torch.tanh(x)  # some prediction of the clean latent
+    assert torch.equal(x0_ms.calculate_denoised(sigma, x0, x), x0)
+    assert torch.allclose(eps_ms.calculate_denoised(sigma, (x - x0) / s, x), x0, atol=1e-6)
+    assert torch.allclose(x0_ms.calculate_input(sigma, x), eps_ms.calculate_input(sigma, x))
+
+
 def test_noise_scaling_max_denoise(ms):
     latent, noise = torch.ones(1, 4, 2, 2), torch.full((1, 4, 2, 2), 2.0)
     assert torch.allclose(ms.noise_scaling(torch.tensor(3.0), noise, latent), latent + 6.0)

@@ -38,6 +38,8 @@ NEEDS_MODEL = {
 NEEDS_FILE = {
     # a combo of files under models/ or input/ (tests/test_nodes_models*.py, test_nodes_pixels.py)
     "CheckpointLoaderSimple", "CheckpointLoader", "VAELoader", "UpscaleModelLoader", "LoadImage", "LoadImageMask",
+    "UNETLoader", "CLIPLoader", "DualCLIPLoader",  # tests/test_nodes_split_loaders.py
+    "LoadLatent",  # tests/test_nodes_latent_utility.py
 }
 MODEL_TYPES = {"MODEL", "CLIP", "VAE", "UPSCALE_MODEL"}
 
@@ -59,6 +61,8 @@ def _tiny(kind: str) -> object:
         return Sampler("euler")
     if kind == "NOISE":
         return RandomNoise(0)
+    if kind == "*":  # any value (PreviewAny)
+        return {"a": [1, 2.5, "text"]}
     raise LookupError(f"no tiny value for {kind}: list the node in NEEDS_MODEL / NEEDS_FILE with the reason")
 
 
@@ -67,6 +71,8 @@ def _value(spec: InputSpec) -> object:
         return _tiny(spec.type)
     if spec.type == "COMBO":
         return spec.default if spec.default is not None else spec.choices(None)[0]
+    if spec.default is None:  # a widget without default (the primitives): the frontend's zero value
+        return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}[spec.type]
     return spec.default
 
 
@@ -147,6 +153,7 @@ def test_node_runs_on_tiny_inputs_and_returns_the_declared_types(class_type, tmp
     values, ui = nd.call(ctx, inputs)
     assert len(values) == len(nd.outputs)
     for out, value in zip(nd.outputs, values):
-        _check_type(out.type, value)
+        for item in (value if out.is_list else [value]):
+            _check_type(out.type, item)
     if nd.output_node:  # an output node shows something: a UI result or an image sent to the client
         assert ui is not None or "image" in events

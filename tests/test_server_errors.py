@@ -49,9 +49,9 @@ def _error(r, status: int, kind: str) -> dict:
     return body
 
 
-@pytest.mark.parametrize("path", ["/api/nope", "/api/prompt/extra/parts", "/api/userdata/x.json",
-                                  "/history/a/b", "/object_info/A/B", "/internal/logs", "/lg/nothing",
-                                  "/templates/index.json", "/api"])
+@pytest.mark.parametrize("path", ["/api/nope", "/api/prompt/extra/parts", "/api/v2/userdata/x.json",
+                                  "/history/a/b", "/object_info/A/B", "/internal/nothing", "/lg/nothing",
+                                  "/templates/a/b.json", "/api"])
 def test_unknown_api_routes_are_json_404(client, path):
     assert path in _error(client.get(path), 404, "not_found")["error"]["message"]
 

@@ -352,18 +352,6 @@ def _add_probe_routes(r: APIRouter) -> None:
     async def features() -> dict:
         return {"supports_preview_metadata": False, "max_upload_size": 50 * 1024 * 1024}
 
-    @r.get("/settings")
-    async def settings() -> dict:
-        return {}
-
-    @r.get("/settings/{setting_id}")
-    async def setting(setting_id: str) -> Any:
-        return None
-
-    @r.get("/users")
-    async def users() -> dict:
-        return {"storage": "server", "migrated": True}
-
     # What ComfyUI answers when nothing is installed (no custom-node templates, translations or
     # shared subgraphs); the official frontend iterates these objects at start-up.
     @r.get("/workflow_templates")

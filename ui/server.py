@@ -30,7 +30,10 @@ from starlette.routing import Match, Mount
 from engine.submit import SubmitRejected, error_body
 
 from ui.api_files import MAX_UPLOAD_BYTES, ApiError, file_router
+from ui.api_jobs import jobs_router
+from ui.api_misc import internal_router, misc_router, templates_router
 from ui.api_routes import MAX_JSON_BYTES, Api, api_router
+from ui.api_user import user_router
 from ui.ws import WsHub
 
 log = logging.getLogger("latentgraph.server")
@@ -351,10 +354,15 @@ def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None 
                   openapi_url=None)
     app.state.hub, app.state.api = hub, api
     _install_error_handlers(app)
+    frontend_routers = (user_router(paths.user_dir), jobs_router(queue), misc_router(paths))
     for prefix in ("", "/api"):
         app.include_router(api_router(api), prefix=prefix)
         app.include_router(file_router(paths), prefix=prefix)
+        for router in frontend_routers:
+            app.include_router(router, prefix=prefix)
         app.add_api_websocket_route(f"{prefix}/ws", hub.serve)
+    app.include_router(internal_router(paths, hub), prefix="/internal")
+    app.include_router(templates_router(registry))
     if STATIC_DIR.is_dir():
         from fastapi.staticfiles import StaticFiles
         app.mount("/lg-static", StaticFiles(directory=STATIC_DIR), name="lg-static")

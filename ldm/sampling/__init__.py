@@ -8,8 +8,9 @@ all come from it. Adding a sampler = its function in a family module + one row h
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Literal
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Literal, Mapping
 
 from torch import Tensor
 
@@ -36,6 +37,9 @@ class SamplerSpec:
     needs_model_sampling: the function takes `model_sampling=` (its defaults depend on the schedule).
     fresh_inpaint_noise: inpainting re-noises the known region with fresh noise from
       manual_seed(seed + 1) instead of the initial noise (ComfyUI's ddim).
+    options: keyword arguments the KSampler passes to fn (a row can be one function with fixed
+      settings, e.g. ddim_eta = the ancestral step at eta 0.5); callers that expose the options
+      (a custom-sampling node) override them with `sample(..., sampler_options=...)`.
     """
 
     name: str
@@ -46,6 +50,7 @@ class SamplerSpec:
     discard_penultimate: bool = False
     needs_model_sampling: bool = False
     fresh_inpaint_noise: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def stochastic(self) -> bool:
@@ -102,6 +107,14 @@ SAMPLER_TABLE: tuple[SamplerSpec, ...] = (
     SamplerSpec("ddim", euler.sample_euler, order=1, fresh_inpaint_noise=True),
     SamplerSpec("uni_pc", unipc.sample_uni_pc, order=2.5, discard_penultimate=True),
     SamplerSpec("uni_pc_bh2", unipc.sample_uni_pc_bh2, order=2.5, discard_penultimate=True),
+    # Ours, after ComfyUI's names so its order and first entry stay as they are.
+    SamplerSpec("plms", multistep.sample_plms, order=2),
+    # Stochastic DDIM (Song et al. 2021, eq. 12, σ_t = η·√((1−ᾱ_prev)/(1−ᾱ))·√(1−ᾱ/ᾱ_prev)). With
+    # x = x_vp/√ᾱ and σ² = (1−ᾱ)/ᾱ its noise std becomes η·σ_next·√(σ² − σ_next²)/σ and its eps
+    # coefficient √(σ_next² − that²): exactly k-diffusion's ancestral split, so the row is the
+    # ancestral Euler step. η = 0 is "ddim" and η = 1 "euler_ancestral"; the KSampler, which has
+    # no η input, runs 0.5 (one of the η Song et al. tabulate), a setting neither of those rows gives.
+    SamplerSpec("ddim_eta", euler.sample_euler_ancestral, noise=_A, options={"eta": 0.5}),
 )
 
 SAMPLER_NAMES: list[str] = [spec.name for spec in SAMPLER_TABLE]
@@ -117,5 +130,7 @@ def get_spec(name: str) -> SamplerSpec:
 
 
 def get_sampler(name: str) -> SamplerFn:
-    """The sampler function registered under a ComfyUI sampler name."""
-    return get_spec(name).fn
+    """The sampler function registered under a sampler name, with the row's options bound (keyword
+    arguments given at the call override them)."""
+    spec = get_spec(name)
+    return partial(spec.fn, **spec.options) if spec.options else spec.fn

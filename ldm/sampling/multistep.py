@@ -27,19 +27,50 @@ def sample_ipndm(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: d
         denoised = denoiser(x, t_cur * s_in, **extra)
         report(callback, x, i, t_cur, t_cur, denoised)
         d = (x - denoised) / t_cur
-        order = min(max_order, i + 1)
-        if t_next == 0:
-            x_next = denoised
-        elif order == 1:
-            x_next = x + (t_next - t_cur) * d
-        elif order == 2:
-            x_next = x + (t_next - t_cur) * (3 * d - hist[-1]) / 2
-        elif order == 3:
-            x_next = x + (t_next - t_cur) * (23 * d - 16 * hist[-1] + 5 * hist[-2]) / 12
-        else:
-            x_next = x + (t_next - t_cur) * (55 * d - 59 * hist[-1] + 37 * hist[-2] - 9 * hist[-3]) / 24
+        x_next = denoised if t_next == 0 else x + (t_next - t_cur) * _adams_bashforth(d, hist)
         hist = (hist + [d])[-(max_order - 1):] if max_order > 1 else []
         x = x_next
+    return x
+
+
+def _adams_bashforth(d: Tensor, hist: list[Tensor]) -> Tensor:
+    """Fixed-step Adams–Bashforth slope of order min(len(hist) + 1, 4) from the newest slope d and
+    the previous ones (oldest first): the combination PNDM/PLMS and iPNDM apply to eps."""
+    if not hist:
+        return d
+    if len(hist) == 1:
+        return (3 * d - hist[-1]) / 2
+    if len(hist) == 2:
+        return (23 * d - 16 * hist[-1] + 5 * hist[-2]) / 12
+    return (55 * d - 59 * hist[-1] + 37 * hist[-2] - 9 * hist[-3]) / 24
+
+
+@torch.no_grad()
+def sample_plms(denoiser: Denoiser, x: Tensor, sigmas: Tensor, *, extra_args: dict | None = None,
+                callback: Callback = None, noise_sampler: NoiseSampler | None = None,
+                seed: int | None = None) -> Tensor:
+    """Pseudo linear multistep (PLMS; Liu et al. 2022, "Pseudo Numerical Methods for Diffusion Models",
+    the variant of the Latent Diffusion code): DDIM steps driven by an Adams–Bashforth combination
+    of the last four eps predictions, started by a pseudo improved Euler (Heun) step.
+
+    With x = x_vp·√(1+σ²) a DDIM step is x + eps·(σ_next − σ) and eps = (x − D)/σ is dx/dσ, so
+    PLMS is Adams–Bashforth on dx/dσ with the uniform-step weights. As in the original, the
+    history holds only the eps at the start of each step (not the Heun corrector's), and the step
+    to σ = 0 is a PLMS step too (DDIM with ᾱ_prev = 1)."""
+    extra, _, s_in = setup(x, extra_args, noise_sampler, seed)
+    hist: list[Tensor] = []  # eps at the previous steps, oldest first (at most 3)
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoiser(x, sigma * s_in, **extra)
+        report(callback, x, i, sigma, sigma, denoised)
+        d = to_d(x, sigma, denoised)
+        if hist or sigma_next == 0:
+            d_prime = _adams_bashforth(d, hist)
+        else:  # pseudo improved Euler: average the slopes at both ends of a DDIM step
+            x_2 = x + d * (sigma_next - sigma)
+            d_prime = (d + to_d(x_2, sigma_next, denoiser(x_2, sigma_next * s_in, **extra))) / 2
+        x = x + d_prime * (sigma_next - sigma)
+        hist = (hist + [d])[-3:]
     return x
 
 
