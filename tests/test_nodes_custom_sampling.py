@@ -42,6 +42,7 @@ CASES = [  # (sampler, scheduler, denoise, img2img): plain, ancestral, SDE (Brow
     ("euler_ancestral", "normal", 1.0, False), ("euler_ancestral", "karras", 0.5, True),
     ("dpmpp_2m_sde", "karras", 1.0, False), ("dpmpp_sde", "normal", 0.7, True),
     ("dpmpp_2m", "exponential", 1.0, False),
+    ("ddim_eta", "normal", 1.0, False), ("plms", "karras", 0.6, True),  # rows with table options / history
 ]
 
 
