@@ -13,14 +13,21 @@ nodes/ (tests use this to stay independent of torch).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
 import sys
 import threading
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.executor import Executor
+    from engine.paths import Paths
+    from engine.queue import JobQueue
 
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
@@ -82,19 +89,43 @@ def _size(text: str) -> int | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+SERVE_SECURITY = """\
+Security:
+  By default the server listens on 127.0.0.1 and answers only Host names of this machine's
+  loopback (localhost, 127.0.0.1, ::1), so neither other machines nor a web page using DNS
+  rebinding can reach it. Cross-site requests (an Origin naming another site) are refused.
+  --listen on any other address requires --auth-token TOKEN (or --allow-no-auth, which prints a
+  warning at start). Bound publicly, the server answers Host names that are an IP address, this
+  machine's host name, the --listen address or listed in --allowed-hosts; others get 403.
+  Behind a reverse proxy, add the proxy's public name with --allowed-hosts ('*' answers any
+  name: only with --auth-token, or where no browser can be lured to the server)."""
+
+
+def parse_hosts(text: str) -> list[str]:
+    """argparse type of --allowed-hosts: comma-separated names (ui/hosts.py checks them)."""
+    return [h.strip() for h in text.split(",") if h.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="latentgraph", description="ComfyUI-compatible node graphs for Stable Diffusion",
         epilog="Without a command: serve. `python main.py COMMAND --help` lists a command's options.")
     sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="start the HTTP/WS API and the editor (default)")
+    serve = sub.add_parser("serve", help="start the HTTP/WS API and the editor (default)",
+                           epilog=SERVE_SECURITY, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_path_args(serve)
     serve.add_argument("--listen", default="127.0.0.1", metavar="HOST",
-                       help="address to bind (default: %(default)s; 0.0.0.0 = every interface)")
+                       help="address to bind (default: %(default)s; 0.0.0.0 = every interface, "
+                            "which needs --auth-token or --allow-no-auth)")
     serve.add_argument("--port", type=_port, default=8188, help="default: %(default)s")
     serve.add_argument("--auth-token", default=None, metavar="TOKEN",
                        help="require this token (browser: open /?token=TOKEN once; API: Authorization: Bearer TOKEN)")
+    serve.add_argument("--allow-no-auth", action="store_true",
+                       help="listen on a non-loopback --listen address without --auth-token (trusted networks only)")
+    serve.add_argument("--allowed-hosts", type=parse_hosts, action="extend", default=[], metavar="HOST[,HOST]",
+                       help="more names browsers may use in the Host header, e.g. a DNS name or proxy "
+                            "name ('*' = any); see the Security note below")
     _add_memory_arg(serve)
     run = sub.add_parser("run", help="run a workflow headless")
     _add_path_args(run)
@@ -190,11 +221,6 @@ def load_workflow(path: str) -> tuple[dict, dict | None]:
     for warning in getattr(loaded, "warnings", None) or []:
         _eprint(f"warning: {warning}")
     return loaded.prompt, loaded.workflow
-
-
-def load_prompt(path: str) -> dict:
-    """The canonical prompt of a workflow file."""
-    return load_workflow(path)[0]
 
 
 def sync_native_widgets(doc: dict | None, prompt: dict) -> dict | None:
@@ -358,23 +384,25 @@ class _Bars:
             self.inner.close()
             self.inner = None
 
-    def __call__(self, event: str, data: dict) -> None:
-        if event == "warning":
-            (self.tqdm.write if self.enabled else _eprint)(f"warning: {data.get('message')}")
-        elif event == "execution_cached":
-            self.outer.update(len(data.get("nodes") or []))
-        elif event == "executing":
+    def __call__(self, event: Any) -> None:
+        from engine.events import ExecutionCached, ExecutionWarning, Executing, Progress
+
+        if isinstance(event, ExecutionWarning):
+            (self.tqdm.write if self.enabled else _eprint)(f"warning: {event.message}")
+        elif isinstance(event, ExecutionCached):
+            self.outer.update(len(event.nodes))
+        elif isinstance(event, Executing):
             self._close_inner()
-            if data.get("node") is None:
+            if event.node is None:
                 self.outer.close()
                 return
-            node = self.prompt.get(data["node"], {})
-            self.outer.set_description(f"{data['node']} {node.get('class_type', '')}")
+            node = self.prompt.get(event.node, {})
+            self.outer.set_description(f"{event.node} {node.get('class_type', '')}")
             self.outer.update(1)
-        elif event == "progress" and self.enabled:
+        elif isinstance(event, Progress) and self.enabled:
             if self.inner is None:
-                self.inner = self.tqdm(total=data.get("max"), desc=f"  node {data.get('node')}", leave=False)
-            self.inner.n = data.get("value", 0)
+                self.inner = self.tqdm(total=event.max, desc=f"  node {event.node}", leave=False)
+            self.inner.n = event.value
             self.inner.refresh()
 
 
@@ -475,21 +503,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_RUNTIME
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+@dataclass
+class Services:
+    """The engine objects a server runs on: built once here, passed down, never rebuilt below."""
+
+    paths: Paths
+    registry: Any  # the node registry (nodes.registry.REGISTRY once loaded)
+    executor: Executor
+    queue: JobQueue
+    load_errors: list[dict] = field(default_factory=list)  # node modules that failed to import
+
+
+def build_services(args: argparse.Namespace) -> Services:
+    """Device, nodes, folders, executor and job queue (user_dir/latentgraph.db) for `serve`."""
+    from engine.executor import Executor
+    from engine.queue import JobQueue
+    from nodes.registry import REGISTRY
+
     _setup_device(args)
     errors = load_nodes(args.custom_nodes, plugin_probe(args))
     for err in errors:
         _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
-    args.paths = make_paths(args)
-    args.paths.ensure_dirs()
-    args.load_errors = errors
+    paths = make_paths(args)
+    paths.ensure_dirs()
     from engine.model_hashes import start_background_hashing
 
-    start_background_hashing(args.paths)  # sha256 of new model files, at low priority, off the job path
+    start_background_hashing(paths)  # sha256 of new model files, at low priority, off the job path
+    executor = Executor(REGISTRY, paths)
+    queue = JobQueue(Path(paths.user_dir) / "latentgraph.db", executor)
+    return Services(paths=paths, registry=REGISTRY, executor=executor, queue=queue, load_errors=errors)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ui.hosts import listen_refusal
     from ui.server import serve
 
-    result = serve(args)
-    return int(result or 0)
+    problem = listen_refusal(args.listen, args.auth_token, args.allow_no_auth)
+    if problem:  # before loading anything: a usage error should not wait for torch
+        _eprint(f"error: {problem}")
+        return EXIT_INVALID
+    services = build_services(args)
+    code = serve(services, host=args.listen, port=args.port, token=args.auth_token,
+                 allowed_hosts=args.allowed_hosts, allow_no_auth=args.allow_no_auth)
+    # The interpreter's last garbage collection walks every object torch and gradio made: 4-5 s
+    # measured here, which a stop signal should not wait for. Frozen objects are skipped; the OS
+    # takes the memory back anyway.
+    gc.freeze()
+    return code
 
 
 def cmd_verify_models(args: argparse.Namespace) -> int:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import Interrupted
+from engine.events import Emit, Event, ExecutionWarning, Preview, Progress, ResultImage
 
-Emit = Callable[[str, dict], None]
 
-
-def _no_emit(event: str, data: dict) -> None:
+def _no_emit(event: Event) -> None:
     return None
 
 
@@ -51,17 +50,17 @@ class NodeContext:
         Checks the interrupt first, so a sampler's per-step callback is also the interrupt point.
         """
         self.check_interrupt()
-        self.emit("progress", {"value": value, "max": total, "prompt_id": self.prompt_id, "node": self.node_id})
+        self.emit(Progress(value, total, self.prompt_id, self.node_id))
         if preview_jpeg is not None:
-            self.emit("preview", {"prompt_id": self.prompt_id, "node": self.node_id, "jpeg": preview_jpeg})
+            self.emit(Preview(self.prompt_id, self.node_id, preview_jpeg))
 
     def send_image(self, png: bytes) -> None:
         """A result image for the client that queued the prompt (an `image` event: a binary PNG
         frame on the WebSocket, sent even when live previews are off)."""
         self.check_interrupt()
-        self.emit("image", {"prompt_id": self.prompt_id, "node": self.node_id, "png": png})
+        self.emit(ResultImage(self.prompt_id, self.node_id, png))
 
     def warn(self, message: str) -> None:
         """A non-fatal problem worth telling the user; goes out as a `warning` event."""
         self.warnings.append(message)
-        self.emit("warning", {"prompt_id": self.prompt_id, "node": self.node_id, "message": message})
+        self.emit(ExecutionWarning(self.prompt_id, self.node_id, message))

@@ -1,6 +1,9 @@
-"""Execution events: names, the history subset, small consumers, and the WebSocket preview frame.
+"""Execution events: one typed class per message the executor and the job queue send.
 
-The executor calls `emit(event_type, data)` with ComfyUI's event names and payloads (COMPAT.md):
+Every event knows its ComfyUI message name (`type`) and its JSON payload (`data`, keys in ComfyUI's
+order, COMPAT.md); consumers (WebSocket hub, history, CLI bars) receive the objects through
+`emit(event)` and never build payloads themselves. Framing for the wire (JSON text frames, the
+binary image frame) lives in ui/ws.py.
 
     execution_start {prompt_id, timestamp}
     execution_cached {nodes, prompt_id, timestamp}
@@ -11,79 +14,204 @@ The executor calls `emit(event_type, data)` with ComfyUI's event names and paylo
     execution_error {prompt_id, node_id, node_type, executed, exception_message, exception_type,
                      traceback, current_inputs, current_outputs, timestamp}
     execution_interrupted {prompt_id, node_id, node_type, executed, timestamp}
+    status {status: {exec_info: {queue_remaining}}}      the queue, on every change (broadcast)
 
-Two Latentgraph events are not ComfyUI's JSON messages:
-    preview {prompt_id, node, jpeg: bytes}   → sent as a binary WS frame (`preview_frame`)
-    image {prompt_id, node, png: bytes}      → a result image (SaveImageWebsocket): a binary WS
-                                               frame with image format 2 (PNG), never muted
-    warning {prompt_id, node, message}       → validation warnings (defaults filled in) and
-                                               ctx.warn(); ComfyUI clients ignore unknown types.
+Latentgraph events beyond ComfyUI's JSON messages:
+    preview  (Preview)      a live preview image → binary WS frame (JPEG), for jobs that want them
+    image    (ResultImage)  a result image (SaveImageWebsocket) → binary WS frame (PNG), always sent
+    warning  (ExecutionWarning) {prompt_id, node, message}: validation warnings (defaults filled
+                            in) and ctx.warn(); ComfyUI clients ignore unknown types.
 """
 from __future__ import annotations
 
-import struct
 import threading
-from typing import Any, Callable
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, ClassVar
 
-Emit = Callable[[str, dict], None]
-
-EXECUTION_START = "execution_start"
-EXECUTION_CACHED = "execution_cached"
-EXECUTING = "executing"
-PROGRESS = "progress"
-EXECUTED = "executed"
-EXECUTION_SUCCESS = "execution_success"
-EXECUTION_ERROR = "execution_error"
-EXECUTION_INTERRUPTED = "execution_interrupted"
-PREVIEW = "preview"
-IMAGE = "image"
-WARNING = "warning"
-
-# Events ComfyUI also records in history `status.messages`.
-MESSAGE_EVENTS = (EXECUTION_START, EXECUTION_CACHED, EXECUTION_SUCCESS, EXECUTION_ERROR,
-                  EXECUTION_INTERRUPTED)
-# Binary WebSocket frame: event type 1 = preview image, then image format (1 JPEG, 2 PNG).
-BINARY_PREVIEW_IMAGE = 1
-IMAGE_FORMAT_JPEG = 1
+IMAGE_FORMAT_JPEG = 1  # image formats of binary image frames (ComfyUI's numbering)
 IMAGE_FORMAT_PNG = 2
 
 
-def preview_frame(image: bytes, image_format: int = IMAGE_FORMAT_JPEG) -> bytes:
-    """The binary WS frame ComfyUI clients decode as a live preview."""
-    return struct.pack(">II", BINARY_PREVIEW_IMAGE, image_format) + image
+def now_ms() -> int:
+    """ComfyUI's event timestamps: milliseconds since the epoch."""
+    return int(time.time() * 1000)
 
 
-def fanout(*consumers: Emit | None) -> Emit:
-    """One emit that calls several consumers in order (e.g. the WS hub and a CLI bar)."""
-    active = [c for c in consumers if c is not None]
+@dataclass(frozen=True)
+class Event:
+    """Base class: `type` is the ComfyUI message name; `data` the payload, one key per field."""
 
-    def emit(event: str, data: dict) -> None:
-        for consumer in active:
-            consumer(event, data)
+    type: ClassVar[str] = ""
+    in_history: ClassVar[bool] = False  # ComfyUI also records it in history `status.messages`
 
-    return emit
+    @property
+    def data(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def message(self) -> list:
+        """The `[type, data]` pair of history `status.messages`."""
+        return [self.type, self.data]
+
+
+Emit = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class ExecutionStart(Event):
+    type: ClassVar[str] = "execution_start"
+    in_history: ClassVar[bool] = True
+    prompt_id: str
+    timestamp: int = field(default_factory=now_ms)
+
+
+@dataclass(frozen=True)
+class ExecutionCached(Event):
+    type: ClassVar[str] = "execution_cached"
+    in_history: ClassVar[bool] = True
+    nodes: list
+    prompt_id: str
+    timestamp: int = field(default_factory=now_ms)
+
+
+@dataclass(frozen=True)
+class Executing(Event):
+    """A node starts; `node` None is the end of the prompt (clients wait for it)."""
+
+    type: ClassVar[str] = "executing"
+    node: str | None
+    prompt_id: str
+
+    @property
+    def data(self) -> dict:
+        return {"node": self.node, "display_node": self.node, "prompt_id": self.prompt_id}
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    type: ClassVar[str] = "progress"
+    value: int | float
+    max: int | float
+    prompt_id: str
+    node: str
+
+
+@dataclass(frozen=True)
+class Executed(Event):
+    """A node's UI output (images to show), also re-sent when the node was cached."""
+
+    type: ClassVar[str] = "executed"
+    node: str
+    output: dict
+    prompt_id: str
+
+    @property
+    def data(self) -> dict:
+        return {"node": self.node, "display_node": self.node, "output": self.output,
+                "prompt_id": self.prompt_id}
+
+
+@dataclass(frozen=True)
+class ExecutionSuccess(Event):
+    type: ClassVar[str] = "execution_success"
+    in_history: ClassVar[bool] = True
+    prompt_id: str
+    timestamp: int = field(default_factory=now_ms)
+
+
+@dataclass(frozen=True)
+class ExecutionError(Event):
+    type: ClassVar[str] = "execution_error"
+    in_history: ClassVar[bool] = True
+    prompt_id: str
+    node_id: str | None
+    node_type: str | None
+    executed: list
+    exception_message: str
+    exception_type: str
+    traceback: list
+    current_inputs: dict
+    current_outputs: Any  # the ids of the nodes whose outputs exist
+    timestamp: int = field(default_factory=now_ms)
+
+
+@dataclass(frozen=True)
+class ExecutionInterrupted(Event):
+    type: ClassVar[str] = "execution_interrupted"
+    in_history: ClassVar[bool] = True
+    prompt_id: str
+    node_id: str | None
+    node_type: str | None
+    executed: list
+    timestamp: int = field(default_factory=now_ms)
+
+
+@dataclass(frozen=True)
+class ExecutionWarning(Event):
+    type: ClassVar[str] = "warning"
+    prompt_id: str
+    node: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Status(Event):
+    """The queue's broadcast on every change (and the first frame a WebSocket gets)."""
+
+    type: ClassVar[str] = "status"
+    queue_remaining: int
+
+    @property
+    def data(self) -> dict:
+        return {"status": {"exec_info": {"queue_remaining": self.queue_remaining}}}
+
+
+@dataclass(frozen=True)
+class ImageEvent(Event):
+    """An image for the client that queued the prompt; sent as a binary frame, not JSON."""
+
+    prompt_id: str
+    node: str
+    image: bytes
+    image_format: int
+
+
+@dataclass(frozen=True)
+class Preview(ImageEvent):
+    """A live preview (sampler step); whether a job gets them is the WebSocket hub's policy."""
+
+    type: ClassVar[str] = "preview"
+    image_format: int = IMAGE_FORMAT_JPEG
+
+
+@dataclass(frozen=True)
+class ResultImage(ImageEvent):
+    """A result image (SaveImageWebsocket): always sent, whatever the preview policy."""
+
+    type: ClassVar[str] = "image"
+    image_format: int = IMAGE_FORMAT_PNG
 
 
 class EventRecorder:
-    """Keeps every event (thread-safe); tests and the CLI's --json summary read it."""
+    """Keeps every event (thread-safe); tests read it."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
+        self.events: list[Event] = []
         self._lock = threading.Lock()
 
-    def __call__(self, event: str, data: dict) -> None:
+    def __call__(self, event: Event) -> None:
         with self._lock:
-            self.events.append((event, data))
+            self.events.append(event)
 
-    def of(self, event: str) -> list[dict]:
+    def of(self, event_type: str) -> list[dict]:
         """Payloads of one event type, in order."""
         with self._lock:
-            return [d for e, d in self.events if e == event]
+            return [e.data for e in self.events if e.type == event_type]
 
     def types(self) -> list[str]:
         with self._lock:
-            return [e for e, _ in self.events]
+            return [e.type for e in self.events]
 
     def executing_nodes(self) -> list[Any]:
         """The `node` of every `executing` event (the final None included)."""
-        return [d["node"] for d in self.of(EXECUTING)]
+        return [d["node"] for d in self.of(Executing.type)]

@@ -2,8 +2,9 @@
 
 Plan = requested outputs and their ancestors in topological order. Each node's signature hashes its
 class, literal inputs, fingerprint and its upstream signatures (+ output index), so node ids do not
-matter and an unchanged subgraph is never recomputed, even across different prompts. Events follow
-ComfyUI's names and payloads (COMPAT.md); the same stream feeds the WebSocket, history and CLI.
+matter and an unchanged subgraph is never recomputed, even across different prompts. Events are
+typed (engine/events.py: ComfyUI's names and payloads); the same stream feeds the WebSocket, history
+and CLI.
 """
 from __future__ import annotations
 
@@ -15,20 +16,18 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import networkx as nx
 
 from engine.cache import ModelCache, OutputCache, SizeOf, estimate_nbytes
 from engine.context import NodeContext
 from engine.errors import Interrupted
-from engine.events import MESSAGE_EVENTS
+from engine.events import (Emit, Event, ExecutionCached, ExecutionError, ExecutionInterrupted,
+                           ExecutionStart, ExecutionSuccess, ExecutionWarning, Executed, Executing)
 from engine.graph import Validation, id_key, validate
 from engine.nodedef import Registry
 from engine.validate_inputs import check_linked_ranges, short
-
-Emit = Callable[[str, dict], None]
-
 
 @dataclass
 class ExecutionResult:
@@ -55,8 +54,6 @@ class _Entry:
     ui: dict | None
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _is_nan(value: Any) -> bool:
@@ -71,13 +68,13 @@ class _Run:
         self.result = ExecutionResult(prompt_id=prompt_id, status="success")
         self.values: dict[str, _Entry] = {}
 
-    def emit(self, event: str, data: dict) -> None:
-        if event in MESSAGE_EVENTS:
-            self.result.messages.append([event, data])
-        if event == "warning":
-            self.result.warnings.append(data.get("message"))
+    def emit(self, event: Event) -> None:
+        if event.in_history:
+            self.result.messages.append(event.message())
+        if isinstance(event, ExecutionWarning):
+            self.result.warnings.append(event.message)
         if self.user_emit is not None:
-            self.user_emit(event, data)
+            self.user_emit(event)
 
 
 class Executor:
@@ -109,26 +106,25 @@ class Executor:
         """
         with self._lock:
             run = _Run(prompt_id or str(uuid.uuid4()), emit, interrupt or threading.Event())
-            run.emit("execution_start", {"prompt_id": run.prompt_id, "timestamp": _now_ms()})
+            run.emit(ExecutionStart(run.prompt_id))
             val = validation if validation is not None else validate(prompt, self.registry, self.paths, targets)
             run.result.validation = val
             for w in val.warnings:
-                run.emit("warning", {"prompt_id": run.prompt_id, "node": None, "message": w})
+                run.emit(ExecutionWarning(run.prompt_id, None, w))
             if not val.ok:
                 self._fail_validation(run, val)
             else:
                 self._run_plan(run, val, extra_data or {})
-            run.emit("executing", {"node": None, "display_node": None, "prompt_id": run.prompt_id})
+            run.emit(Executing(None, run.prompt_id))
             return run.result
 
     def _fail_validation(self, run: _Run, val: Validation) -> None:
         run.result.status = "error"
         run.result.error = {"type": "validation", **val.response_body()}
-        run.emit("execution_error", {
-            "prompt_id": run.prompt_id, "node_id": None, "node_type": None, "executed": [],
-            "exception_message": "\n".join(val.lines()) or (val.error or {}).get("message", "invalid prompt"),
-            "exception_type": "ValidationError", "traceback": [], "current_inputs": {},
-            "current_outputs": [], "timestamp": _now_ms()})
+        run.emit(ExecutionError(
+            run.prompt_id, node_id=None, node_type=None, executed=[],
+            exception_message="\n".join(val.lines()) or (val.error or {}).get("message", "invalid prompt"),
+            exception_type="ValidationError", traceback=[], current_inputs={}, current_outputs=[]))
 
     # -- planning ---------------------------------------------------------------------------
     def _signatures(self, run: _Run, prompt: dict, order: list[str], extra: dict) -> tuple[dict, dict]:
@@ -146,8 +142,8 @@ class Executor:
                     fp = nd.fingerprint(self._ctx(run, prompt, nid, nd, extra), literals)
                 except Exception as exc:  # an unknown outside state means: always run
                     vol = True
-                    run.emit("warning", {"prompt_id": run.prompt_id, "node": nid,
-                                         "message": f"node {nid} ({nd.class_type}): fingerprint failed: {exc}"})
+                    run.emit(ExecutionWarning(run.prompt_id, nid,
+                                              f"node {nid} ({nd.class_type}): fingerprint failed: {exc}"))
                 vol = vol or _is_nan(fp)
             payload = [nd.class_type, literals, fp, {k: [sigs[s], i] for k, (s, i) in links.items()}]
             digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()
@@ -182,8 +178,7 @@ class Executor:
         # Like ComfyUI: every node of the prompt whose outputs are cached is listed, including
         # ancestors of a cached node that need not be visited at all.
         run.result.cached = [n for n in full_order if n in hits or (not volatile[n] and sigs[n] in self.cache)]
-        run.emit("execution_cached", {"nodes": list(run.result.cached), "prompt_id": run.prompt_id,
-                                      "timestamp": _now_ms()})
+        run.emit(ExecutionCached(list(run.result.cached), run.prompt_id))
         current = None
         try:
             for nid in order:
@@ -199,7 +194,7 @@ class Executor:
         except Exception as exc:
             self._errored(run, prompt, current, exc)
             return
-        run.emit("execution_success", {"prompt_id": run.prompt_id, "timestamp": _now_ms()})
+        run.emit(ExecutionSuccess(run.prompt_id))
 
     # -- running one node ---------------------------------------------------------------------
     def _ctx(self, run: _Run, prompt: dict, nid: str, nd: Any, extra: dict) -> NodeContext:
@@ -223,7 +218,7 @@ class Executor:
         nd = self.registry.get(prompt[nid]["class_type"])
         ctx = self._ctx(run, prompt, nid, nd, extra)
         ctx.check_interrupt()
-        run.emit("executing", {"node": nid, "display_node": nid, "prompt_id": run.prompt_id})
+        run.emit(Executing(nid, run.prompt_id))
         t0 = time.perf_counter()
         entry = _call_with_lists(nd, ctx, self._inputs(run, prompt[nid]))
         run.result.timings[nid] = time.perf_counter() - t0
@@ -237,16 +232,15 @@ class Executor:
         if ui is None:
             return
         run.result.outputs[nid] = ui
-        run.emit("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": run.prompt_id})
+        run.emit(Executed(nid, ui, run.prompt_id))
 
     # -- failures -----------------------------------------------------------------------------
     def _interrupted(self, run: _Run, prompt: dict, nid: str | None) -> None:
         run.result.status = "interrupted"
-        data = {"prompt_id": run.prompt_id, "node_id": nid,
-                "node_type": prompt[nid]["class_type"] if nid else None,
-                "executed": list(run.result.ran) + list(run.result.cached), "timestamp": _now_ms()}
-        run.result.error = dict(data)
-        run.emit("execution_interrupted", data)
+        event = ExecutionInterrupted(run.prompt_id, nid, prompt[nid]["class_type"] if nid else None,
+                                     list(run.result.ran) + list(run.result.cached))
+        run.result.error = event.data
+        run.emit(event)
 
     def _errored(self, run: _Run, prompt: dict, nid: str | None, exc: Exception) -> None:
         run.result.status = "error"
@@ -256,13 +250,13 @@ class Executor:
             if isinstance(value, list) and value[0] in run.values:
                 value = run.values[value[0]].values[value[1]]
             current_inputs[name] = value if isinstance(value, (int, float, str, bool)) else short(value)
-        data = {"prompt_id": run.prompt_id, "node_id": nid, "node_type": node.get("class_type"),
-                "executed": list(run.result.ran) + list(run.result.cached),
-                "exception_message": str(exc), "exception_type": type(exc).__name__,
-                "traceback": traceback.format_tb(exc.__traceback__),
-                "current_inputs": current_inputs, "current_outputs": list(run.values), "timestamp": _now_ms()}
-        run.result.error = dict(data)
-        run.emit("execution_error", data)
+        event = ExecutionError(
+            run.prompt_id, nid, node.get("class_type"), list(run.result.ran) + list(run.result.cached),
+            exception_message=str(exc), exception_type=type(exc).__name__,
+            traceback=traceback.format_tb(exc.__traceback__), current_inputs=current_inputs,
+            current_outputs=list(run.values))
+        run.result.error = event.data
+        run.emit(event)
 
 
 def _merge_ui(acc: dict | None, ui: dict | None) -> dict | None:

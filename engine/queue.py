@@ -5,21 +5,21 @@ records the result. Everything a client sees (``queue()``, ``history()``) is rea
 database, so the state is the same after a restart; a job that was running when the process died
 is marked as failed with a message on the next ``start()`` and pending jobs simply run.
 
-Listeners registered with ``subscribe`` receive ``(event, data, client_id)`` for every executor
-event of a job (client_id = the submitter, so progress goes to the client that queued it), and a
-``status`` event ``{"status": {"exec_info": {"queue_remaining": n}}}`` with client_id None
-(broadcast) on every queue change.
+Listeners registered with ``subscribe`` receive ``(event, job)`` for every executor event of a job
+(typed events, engine/events.py; ``job.client_id`` is the submitter, so progress goes to the client
+that queued it), and a ``Status`` event with job None (broadcast) on every queue change.
 """
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import traceback
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from engine.events import (Event, ExecutionCached, ExecutionError, ExecutionInterrupted, ExecutionStart,
+                           ExecutionWarning, Executing, Status)
 from engine.store import (CANCELLED, ERROR, INTERRUPTED, PENDING, RUNNING, SUCCESS, Counter, Job,
                           JobStore)
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 RESTART_MESSAGE = "interrupted by a server restart"
 MAX_HISTORY = 10000  # ComfyUI's history size; older finished jobs are forgotten
-Listener = Callable[[str, Any, "str | None"], None]
+Listener = Callable[[Event, "Job | None"], None]
 
 __all__ = ["JobQueue", "RESTART_MESSAGE", "PENDING", "RUNNING", "SUCCESS", "ERROR", "INTERRUPTED",
            "CANCELLED"]
@@ -55,14 +55,45 @@ def _history_entry(job: Job) -> dict:
 
 def _restart_failure(job: Job) -> tuple[list, dict]:
     """Messages and error recorded for a job found 'running' when the queue starts."""
-    now = int(time.time() * 1000)
-    error = {"prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
-             "exception_message": RESTART_MESSAGE, "exception_type": "ServerRestart",
-             "traceback": [], "current_inputs": {}, "current_outputs": {}}
-    started = int((job.started or job.created) * 1000)
-    messages = [["execution_start", {"prompt_id": job.prompt_id, "timestamp": started}],
-                ["execution_error", dict(error, timestamp=now)]]
-    return messages, error
+    failure = _failure(job.prompt_id, RESTART_MESSAGE, "ServerRestart", [])
+    started = ExecutionStart(job.prompt_id, int((job.started or job.created) * 1000))
+    return [started.message(), failure.message()], _without_timestamp(failure)
+
+
+def _failure(prompt_id: str, message: str, kind: str, traceback_lines: list) -> ExecutionError:
+    """The execution_error of a job that failed outside any node (restart, executor crash)."""
+    return ExecutionError(prompt_id, node_id=None, node_type=None, executed=[], exception_message=message,
+                          exception_type=kind, traceback=traceback_lines, current_inputs={},
+                          current_outputs={})
+
+
+def _without_timestamp(event: Event) -> dict:
+    """The stored ``error`` of a job: the event's payload, as it was before it was timed."""
+    return {k: v for k, v in event.data.items() if k != "timestamp"}
+
+
+class _RunLog:
+    """What the running job has emitted so far: enough to record it as interrupted if the process
+    must exit before the worker gets the job back from a node (see ``JobQueue.stop``)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job, self.messages, self.executed, self.node = job, [], [], None
+
+    def note(self, event: Event) -> None:
+        if event.in_history:
+            self.messages.append(event.message())
+        if isinstance(event, ExecutionCached):
+            self.executed.extend(event.nodes)
+        elif isinstance(event, Executing) and event.node is not None:
+            if self.node is not None:
+                self.executed.append(self.node)
+            self.node = event.node
+
+    def interrupted(self) -> tuple[list, dict]:
+        """(history messages, error) of the job stopped at the node it was running."""
+        node_type = (self.job.prompt.get(self.node) or {}).get("class_type") if self.node else None
+        stopped = ExecutionInterrupted(self.job.prompt_id, self.node, node_type, list(self.executed))
+        return self.messages + [stopped.message()], stopped.data
 
 
 class JobQueue:
@@ -80,6 +111,7 @@ class JobQueue:
         self._worker: threading.Thread | None = None
         self._running_id: str | None = None
         self._running_event: threading.Event | None = None
+        self._running_log: _RunLog | None = None
         self._run_lock = threading.Lock()
         self._recovered = False
         self._validated: dict[str, Validation] = {}  # pending jobs validated at submit
@@ -109,17 +141,48 @@ class JobQueue:
         self._worker = threading.Thread(target=self._work, name="latentgraph-queue", daemon=True)
         self._worker.start()
 
-    def stop(self, timeout: float | None = 30.0, interrupt_running: bool = True) -> None:
-        """Stop the worker; by default the running job is interrupted (recorded as interrupted)."""
+    def halt(self) -> None:
+        """Take no more jobs and interrupt the running one, without waiting or taking a lock: safe
+        in a signal handler (the server calls it the moment SIGTERM / SIGINT arrives)."""
         self._stop.set()
+        event = self._running_event
+        if event is not None:
+            event.set()
+
+    def stop(self, timeout: float | None = 30.0, interrupt_running: bool = True) -> None:
+        """Stop the worker; by default the running job is interrupted (recorded as interrupted).
+
+        A job still running after ``timeout`` (a node with no interrupt point for that long) is
+        recorded as interrupted right away, with what it emitted so far, so that a process that
+        exits now loses nothing; the daemon worker overwrites the record if it finishes after all.
+        """
         if interrupt_running:
-            self.interrupt()
+            self.halt()
+        self._stop.set()
         with self._wake:
             self._wake.notify_all()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout)
-            self._worker = None
+            if not worker.is_alive():
+                self._worker = None
+            elif interrupt_running:
+                self._record_unfinished()
+
+    def _record_unfinished(self) -> None:
+        run_log = self._running_log
+        if run_log is None:
+            return
+        pid = run_log.job.prompt_id
+        messages, error = run_log.interrupted()
+        try:
+            current = self.store.get(pid)
+            if current is not None and current.status == RUNNING:
+                self.store.finish(pid, status=INTERRUPTED, outputs={}, messages=messages, error=error,
+                                  timings={}, keep=self.max_history)
+                log.warning("job %s did not stop in time at node %s: recorded as interrupted", pid, run_log.node)
+        except Exception:  # the row stays 'running'; the next start() records it as failed
+            log.exception("cannot record job %s as interrupted", pid)
 
     def close(self) -> None:
         """Stop the worker and close the database."""
@@ -242,7 +305,7 @@ class JobQueue:
 
     # -- events ------------------------------------------------------------------------------
     def subscribe(self, fn: Listener) -> Callable[[], None]:
-        """Register ``fn(event, data, client_id)``; returns a function that unsubscribes it."""
+        """Register ``fn(event, job)`` (job None for Status); returns a function that unsubscribes it."""
         with self._listen_lock:
             self._listeners.append(fn)
 
@@ -252,18 +315,17 @@ class JobQueue:
                     self._listeners.remove(fn)
         return unsubscribe
 
-    def _publish(self, event: str, data: Any, client_id: str | None) -> None:
+    def _publish(self, event: Event, job: Job | None) -> None:
         with self._listen_lock:
             listeners = list(self._listeners)
         for fn in listeners:
             try:
-                fn(event, data, client_id)
+                fn(event, job)
             except Exception:  # a broken listener (closed socket) must not stop the queue
-                log.exception("queue listener failed on %s", event)
+                log.exception("queue listener failed on %s", event.type)
 
     def _queue_changed(self) -> None:
-        self._publish("status", {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}},
-                      None)
+        self._publish(Status(self.queue_remaining()), None)
         with self._wake:
             self._wake.notify_all()
 
@@ -284,16 +346,16 @@ class JobQueue:
 
     def _run(self, job: Job) -> None:
         """Execute one claimed job and record its result; never raises."""
-        event = threading.Event()
+        event, run_log = threading.Event(), _RunLog(job)
         with self._run_lock:
-            self._running_id, self._running_event = job.prompt_id, event
+            self._running_id, self._running_event, self._running_log = job.prompt_id, event, run_log
         self._queue_changed()
         done_signal: list = []  # the executor's final `executing {node: None}`, sent after saving
         try:
-            status, outputs, messages, error, timings = self._execute(job, event, done_signal)
+            status, outputs, messages, error, timings = self._execute(job, event, done_signal, run_log)
         finally:
             with self._run_lock:
-                self._running_id, self._running_event = None, None
+                self._running_id, self._running_event, self._running_log = None, None, None
         if status not in (SUCCESS, ERROR, INTERRUPTED):
             status = ERROR
         try:
@@ -304,20 +366,21 @@ class JobQueue:
         self._queue_changed()
         # ComfyUI's order: the history entry exists and `status` went out before the completion
         # signal, so a client that reads /history on `executing null` always finds the job.
-        for data in done_signal or [{"node": None, "display_node": None, "prompt_id": job.prompt_id}]:
-            self._publish("executing", data, job.client_id)
+        for done in done_signal or [Executing(None, job.prompt_id)]:
+            self._publish(done, job)
 
-    def _execute(self, job: Job, event: threading.Event,
-                 done_signal: list) -> tuple[str, dict, list, dict | None, dict]:
+    def _execute(self, job: Job, event: threading.Event, done_signal: list,
+                 run_log: _RunLog) -> tuple[str, dict, list, dict | None, dict]:
         """Call the executor, turning an unexpected exception into an error result. The final
         `executing {node: None}` is kept in `done_signal` for _run to send after saving."""
-        def emit(name: str, data: Any) -> None:
-            if name == "executing" and isinstance(data, dict) and data.get("node") is None:
-                done_signal.append(data)
+        def emit(event: Event) -> None:
+            run_log.note(event)
+            if isinstance(event, Executing) and event.node is None:
+                done_signal.append(event)
                 return
-            if name == "warning" and isinstance(data, dict):  # the server log sees what clients see
-                log.warning("job %s node %s: %s", job.prompt_id, data.get("node"), data.get("message"))
-            self._publish(name, data, job.client_id)
+            if isinstance(event, ExecutionWarning):  # the server log sees what clients see
+                log.warning("job %s node %s: %s", job.prompt_id, event.node, event.message)
+            self._publish(event, job)
 
         try:
             res = self.executor.execute(job.prompt, prompt_id=job.prompt_id, extra_data=job.extra_data,
@@ -325,13 +388,10 @@ class JobQueue:
                                         validation=self._take_validation(job.prompt_id))
         except Exception as exc:  # the executor should not raise; record it rather than die
             log.exception("executor failed on job %s", job.prompt_id)
-            error = {"prompt_id": job.prompt_id, "node_id": None, "node_type": None, "executed": [],
-                     "exception_message": str(exc), "exception_type": type(exc).__name__,
-                     "traceback": traceback.format_exception(exc), "current_inputs": {},
-                     "current_outputs": {}}
-            emit("execution_error", error)
-            emit("executing", {"node": None, "display_node": None, "prompt_id": job.prompt_id})
-            return ERROR, {}, [["execution_error", error]], error, {}
+            failure = _failure(job.prompt_id, str(exc), type(exc).__name__, traceback.format_exception(exc))
+            emit(failure)
+            emit(Executing(None, job.prompt_id))
+            return ERROR, {}, [failure.message()], _without_timestamp(failure), {}
         return (str(getattr(res, "status", ERROR)), dict(getattr(res, "outputs", None) or {}),
                 list(getattr(res, "messages", None) or []), getattr(res, "error", None),
                 _jsonable_timings(getattr(res, "timings", None)))

@@ -98,9 +98,19 @@ class PromptRequest(BaseModel):
         return [_check_id(v, "a node id") for v in value]
 
 
+def _encodable(text: str) -> bool:
+    """False for a string with lone surrogates (JSON's "\\ud800" decodes to one): SQLite and
+    UTF-8 files cannot store it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def body_problem(body: Any, max_depth: int = MAX_DEPTH) -> str | None:
     """Why `body` cannot be stored and read back as JSON, or None: too deep, NaN/±inf, an integer
-    too long to print, a key that is not a string. Iterative, so a deep body cannot exhaust the stack."""
+    too long to print, a key that is not a string, a lone surrogate. Iterative, so a deep body cannot exhaust the stack."""
     stack = [(body, 1, "body")]
     while stack:
         value, depth, where = stack.pop()
@@ -111,7 +121,11 @@ def body_problem(body: Any, max_depth: int = MAX_DEPTH) -> str | None:
             for key, item in items:
                 if isinstance(value, dict) and not isinstance(key, str):
                     return f"{where}: key {key!r} is not a string"
+                if isinstance(key, str) and not _encodable(key):
+                    return f"{where}: a key holds a lone UTF-16 surrogate (not valid Unicode)"
                 stack.append((item, depth + 1, f"{where}.{key}" if isinstance(value, dict) else f"{where}[{key}]"))
+        elif isinstance(value, str) and not _encodable(value):
+            return f"{where}: a string holds a lone UTF-16 surrogate (not valid Unicode)"
         elif isinstance(value, float) and not math.isfinite(value):
             return f"{where}: {value} is not a finite number"
         elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:

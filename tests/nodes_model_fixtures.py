@@ -70,7 +70,7 @@ def cache() -> ModelCache:
 def ctx(paths, cache):
     events: list = []
     c = NodeContext(node_id="3", prompt_id="p", prompt={}, paths=paths, models=cache,
-                    emit=lambda e, d: events.append((e, d)))
+                    emit=lambda e: events.append((e.type, e.data)))
     c.events = events  # type: ignore[attr-defined]
     return c
 

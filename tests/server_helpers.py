@@ -269,6 +269,16 @@ def _kind(frame: Any) -> str:
     return "<binary>" if isinstance(frame, bytes) else frame.get("type", "?")
 
 
+def wait_running(client: Any, prompt_id: str, timeout: float = 30.0) -> None:
+    """Poll GET /queue until the job is the running one (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(item[1] == prompt_id for item in client.get("/queue").json()["queue_running"]):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{prompt_id} never started")
+
+
 def wait_history(client: Any, prompt_id: str, timeout: float = 60.0) -> dict:
     """Poll GET /history/{id} until the job is there (bounded)."""
     deadline = time.monotonic() + timeout

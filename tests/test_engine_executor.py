@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.cache import ModelCache, OutputCache, estimate_nbytes
-from engine.events import EventRecorder, preview_frame
+from engine.events import EventRecorder, Preview
 from engine.executor import Executor
 from engine.paths import Paths
 from tests.stub_nodes import RUNS, make_registry
@@ -183,9 +183,9 @@ def test_interrupt_during_progress(ex):
     stop = threading.Event()
     rec = EventRecorder()
 
-    def emit(event, data):
-        rec(event, data)
-        if event == "progress" and data["value"] == 2:
+    def emit(event):
+        rec(event)
+        if event.type == "progress" and event.value == 2:
             stop.set()
 
     prompt = {"1": {"class_type": "StubInt", "inputs": {"value": 1}},
@@ -195,7 +195,8 @@ def test_interrupt_during_progress(ex):
     assert res.status == "interrupted" and rec.of("execution_interrupted")[0]["node_id"] == "2"
     assert [p["value"] for p in rec.of("progress")] == [1, 2]
     assert rec.of("progress")[0] == {"value": 1, "max": 5, "prompt_id": res.prompt_id, "node": "2"}
-    assert rec.of("preview")[0]["jpeg"].startswith(b"\xff\xd8")
+    previews = [e for e in rec.events if isinstance(e, Preview)]
+    assert previews[0].image.startswith(b"\xff\xd8") and previews[0].image_format == 1  # JPEG
     assert ex.execute(prompt).ran == ["2", "3"]  # the interrupted node was not cached; node 1 was
 
 
@@ -296,10 +297,6 @@ def test_model_cache_lru_by_count_and_clear():
     assert loads == ["a", "b", "c"] and cache.keys() == ["a", "c"]
     cache.clear()
     assert len(cache) == 0
-
-
-def test_preview_frame_layout():
-    assert preview_frame(b"JPG") == b"\x00\x00\x00\x01\x00\x00\x00\x01JPG"
 
 
 def test_wrong_number_of_returned_values_is_reported_at_the_producing_node(paths):

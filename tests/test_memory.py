@@ -37,7 +37,7 @@ def _no_budget():
 def _ctx(node_id: str = "8", class_type: str = "VAEDecode") -> NodeContext:
     events: list = []
     ctx = NodeContext(node_id=node_id, prompt_id="p", prompt={}, paths=None, models=None,
-                      class_type=class_type, emit=lambda e, d: events.append((e, d)))
+                      class_type=class_type, emit=lambda e: events.append((e.type, e.data)))
     return ctx
 
 

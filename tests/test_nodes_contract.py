@@ -148,7 +148,7 @@ def test_node_runs_on_tiny_inputs_and_returns_the_declared_types(class_type, tmp
     paths.ensure_dirs()
     events: list[str] = []
     ctx = NodeContext(node_id="1", prompt_id="p", prompt={}, paths=paths, models=ModelCache(),
-                      class_type=class_type, emit=lambda event, _data: events.append(event))
+                      class_type=class_type, emit=lambda event: events.append(event.type))
     inputs = {spec.name: _value(spec) for spec in nd.inputs if not spec.optional}
     values, ui = nd.call(ctx, inputs)
     assert len(values) == len(nd.outputs)

@@ -279,12 +279,12 @@ def test_ksampler_progress_and_previews(paths):
               "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
               "9": {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}}
     events = []
-    result = ex.execute(prompt, prompt_id="prog", emit=lambda e, d: events.append((e, d)))
+    result = ex.execute(prompt, prompt_id="prog", emit=events.append)
     assert result.status == "success", result.error
-    progress = [d for e, d in events if e == "progress" and d["node"] == "3"]
+    progress = [e.data for e in events if e.type == "progress" and e.node == "3"]
     assert [p["value"] for p in progress] == [1, 2, 3, 4, 5] and {p["max"] for p in progress} == {5}
     assert all(p["prompt_id"] == "prog" for p in progress)
-    previews = [d for e, d in events if e == "preview"]
+    previews = [e for e in events if e.type == "preview"]
     try:
         import ldm.preview  # noqa: F401
     except ImportError:
@@ -292,4 +292,4 @@ def test_ksampler_progress_and_previews(paths):
         pytest.skip("ldm/preview.py does not exist yet: preview JPEGs not checked")
     assert len(previews) == 5
     for p in previews:
-        assert p["node"] == "3" and isinstance(p["jpeg"], bytes) and p["jpeg"][:2] == b"\xff\xd8"
+        assert p.node == "3" and isinstance(p.image, bytes) and p.image[:2] == b"\xff\xd8"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from engine.events import ExecutionInterrupted, ExecutionStart, Executed, Executing
 from engine.queue import INTERRUPTED, SUCCESS, JobQueue
 
 
@@ -30,24 +31,24 @@ class FakeExecutor:
         self.lock = threading.Lock()
 
     def execute(self, prompt, *, prompt_id, extra_data=None, targets=None, emit, interrupt, validation=None):
-        emit("execution_start", {"prompt_id": prompt_id, "timestamp": 0})
+        emit(ExecutionStart(prompt_id, 0))
         msgs = [["execution_start", {"prompt_id": prompt_id, "timestamp": 0}]]
         if prompt.get("block"):
             self.started.set()
             while not self.gate.is_set():
                 if interrupt.wait(0.01):
-                    data = {"prompt_id": prompt_id, "node_id": "1", "node_type": "Slow", "executed": []}
-                    emit("execution_interrupted", data)
-                    emit("executing", {"node": None, "prompt_id": prompt_id})
-                    return Result("interrupted", messages=msgs + [["execution_interrupted", data]])
+                    stopped = ExecutionInterrupted(prompt_id, "1", "Slow", [])
+                    emit(stopped)
+                    emit(Executing(None, prompt_id))
+                    return Result("interrupted", messages=msgs + [stopped.message()])
         if prompt.get("fail"):
             err = {"prompt_id": prompt_id, "exception_message": "boom"}
             return Result("error", error=err, messages=msgs + [["execution_error", err]])
         with self.lock:
             self.ran.append(prompt_id)
         out = {"9": {"images": [{"filename": f"{prompt_id}.png", "subfolder": "", "type": "output"}]}}
-        emit("executed", {"node": "9", "output": out["9"], "prompt_id": prompt_id})
-        emit("executing", {"node": None, "prompt_id": prompt_id})
+        emit(Executed("9", out["9"], prompt_id))
+        emit(Executing(None, prompt_id))
         return Result("success", outputs=out,
                       messages=msgs + [["execution_success", {"prompt_id": prompt_id}]],
                       timings={"9": 0.001})
@@ -158,8 +159,8 @@ def test_history_shape_errors_and_paging(q):
 
 def test_events_reach_listeners_with_client_id_and_status_broadcasts(q):
     got = []
-    unsubscribe = q.subscribe(lambda ev, data, cid: got.append((ev, data, cid)))
-    q.subscribe(lambda ev, data, cid: 1 / 0)  # a broken listener must not break the queue
+    unsubscribe = q.subscribe(lambda ev, job: got.append((ev.type, ev.data, job and job.client_id)))
+    q.subscribe(lambda ev, job: 1 / 0)  # a broken listener must not break the queue
     pid, _ = q.submit({"x": 1}, client_id="client-7")
     q.start()
     assert wait_until(lambda: pid in q.history())
@@ -254,7 +255,7 @@ def test_real_executor_success_error_and_interrupt(tmp_path):
     paths.ensure_dirs()
     queue = JobQueue(paths.user_dir / "latentgraph.db", Executor(make_registry(), paths))
     events = []
-    queue.subscribe(lambda ev, data, cid: events.append((ev, data, cid)))
+    queue.subscribe(lambda ev, job: events.append((ev.type, ev.data, job and job.client_id)))
     ok = {"1": {"class_type": "StubInt", "inputs": {"value": 3}},
           "2": {"class_type": "StubOutput", "inputs": {"value": ["1", 0]}}}
     bad = {"1": {"class_type": "StubInt", "inputs": {"value": 3}},

@@ -100,6 +100,27 @@ def test_preview_frames_are_binary_jpeg(server, client):
         assert Image.open(io.BytesIO(frame[8:])).format == "JPEG"
 
 
+def test_editor_jobs_always_get_preview_frames(server, client):
+    """/lg/queue (the editor) carries no preview_method; its jobs get live previews regardless."""
+    from engine.formats.native import from_prompt
+    from nodes.registry import Registry
+    from tests.server_helpers import register
+
+    registry = Registry()
+    register(registry)
+    doc = from_prompt(stub_graph(12, seconds=0.1, steps=3), registry)
+
+    async def run() -> list:
+        cid = uuid.uuid4().hex
+        async with websockets.connect(server.ws_url(cid)) as ws:
+            r = await asyncio.to_thread(client.post, "/lg/queue", json={"workflow": doc, "client_id": cid})
+            assert r.status_code == 200, r.text
+            return await collect_until_done(ws, r.json()["prompt_ids"][0])
+
+    binary = [f for f in asyncio.run(run()) if isinstance(f, bytes)]
+    assert len(binary) == 3 and all(f[:8] == struct.pack(">II", 1, 1) for f in binary)
+
+
 def test_validation_failure_is_400_with_node_errors(server, client):
     graph = stub_graph(999)
     r = client.post("/prompt", json={"prompt": graph})

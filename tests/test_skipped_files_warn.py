@@ -89,7 +89,7 @@ def test_sdxl_encode_nodes_pass_the_warnings_on(models, ckpt, node, args):
     paths = Paths(models, base / "in", base / "out", base / "tmp", base / "user")
     events: list = []
     ctx = NodeContext(node_id="12", prompt_id="p", prompt={}, paths=paths, models=ModelCache(),
-                      emit=lambda e, d: events.append((e, d)))
+                      emit=lambda e: events.append((e.type, e.data)))
     clip = loaders.CheckpointLoaderSimple().run(ctx, f"{ckpt}.safetensors")[1]
     encode = getattr(conditioning, node)().run
     if node == "CLIPTextEncodeSDXL":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.events import Executing
 from engine.executor import Executor
 from engine.paths import Paths
 from engine.queue import JobQueue
@@ -53,8 +54,8 @@ def test_bad_rows_are_quarantined_and_the_queue_starts(tmp_path):
     queue = JobQueue(db, Executor(REG, paths))
     assert sorted(queue.store.quarantined) == sorted(BAD_ROWS)
     done = threading.Event()
-    queue.subscribe(lambda event, data, _cid: event == "executing" and data.get("node") is None
-                    and data.get("prompt_id") == "good" and done.set())
+    queue.subscribe(lambda event, _job: isinstance(event, Executing) and event.node is None
+                    and event.prompt_id == "good" and done.set())
     queue.start()
     assert done.wait(30)
     assert queue.job("good").status == "success"

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.events import Executing
 from engine.executor import Executor
 from engine.paths import Paths
 from engine.queue import JobQueue
@@ -90,6 +91,9 @@ HOSTILE = [  # (name, raw body, expected status, expected error type or None)
     ("body null", b"null", 400, "invalid_prompt"),
     ("body empty", b"", 400, "invalid_json"),
     ("body not utf-8", b'{"prompt": "\xff"}', 400, "invalid_json"),
+    ("lone surrogate in a widget", b'{"prompt": {"1": {"class_type": "StubInt", "inputs": {"value": "\\ud800"}}}}',
+     400, "invalid_prompt"),
+    ("lone surrogate in a key", b'{"prompt": %s, "extra_data": {"\\udfff": 1}}', 400, "invalid_prompt"),
     ("no prompt", b'{"client_id": "c"}', 400, "no_prompt"),
     ("prompt a list", b'{"prompt": [1]}', 400, "invalid_prompt"),
     ("client_id a number", b'{"prompt": %s, "client_id": 5}', 400, "invalid_prompt"),
@@ -162,9 +166,9 @@ def test_the_store_refuses_what_the_service_would_have(tmp_path):
     store.close()
 
 
-def _finished(event: str, data: dict) -> bool:
+def _finished(event: Executing) -> bool:
     """The completion signal, sent after the job's result is saved."""
-    return event == "executing" and data.get("node") is None
+    return isinstance(event, Executing) and event.node is None
 
 
 class _CountingValidate:
@@ -187,7 +191,7 @@ def test_a_prompt_is_validated_once_and_again_only_after_a_restart(tmp_path, mon
     paths = _paths(tmp_path)
     queue = JobQueue(tmp_path / "v.db", Executor(REG, paths))
     done = threading.Event()
-    queue.subscribe(lambda event, data, _cid: _finished(event, data) and done.set())
+    queue.subscribe(lambda event, _job: _finished(event) and done.set())
     service = SubmitService(queue, REG, paths)
     pid = service.submit({"prompt": GRAPH})["prompt_id"]
     pending = service.submit({"prompt": GRAPH, "number": 99})["prompt_id"]
@@ -203,7 +207,7 @@ def test_a_prompt_is_validated_once_and_again_only_after_a_restart(tmp_path, mon
     first.store.close()  # "restart" before it ran: the next process must validate it itself
     second = JobQueue(tmp_path / "w.db", Executor(REG, paths))
     done.clear()
-    second.subscribe(lambda event, data, _cid: _finished(event, data) and done.set())
+    second.subscribe(lambda event, _job: _finished(event) and done.set())
     second.start()
     assert done.wait(30)
     assert second.job("later").status == "success" and at_run.calls == 1

@@ -25,9 +25,6 @@ from ui.api_files import ApiError
 
 COMFYUI_VERSION = "0.3.64"  # what clients check for feature support
 MAX_JSON_BYTES = 16 * 1024 * 1024
-# extra_data.preview_method values that turn live previews on for a /prompt job. ComfyUI's default
-# (absent, "none", "default" = the launch flag, whose default is none) sends no preview frames.
-PREVIEW_METHODS_ON = ("auto", "latent2rgb", "taesd")
 
 
 def latentgraph_version() -> str:
@@ -101,26 +98,16 @@ def _ids(value: Any) -> list[str]:
 class Api:
     """The services the routes use (the queue itself announces queue changes to the hub)."""
 
-    def __init__(self, paths: Any, queue: Any, registry: Any, executor: Any = None, hub: Any = None) -> None:
+    def __init__(self, paths: Any, queue: Any, registry: Any, executor: Any = None) -> None:
         self.paths, self.queue, self.registry = paths, queue, registry
         self.executor = executor if executor is not None else getattr(queue, "executor", None)
-        self.hub = hub  # ui.ws.WsHub: told which /prompt jobs get no live previews
         self.submitter = SubmitService(queue, registry, paths)
 
     # -- /prompt -----------------------------------------------------------------------------
     def submit(self, body: Any) -> dict:
         """Check, validate and queue a prompt (engine.submit); ComfyUI's 200 body. A refusal raises
         SubmitRejected, answered as its 400 body by ui.server's error handlers."""
-        checked = self.submitter.check(body)
-        method = checked.extra_data.get("preview_method")
-        muted = (self.hub is not None and not (isinstance(method, str) and method.lower() in PREVIEW_METHODS_ON)
-                 and self.hub.mute_previews(checked.prompt_id))  # before enqueue: the job may start at once
-        try:
-            return self.submitter.enqueue(checked)
-        except SubmitRejected:
-            if muted:
-                self.hub.unmute_previews(checked.prompt_id)
-            raise
+        return self.submitter.enqueue(self.submitter.check(body))
 
     def exec_info(self) -> dict:
         return {"exec_info": {"queue_remaining": int(self.queue.queue_remaining())}}

@@ -4,7 +4,7 @@
 editor (mounted at ``/`` last, so API routes registered before it keep priority). Two pure-ASGI
 middlewares guard everything, HTTP and WebSocket alike: the optional bearer token and the
 request-body size limit. Every error leaves as JSON; tracebacks stay in the server log.
-``serve(args)`` builds the engine objects from the CLI arguments and runs uvicorn.
+``serve(services, host=, port=, token=)`` runs uvicorn on the engine objects main.py built.
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ import threading
 from contextlib import asynccontextmanager
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -34,13 +35,16 @@ from ui.api_jobs import jobs_router
 from ui.api_misc import internal_router, misc_router, templates_router
 from ui.api_routes import MAX_JSON_BYTES, Api, api_router
 from ui.api_user import user_router
+from ui.hosts import HostAllowList, host_name, is_loopback, listen_refusal, listen_warning
 from ui.ws import WsHub
 
 log = logging.getLogger("latentgraph.server")
-ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Shutdown (SIGTERM / Ctrl-C) must end within 5 s even during a big job: open connections get
+# SHUTDOWN_GRACE seconds, then the queue worker SHUTDOWN_GRACE more (its job was interrupted the
+# moment the signal came); a job still inside a node after that is recorded as interrupted.
+SHUTDOWN_GRACE = 1.5
 TOKEN_COOKIE = "lg_token"
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _error_body(kind: str, message: str) -> dict:
@@ -170,35 +174,34 @@ class TokenAuthMiddleware:
 def _split_host(value: str) -> tuple[str, str]:
     """``host:port`` (or ``[v6]:port``) → (lower-case host with loopback names unified, port)."""
     value = value.strip().lower()
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = value.partition(":")
-    return ("loopback" if host in LOCAL_HOSTS else host), port
+    port = value.rpartition("]")[2] if value.startswith("[") else value.partition(":")[2]
+    host = host_name(value)
+    return ("loopback" if is_loopback(host) else host), port.lstrip(":")
 
 
 class OriginCheckMiddleware:
     """Refuse cross-site requests and DNS rebinding, the two ways a web page reaches a local server.
 
     A request whose ``Origin`` names another site than its ``Host`` is refused (a page elsewhere could
-    otherwise queue jobs, upload files or read the WebSocket); with ``loopback_only`` the ``Host``
-    itself must be a loopback name, so a rebound DNS name cannot pose as same-origin.
+    otherwise queue jobs, upload files or read the WebSocket); with ``allowed_hosts`` the ``Host``
+    itself must be a name this server answers to, so a rebound DNS name cannot pose as same-origin
+    (ui/hosts.py). ``serve`` always passes one; in-process apps (tests) may leave it None.
     """
 
-    def __init__(self, app: Any, loopback_only: bool = False) -> None:
-        self.app, self.loopback_only = app, loopback_only
+    def __init__(self, app: Any, allowed_hosts: HostAllowList | None = None) -> None:
+        self.app, self.allowed_hosts = app, allowed_hosts
 
-    def _refusal(self, scope: dict) -> str | None:
+    def _refusal(self, scope: dict) -> tuple[str, str] | None:
         headers = dict(scope.get("headers") or [])
         host = headers.get(b"host", b"").decode("latin-1")
-        if self.loopback_only and host and _split_host(host)[0] != "loopback":
-            return f"host {host!r} is not allowed (the server listens on loopback only)"
+        if self.allowed_hosts is not None and host and not self.allowed_hosts.allows(host):
+            return "forbidden_host", (f"host {host!r} is not allowed (DNS rebinding guard); "
+                                      "start the server with --allowed-hosts NAME to add it")
         origin = headers.get(b"origin", b"").decode("latin-1")
         if origin and host:
             netloc = origin.split("://", 1)[-1].split("/", 1)[0]
             if origin == "null" or _split_host(netloc) != _split_host(host):
-                return f"cross-origin request from {origin!r} refused"
+                return "forbidden_origin", f"cross-origin request from {origin!r} refused"
         return None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -209,7 +212,7 @@ class OriginCheckMiddleware:
             await receive()
             await send({"type": "websocket.close", "code": 1008})
             return
-        await _send_json(send, 403, _error_body("forbidden_origin", reason))
+        await _send_json(send, 403, _error_body(*reason))
 
 
 # Top-level path segments that belong to the API: ComfyUI's route names (its server.py, user and
@@ -328,14 +331,14 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None = None,
                executor: Any = None, start_queue: bool = True, editor: bool = True,
-               loopback_only: bool = False) -> FastAPI:
+               allowed_hosts: HostAllowList | None = None) -> FastAPI:
     """The FastAPI app: API at ``/`` and ``/api``, ``/ws``, ``/lg-static``, editor at ``/`` (last).
 
     With ``start_queue`` the app starts the queue's worker on start-up and stops it on shutdown;
-    ``loopback_only`` (set by ``serve`` when bound to 127.0.0.1) refuses non-loopback Host headers.
+    ``allowed_hosts`` (always set by ``serve``) refuses any other Host header (DNS rebinding).
     """
     hub = WsHub(queue.queue_remaining)
-    api = Api(paths, queue, registry, executor, hub=hub)
+    api = Api(paths, queue, registry, executor)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -348,7 +351,7 @@ def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None 
         finally:
             await hub.close_all()
             if start_queue:
-                await asyncio.to_thread(queue.stop)
+                await asyncio.to_thread(queue.stop, SHUTDOWN_GRACE)
 
     app = FastAPI(title="Latentgraph", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -369,7 +372,7 @@ def create_app(paths: Any, queue: Any, registry: Any, *, auth_token: str | None 
     app.add_middleware(BodyLimitMiddleware)
     if auth_token:
         app.add_middleware(TokenAuthMiddleware, token=auth_token)
-    app.add_middleware(OriginCheckMiddleware, loopback_only=loopback_only)  # outermost: runs first
+    app.add_middleware(OriginCheckMiddleware, allowed_hosts=allowed_hosts)  # outermost: runs first
     if editor:
         _mount_editor(app, paths, queue, registry)
     return app
@@ -392,57 +395,6 @@ def _mount_editor(app: FastAPI, paths: Any, queue: Any, registry: Any) -> None:
 # ------------------------------------------------------------------------------------------------
 # serve
 # ------------------------------------------------------------------------------------------------
-def _arg(args: Any, name: str, default: Any = None) -> Any:
-    value = getattr(args, name, None)
-    return default if value is None else value
-
-
-def build_services(args: Any) -> tuple[Any, Any, Any, Any]:
-    """Paths, registry (nodes loaded), executor and job queue from the CLI arguments.
-
-    ``main.py serve`` has already loaded the nodes and built Paths (``args.paths``,
-    ``args.load_errors``); other callers get both done here.
-    """
-    from engine.executor import Executor
-    from engine.paths import Paths
-    from engine.queue import JobQueue
-    from nodes.registry import REGISTRY, load_all
-
-    _select_device(args)
-    paths = getattr(args, "paths", None)
-    if paths is None:
-        paths = Paths.from_args(
-            _arg(args, "models_dir", ROOT / "models"), _arg(args, "input_dir", ROOT / "input"),
-            _arg(args, "output_dir", ROOT / "output"), _arg(args, "temp_dir", ROOT / "temp"),
-            _arg(args, "user_dir", ROOT / "user"), _arg(args, "extra_model_paths_config") or None)
-    paths.ensure_dirs()
-    if getattr(args, "load_errors", None) is None:
-        for err in load_all(_arg(args, "custom_nodes", ROOT / "custom_nodes")):
-            print(f"[latentgraph] node load error in {err.get('module')}: {err.get('error')}",
-                  file=sys.stderr)
-    executor = Executor(REGISTRY, paths)
-    queue = JobQueue(Path(paths.user_dir) / "latentgraph.db", executor)
-    return paths, REGISTRY, executor, queue
-
-
-def _select_device(args: Any) -> None:
-    if not (getattr(args, "cpu", False) or getattr(args, "device", None)):
-        return
-    try:
-        from ldm import devices
-    except ImportError:
-        return
-    devices.set_device("cpu" if getattr(args, "cpu", False) else args.device)
-
-
-def listen_warning(host: str, token: str | None) -> str | None:
-    """The warning printed when binding beyond loopback (None for 127.0.0.1 / localhost / ::1)."""
-    if host in LOCAL_HOSTS:
-        return None
-    return (f"[latentgraph] WARNING: listening on {host}: the API is reachable from other machines"
-            + ("" if token else " and has NO authentication (use --auth-token)"))
-
-
 def bind_problem(host: str, port: int) -> str | None:
     """Why ``host:port`` cannot be listened on (in use, bad address), or None when it can."""
     import socket
@@ -475,12 +427,29 @@ def _warm_up() -> None:
         logging.getLogger("latentgraph").debug("warm-up import failed: %s", exc)
 
 
-def serve(args: Any) -> int:
-    """Run the server until Ctrl-C / SIGTERM; the queue worker stops with it. 1 when it cannot bind."""
-    import uvicorn
+class _Server(uvicorn.Server):
+    """uvicorn's server, but SIGTERM / SIGINT first interrupts the running job, so that it stops
+    while connections close rather than after them."""
 
-    host, port = _arg(args, "listen", "127.0.0.1"), int(_arg(args, "port", 8188))
-    token = _arg(args, "auth_token")
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._on_signal()  # lock-free (JobQueue.halt): this runs inside a signal handler
+        super().handle_exit(sig, frame)
+
+
+def serve(services: Any, *, host: str = "127.0.0.1", port: int = 8188, token: str | None = None,
+          allowed_hosts: Iterable[str] = (), allow_no_auth: bool = False) -> int:
+    """Run the server on ``services`` (main.Services: paths, registry, executor, queue) until
+    Ctrl-C / SIGTERM; the queue worker stops with it. 2 when a public address has no token (and
+    no ``allow_no_auth``), 1 when the address cannot be bound. ``allowed_hosts`` adds Host names
+    to the defaults of ui/hosts.py."""
+    problem = listen_refusal(host, token, allow_no_auth)
+    if problem:
+        print(f"[latentgraph] error: {problem}", file=sys.stderr, flush=True)
+        return 2
     problem = bind_problem(host, port)
     if problem:
         print(f"[latentgraph] error: {problem}", file=sys.stderr, flush=True)
@@ -488,9 +457,8 @@ def serve(args: Any) -> int:
     warning = listen_warning(host, token)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    paths, registry, executor, queue = build_services(args)
-    app = create_app(paths, queue, registry, auth_token=token, executor=executor,
-                     loopback_only=host in LOCAL_HOSTS)
+    app = create_app(services.paths, services.queue, services.registry, auth_token=token,
+                     executor=services.executor, allowed_hosts=HostAllowList.for_listen(host, allowed_hosts))
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://[{local}]:{port}/" if ":" in local else f"http://{local}:{port}/"
     print(f"[latentgraph] serving on {url}" + (f" (listening on {host})" if local != host else "")
@@ -498,6 +466,11 @@ def serve(args: Any) -> int:
     threading.Thread(target=_warm_up, name="latentgraph-warm-up", daemon=True).start()
     # Keep-alive as ComfyUI's aiohttp (75 s), not uvicorn's 5 s: a client that keeps a pooled
     # connection idle while it waits on the WebSocket must not race the server closing it.
-    uvicorn.run(app, host=host, port=port, ws="websockets-sansio", log_level="warning",
-                timeout_graceful_shutdown=5, timeout_keep_alive=75)
-    return 0
+    config = uvicorn.Config(app, host=host, port=port, ws="websockets-sansio", log_level="warning",
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE, timeout_keep_alive=75)
+    server = _Server(config, on_signal=services.queue.halt)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its shutdown, which is done
+        pass
+    return 0 if server.started else 1

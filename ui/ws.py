@@ -13,9 +13,12 @@ Two ComfyUI behaviours clients rely on are reproduced here (see tests/test_clien
   ``/history/{id}`` on that signal (ComfyUI's script examples, ComfyScript) always finds the entry;
   like ComfyUI, a prompt queued without a client_id sends no ``executing null`` at all (it would
   be broadcast, and ComfyScript's watcher crashes on a completion for a prompt it does not know);
-- live-preview binary frames are not sent for prompt ids registered with ``mute_previews`` (POST
-  /prompt without ``extra_data.preview_method``: ComfyUI's default is no previews, and
-  comfy-api-simplified takes any binary frame for a result image).
+- live-preview binary frames go only to jobs that want them (``wants_previews``: POST /prompt jobs
+  only with ``extra_data.preview_method`` auto|latent2rgb|taesd, as ComfyUI's default is no
+  previews and comfy-api-simplified takes any binary frame for a result image; editor jobs always).
+
+Events arrive typed (engine/events.py); this module is the only place that frames them for the wire:
+JSON text ``{"type", "data"}``, or the binary image frame for ``Preview`` / ``ResultImage``.
 """
 from __future__ import annotations
 
@@ -23,20 +26,21 @@ import asyncio
 import json
 import logging
 import struct
-import threading
 import uuid
-from collections import OrderedDict
 from typing import Any, Callable
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from engine.events import Event, Executing, ImageEvent, Preview, Status
+from engine.formats.native import is_native
+
 log = logging.getLogger("latentgraph.ws")
 
-PREVIEW_IMAGE = 1          # binary event type: preview image
-FORMAT_JPEG = 1            # image format inside a preview frame
-FORMAT_PNG = 2
+PREVIEW_IMAGE = 1          # binary event type: preview image (also used for result images)
 OUTBOX_LIMIT = 2048        # messages buffered per client before it is dropped as too slow
-MUTED_LIMIT = 10000        # prompt ids remembered as "no previews" (cancelled jobs never finish)
+# extra_data.preview_method values that turn live previews on for a /prompt job. ComfyUI's default
+# (absent, "none", "default" = the launch flag, whose default is none) sends no preview frames.
+PREVIEW_METHODS_ON = ("auto", "latent2rgb", "taesd")
 
 
 class _Client:
@@ -69,9 +73,28 @@ class _Client:
             return False
 
 
-def preview_frame(image: bytes, image_format: int = FORMAT_JPEG) -> bytes:
-    """Binary preview frame: big-endian event type 1, image format (1 JPEG, 2 PNG), then the bytes."""
-    return struct.pack(">II", PREVIEW_IMAGE, image_format) + bytes(image)
+def image_frame(event: ImageEvent) -> bytes:
+    """Binary frame: big-endian event type 1, image format (1 JPEG, 2 PNG), then the bytes."""
+    return struct.pack(">II", PREVIEW_IMAGE, event.image_format) + bytes(event.image)
+
+
+def text_frame(event: Event, sid: str | None = None) -> str:
+    """JSON text frame ``{"type", "data"}``; a ``status`` sent on connect also carries the sid."""
+    data = event.data if sid is None else {**event.data, "sid": sid}
+    return json.dumps({"type": event.type, "data": data}, default=str)
+
+
+def wants_previews(job: Any) -> bool:
+    """Whether a job gets live-preview frames: asked for with ``extra_data.preview_method`` (POST
+    /prompt, as ComfyUI), or queued by the editor (/lg/queue: a native document in extra_pnginfo)."""
+    extra = getattr(job, "extra_data", None)
+    if not isinstance(extra, dict):
+        return True
+    method = extra.get("preview_method")
+    if isinstance(method, str) and method.lower() in PREVIEW_METHODS_ON:
+        return True
+    pnginfo = extra.get("extra_pnginfo")
+    return isinstance(pnginfo, dict) and is_native(pnginfo.get("workflow"))
 
 
 class WsHub:
@@ -81,27 +104,6 @@ class WsHub:
         self._queue_remaining = queue_remaining
         self._clients: dict[str, set[_Client]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._muted: OrderedDict[str, None] = OrderedDict()  # prompt ids whose previews are dropped
-        self._muted_lock = threading.Lock()                   # touched by HTTP threads and the loop
-
-    # -- previews per prompt ------------------------------------------------------------------
-    def mute_previews(self, prompt_id: str) -> bool:
-        """Drop preview frames of this prompt; False when it was already muted."""
-        with self._muted_lock:
-            if prompt_id in self._muted:
-                return False
-            self._muted[prompt_id] = None
-            while len(self._muted) > MUTED_LIMIT:
-                self._muted.popitem(last=False)
-            return True
-
-    def unmute_previews(self, prompt_id: str) -> None:
-        with self._muted_lock:
-            self._muted.pop(prompt_id, None)
-
-    def previews_muted(self, prompt_id: Any) -> bool:
-        with self._muted_lock:
-            return prompt_id in self._muted
 
     # -- lifecycle ---------------------------------------------------------------------------
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -128,7 +130,7 @@ class WsHub:
         sid = (ws.query_params.get("clientId") or "").strip()[:128] or uuid.uuid4().hex
         await ws.accept()
         client = _Client(sid, ws)
-        client.offer(self._status_text(await self._remaining(), sid))  # first frame, before broadcasts
+        client.offer(text_frame(Status(await self._remaining()), sid))  # first frame, before broadcasts
         self._clients.setdefault(sid, set()).add(client)
         client.task = asyncio.create_task(client.pump())
         try:
@@ -161,9 +163,6 @@ class WsHub:
                     log.warning("dropping slow websocket client %s", client.sid)
                     self._drop(client)
 
-    def send_json(self, event: str, data: Any, sid: str | None) -> None:
-        self.send(json.dumps({"type": event, "data": data}, default=str), sid)
-
     async def _remaining(self) -> int:
         try:
             return int(await asyncio.to_thread(self._queue_remaining))
@@ -171,41 +170,29 @@ class WsHub:
             log.exception("queue_remaining failed")
             return 0
 
-    @staticmethod
-    def _status_text(remaining: int, sid: str | None = None) -> str:
-        data: dict[str, Any] = {"status": {"exec_info": {"queue_remaining": remaining}}}
-        if sid is not None:
-            data["sid"] = sid
-        return json.dumps({"type": "status", "data": data})
-
     # -- bridge from the queue's worker thread -------------------------------------------------
-    def on_queue_event(self, event: str, data: Any, client_id: str | None = None) -> None:
+    def on_queue_event(self, event: Event, job: Any = None) -> None:
         """JobQueue subscriber (any thread): forward the event into the loop."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         try:
-            loop.call_soon_threadsafe(self._dispatch, event, data, client_id)
+            loop.call_soon_threadsafe(self._dispatch, event, job)
         except RuntimeError:  # loop closed while shutting down
             pass
 
-    def _dispatch(self, event: str, data: Any, client_id: str | None) -> None:
-        if event == "preview":
-            data = data if isinstance(data, dict) else {}
-            jpeg = data.get("jpeg")
-            if jpeg and not self.previews_muted(data.get("prompt_id")):
-                self.send(preview_frame(jpeg), client_id)
-        elif event == "image":  # SaveImageWebsocket: a result, so sent even with previews muted
-            png = data.get("png") if isinstance(data, dict) else None
-            if png:
-                self.send(preview_frame(png, FORMAT_PNG), client_id)
-        elif event == "status":
-            self.send_json("status", data, None)  # the queue's broadcast on every queue change
-        elif event == "executing" and isinstance(data, dict) and data.get("node") is None:
-            # The queue sends this after saving the history and sending `status` (ComfyUI's order).
-            self.unmute_previews(data.get("prompt_id"))
-            if client_id is not None:  # ComfyUI sends no completion signal for a client-less prompt
-                self.send_json(event, data, client_id)
+    def _dispatch(self, event: Event, job: Any) -> None:
+        client_id = getattr(job, "client_id", None)  # None: broadcast, as ComfyUI
+        if isinstance(event, ImageEvent):
+            # Result images always go; live previews only to jobs that want them.
+            if event.image and (not isinstance(event, Preview) or wants_previews(job)):
+                self.send(image_frame(event), client_id)
+        elif isinstance(event, Status):
+            self.send(text_frame(event), None)  # the queue's broadcast on every queue change
+        elif isinstance(event, Executing) and event.node is None:
+            # The queue sends this after saving the history and sending `status` (ComfyUI's order);
+            # ComfyUI sends no completion signal for a client-less prompt.
+            if client_id is not None:
+                self.send(text_frame(event), client_id)
         else:
-            self.send_json(event, data, client_id)
-
+            self.send(text_frame(event), client_id)
