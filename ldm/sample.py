@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ldm.guidance import CFGDenoiser
-from ldm.sampling import SAMPLER_NAMES, get_sampler, get_spec
+from ldm.sampling import SAMPLER_NAMES, SamplerSpec, get_sampler, get_spec
 from ldm.schedules import SCHEDULER_NAMES, get_sigmas
 
 __all__ = ["SAMPLER_NAMES", "SCHEDULER_NAMES", "get_sampler", "prepare_noise", "calculate_sigmas",
-           "ksampler_sigmas", "sample"]
+           "ksampler_sigmas", "sample", "sample_sigmas"]
 
 
 def prepare_noise(latent_samples: Tensor, seed: int, batch_index: list[int] | None = None) -> Tensor:
@@ -132,39 +132,55 @@ def sample(model: Any, *, noise: Tensor | None, latent: Tensor, positive: list, 
     (e.g. {"eta": 0.3} for ddim_eta); the KSampler nodes pass none.
     """
     get_spec(sampler_name)  # unknown names fail before any work
-    ms = model.sampling
-    sigmas = ksampler_sigmas(ms, scheduler, sampler_name, steps, denoise, start_step, last_step,
+    sigmas = ksampler_sigmas(model.sampling, scheduler, sampler_name, steps, denoise, start_step, last_step,
                              force_full_denoise)
+    if disable_noise:
+        noise = torch.zeros_like(latent, dtype=torch.float32)
+
+    def guide(latent_in: Tensor, mask: Tensor | None) -> Callable:
+        return CFGDenoiser(model, positive, negative, cfg, latent_image=latent_in, denoise_mask=mask)
+
+    return sample_sigmas(model, guide, noise=noise, latent=latent, sigmas=sigmas, sampler_name=sampler_name,
+                         seed=seed, sampler_options=sampler_options, noise_mask=noise_mask, callback=callback)
+
+
+def sample_sigmas(model: Any, make_denoiser: Callable[[Tensor, Tensor | None], Callable], *, noise: Tensor | None,
+                  latent: Tensor, sigmas: Tensor, sampler_name: str, seed: int,
+                  sampler_options: Mapping[str, Any] | None = None, noise_mask: Tensor | None = None,
+                  callback: Callable[[int, int, Tensor], Any] | None = None) -> Tensor:
+    """Sample a raw latent over a given sigma list (KSampler and the custom-sampling nodes share it).
+
+    make_denoiser(latent_in, mask) builds the guided `denoiser(x, sigma) -> x0` (latent_in: the
+    model-space input latent, mask: the prepared noise mask or None); sampler_options override the
+    table row's `options` for the sampler function (eta, s_noise, ...). An empty sigma list returns
+    the input latent.
+    """
+    spec = get_spec(sampler_name)
     if sigmas.numel() == 0:
         return latent.clone()
     latent = latent.float()
-    if disable_noise:
-        noise = torch.zeros_like(latent)
-    elif noise is None:
+    if noise is None:
         noise = prepare_noise(latent, seed)
     noise = noise.to(latent.device, torch.float32)
     fmt = model.latent_format
     latent_in = fmt.process_in(latent) if torch.count_nonzero(latent) > 0 else latent
     mask = _prepare_mask(noise_mask, latent) if noise_mask is not None else None
     with model.patched():
-        x = _run(model, sampler_name, sigmas, noise, latent_in, mask, positive, negative, cfg, seed, callback,
+        x = _run(model, spec, make_denoiser(latent_in, mask), sigmas, noise, latent_in, mask, seed, callback,
                  sampler_options or {})
     return fmt.process_out(x)
 
 
-def _run(model: Any, sampler_name: str, sigmas: Tensor, noise: Tensor, latent_in: Tensor, mask: Tensor | None,
-         positive: list, negative: list, cfg: float, seed: int, callback: Callable | None,
-         sampler_options: Mapping[str, Any]) -> Tensor:
+def _run(model: Any, spec: SamplerSpec, denoiser: Callable, sigmas: Tensor, noise: Tensor, latent_in: Tensor,
+         mask: Tensor | None, seed: int, callback: Callable | None, sampler_options: Mapping[str, Any]) -> Tensor:
     ms = model.sampling
     sigma_max, sigma0 = float(ms.sigma_max), float(sigmas[0])
     max_denoise = math.isclose(sigma_max, sigma0, rel_tol=1e-5) or sigma0 > sigma_max
-    denoiser: Callable = CFGDenoiser(model, positive, negative, cfg, latent_image=latent_in, denoise_mask=mask)
-    keep_noise = _inpaint_noise(sampler_name, noise, seed) if mask is not None else noise
+    keep_noise = _inpaint_noise(spec.name, noise, seed) if mask is not None else noise
     if mask is not None:
         denoiser = _inpaint_denoiser(denoiser, ms, mask, keep_noise, latent_in)
     x = ms.noise_scaling(sigmas[0], noise, latent_in, max_denoise)
     report = _step_callback(callback, len(sigmas) - 1)
-    spec = get_spec(sampler_name)
     opts = {**spec.options, **sampler_options}
     if spec.needs_model_sampling:
         opts["model_sampling"] = ms

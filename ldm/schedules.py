@@ -15,7 +15,8 @@ from torch import Tensor
 
 from ldm.model_sampling import ModelSampling
 
-__all__ = ["SCHEDULER_NAMES", "get_sigmas", "karras_sigmas", "exponential_sigmas"]
+__all__ = ["SCHEDULER_NAMES", "get_sigmas", "karras_sigmas", "exponential_sigmas", "polyexponential_sigmas",
+           "laplace_sigmas", "vp_sigmas", "beta_sigmas", "AYS_NOISE_LEVELS", "align_your_steps_sigmas"]
 
 
 def _append_zero(sigmas: Tensor) -> Tensor:
@@ -33,6 +34,28 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) 
 def exponential_sigmas(n: int, sigma_min: float, sigma_max: float) -> Tensor:
     """Sigmas uniform in log sigma, plus a final 0."""
     return _append_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), n).exp())
+
+
+def polyexponential_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 1.0) -> Tensor:
+    """k-diffusion's polyexponential schedule: log sigma interpolated along a ramp (1 → 0)^rho, plus 0
+    (rho = 1 is the exponential schedule)."""
+    ramp = torch.linspace(1, 0, n) ** rho
+    log_min = math.log(sigma_min)
+    return _append_zero(torch.exp(ramp * (math.log(sigma_max) - log_min) + log_min))
+
+
+def laplace_sigmas(n: int, sigma_min: float, sigma_max: float, mu: float = 0.0, beta: float = 0.5) -> Tensor:
+    """Log sigma at the quantiles of a Laplace(mu, beta) law (Hang et al. 2024), clamped to
+    [log sigma_min, log sigma_max], plus 0."""
+    u = torch.linspace(0, 1, n)
+    lam_ = mu - beta * torch.sign(0.5 - u) * torch.log(1 - 2 * torch.abs(0.5 - u) + 1e-5)
+    return _append_zero(lam_.clamp(min=math.log(sigma_min), max=math.log(sigma_max)).exp())
+
+
+def vp_sigmas(n: int, beta_d: float = 19.9, beta_min: float = 0.1, eps_s: float = 1e-3) -> Tensor:
+    """The continuous VP-SDE's sigmas (Song et al. 2021) at times 1 → eps_s, plus 0."""
+    t = torch.linspace(1, eps_s, n)
+    return _append_zero(torch.sqrt(torch.exp(beta_d * t ** 2 / 2 + beta_min * t) - 1))
 
 
 def _normal(ms: ModelSampling, steps: int, sgm: bool = False) -> Tensor:
@@ -93,6 +116,40 @@ def _beta(ms: ModelSampling, steps: int, alpha: float = 0.6, beta: float = 0.6) 
             sigs.append(float(ms.sigmas[int(t)]))
         last = t
     return torch.tensor(sigs + [0.0], dtype=torch.float32)
+
+
+def beta_sigmas(ms: ModelSampling, steps: int, alpha: float = 0.6, beta: float = 0.6) -> Tensor:
+    """The "beta" schedule with the Beta law's parameters chosen (BetaSamplingScheduler)."""
+    return _beta(ms, int(steps), alpha, beta)
+
+
+# "Align Your Steps" (Sabour et al. 2024): the published 10-step noise levels per model type.
+AYS_NOISE_LEVELS: dict[str, tuple[float, ...]] = {
+    "SD1": (14.6146412293, 6.4745760956, 3.8636745985, 2.6946151520, 1.8841921177, 1.3943805092,
+            0.9642583904, 0.6523686016, 0.3977456272, 0.1515232662, 0.0291671582),
+    "SDXL": (14.6146412293, 6.3184485287, 3.7681790315, 2.1811480769, 1.3405244945, 0.8620721141,
+             0.5550693289, 0.3798540708, 0.2332364134, 0.1114188177, 0.0291671582),
+    "SVD": (700.00, 54.5, 15.886, 7.977, 4.248, 1.789, 0.981, 0.403, 0.173, 0.034, 0.002),
+}
+
+
+def align_your_steps_sigmas(model_type: str, steps: int, denoise: float = 1.0) -> Tensor:
+    """AYS sigmas for `steps` steps: the published levels, log-linearly resampled when steps ≠ 10
+    (float64, as the paper's recipe), the last round(steps·denoise)+1 kept and the final one set to 0.
+    denoise ≤ 0 → an empty list (nothing to do)."""
+    total = steps
+    if denoise < 1.0:
+        if denoise <= 0.0:
+            return torch.zeros(0)
+        total = round(steps * denoise)
+    levels = np.array(AYS_NOISE_LEVELS[model_type], dtype=np.float64)
+    if steps + 1 != len(levels):
+        xs = np.linspace(0, 1, len(levels))
+        ys = np.log(levels[::-1])
+        levels = np.exp(np.interp(np.linspace(0, 1, steps + 1), xs, ys))[::-1].copy()
+    levels = levels[-(total + 1):].copy()
+    levels[-1] = 0
+    return torch.tensor(levels, dtype=torch.float32)
 
 
 def _linear_quadratic(ms: ModelSampling, steps: int, threshold_noise: float = 0.025) -> Tensor:

@@ -47,7 +47,7 @@ def _taesd_for(ctx, model):
         else load_taesd_decoder(path)
 
 
-def _preview_callback(ctx, model):
+def preview_callback(ctx, model):
     """A sampler callback that reports progress with a JPEG preview (and is the interrupt point)."""
     try:
         taesd = _taesd_for(ctx, model)
@@ -100,7 +100,7 @@ def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive,
                  negative=resolve_areas(negative, h, w), cfg=cfg, sampler_name=sampler_name,
                  scheduler=scheduler, steps=steps, seed=seed, denoise=denoise, start_step=start_step,
                  last_step=last_step, force_full_denoise=force_full_denoise, disable_noise=disable_noise,
-                 noise_mask=latent.get("noise_mask"), callback=_preview_callback(ctx, model))
+                 noise_mask=latent.get("noise_mask"), callback=preview_callback(ctx, model))
     result = dict(latent)
     result["samples"] = out
     return result

@@ -29,8 +29,9 @@ FILES = object()  # marker: a combo listing files of a model folder (contents va
 UPSCALE_LATENT = ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
 UPSCALE_IMAGE = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 CROP = ["disabled", "center"]
-SAMPLER = "SAMPLER"  # markers checked by the sampler/scheduler tests below
-SCHEDULER = "SCHEDULER"
+# markers (not type names: SAMPLER is also a socket type) for the sampler/scheduler combos checked below
+SAMPLER = object()
+SCHEDULER = object()
 ANY_COMBO = "ANY_COMBO"  # a combo whose options depend on the machine (e.g. the .latent files in input/)
 
 # ComfyUI 0.3.64 comfy/samplers.py: KSAMPLER_NAMES + ["ddim", "uni_pc", "uni_pc_bh2"], and the
@@ -76,6 +77,12 @@ LORA_STRENGTH = dict(default=1.0, min=-100.0, max=100.0, step=0.01)
 TILE = [INT("overlap", 64, 0, 4096, 32), INT("temporal_size", 64, 8, 4096, 4), INT("temporal_overlap", 8, 4, 4096, 4)]
 PIX = lambda n, d: INT(n, d, 0, MAXRES, 8)  # noqa: E731
 MASK_XY = lambda n, d: INT(n, d, 0, MAXRES, 1)  # noqa: E731
+CS = "sampling/custom_sampling"
+SIGMA_MAX = FLOAT("sigma_max", 14.614642, 0.0, 5000.0, 0.01, round=False)
+SIGMA_MIN = FLOAT("sigma_min", 0.0291675, 0.0, 5000.0, 0.01, round=False)
+ETA = FLOAT("eta", 1.0, 0.0, 100.0, 0.01, round=False)
+S_NOISE = FLOAT("s_noise", 1.0, 0.0, 100.0, 0.01, round=False)
+NOISE_DEVICE = I("noise_device", ["gpu", "cpu"])
 
 EXPECTED = {
     # ---- loaders (nodes.py, nodes_upscale_model.py)
@@ -219,6 +226,102 @@ EXPECTED = {
                            I("latent_image", "LATENT"), INT("start_at_step", 0, 0, 10000),
                            INT("end_at_step", 10000, 0, 10000), I("return_with_leftover_noise", ["disable", "enable"])],
                           ["LATENT"]),
+    # ---- custom sampling (comfy_extras/nodes_custom_sampler.py, nodes_align_your_steps.py); display
+    # names are the class names (no display mapping in 0.3.64) except the guiders, renamed in the V3 schema
+    "SamplerCustom": N(CS, "SamplerCustom",
+                       [I("model", "MODEL"), I("add_noise", "BOOLEAN", default=True),
+                        INT("noise_seed", 0, 0, SEED_MAX, control_after_generate=True),
+                        FLOAT("cfg", 8.0, 0.0, 100.0, 0.1, round=0.01), I("positive", "CONDITIONING"),
+                        I("negative", "CONDITIONING"), I("sampler", "SAMPLER"), I("sigmas", "SIGMAS"),
+                        I("latent_image", "LATENT")],
+                       ["LATENT", "LATENT"], names=["output", "denoised_output"]),
+    "SamplerCustomAdvanced": N(CS, "SamplerCustomAdvanced",
+                               [I("noise", "NOISE"), I("guider", "GUIDER"), I("sampler", "SAMPLER"),
+                                I("sigmas", "SIGMAS"), I("latent_image", "LATENT")],
+                               ["LATENT", "LATENT"], names=["output", "denoised_output"]),
+    "BasicScheduler": N(CS + "/schedulers", "BasicScheduler",
+                        [I("model", "MODEL"), I("scheduler", SCHEDULER), INT("steps", 20, 1, 10000),
+                         FLOAT("denoise", 1.0, 0.0, 1.0, 0.01)], ["SIGMAS"]),
+    "KarrasScheduler": N(CS + "/schedulers", "KarrasScheduler",
+                         [INT("steps", 20, 1, 10000), SIGMA_MAX, SIGMA_MIN,
+                          FLOAT("rho", 7.0, 0.0, 100.0, 0.01, round=False)],
+                         ["SIGMAS"]),
+    "ExponentialScheduler": N(CS + "/schedulers", "ExponentialScheduler",
+                              [INT("steps", 20, 1, 10000), SIGMA_MAX, SIGMA_MIN],
+                              ["SIGMAS"]),
+    "PolyexponentialScheduler": N(CS + "/schedulers", "PolyexponentialScheduler",
+                                  [INT("steps", 20, 1, 10000), SIGMA_MAX, SIGMA_MIN,
+                                   FLOAT("rho", 1.0, 0.0, 100.0, 0.01, round=False)], ["SIGMAS"]),
+    "LaplaceScheduler": N(CS + "/schedulers", "LaplaceScheduler",
+                          [INT("steps", 20, 1, 10000), SIGMA_MAX, SIGMA_MIN,
+                           FLOAT("mu", 0.0, -10.0, 10.0, 0.1, round=False),
+                           FLOAT("beta", 0.5, 0.0, 10.0, 0.1, round=False)], ["SIGMAS"]),
+    "VPScheduler": N(CS + "/schedulers", "VPScheduler",
+                     [INT("steps", 20, 1, 10000), FLOAT("beta_d", 19.9, 0.0, 5000.0, 0.01, round=False),
+                      FLOAT("beta_min", 0.1, 0.0, 5000.0, 0.01, round=False),
+                      FLOAT("eps_s", 0.001, 0.0, 1.0, 0.0001, round=False)], ["SIGMAS"]),
+    "SetFirstSigma": N(CS + "/sigmas", "SetFirstSigma",
+                       [I("sigmas", "SIGMAS"), FLOAT("sigma", 136.0, 0.0, 20000.0, 0.001, round=False)], ["SIGMAS"]),
+    "ExtendIntermediateSigmas": N(CS + "/sigmas", "ExtendIntermediateSigmas",
+                                  [I("sigmas", "SIGMAS"), INT("steps", 2, 1, 100),
+                                   FLOAT("start_at_sigma", -1.0, -1.0, 20000.0, 0.01, round=False),
+                                   FLOAT("end_at_sigma", 12.0, 0.0, 20000.0, 0.01, round=False),
+                                   I("spacing", ["linear", "cosine", "sine"])], ["SIGMAS"]),
+    "SamplingPercentToSigma": N(CS + "/sigmas", "SamplingPercentToSigma",
+                                [I("model", "MODEL"), FLOAT("sampling_percent", 0.0, 0.0, 1.0, 0.0001),
+                                 I("return_actual_sigma", "BOOLEAN", default=False,
+                                   tooltip="Return the actual sigma value instead of the value used for interval "
+                                           "checks.\nThis only affects results at 0.0 and 1.0.")],
+                                ["FLOAT"], names=["sigma_value"]),
+    "AddNoise": N("_for_testing/custom_sampling/noise", "AddNoise",
+                  [I("model", "MODEL"), I("noise", "NOISE"), I("sigmas", "SIGMAS"), I("latent_image", "LATENT")],
+                  ["LATENT"]),
+    "SamplerER_SDE": N(CS + "/samplers", "SamplerER_SDE",
+                       [I("solver_type", ["ER-SDE", "Reverse-time SDE", "ODE"]), INT("max_stage", 3, 1, 3),
+                        FLOAT("eta", 1.0, 0.0, 100.0, 0.01, round=False,
+                              tooltip="Stochastic strength of reverse-time SDE.\nWhen eta=0, it reduces to "
+                                      "deterministic ODE. This setting doesn't apply to ER-SDE solver type."),
+                        S_NOISE], ["SAMPLER"]),
+    "SDTurboScheduler": N(CS + "/schedulers", "SDTurboScheduler",
+                          [I("model", "MODEL"), INT("steps", 1, 1, 10), FLOAT("denoise", 1.0, 0, 1.0, 0.01)],
+                          ["SIGMAS"]),
+    "BetaSamplingScheduler": N(CS + "/schedulers", "BetaSamplingScheduler",
+                               [I("model", "MODEL"), INT("steps", 20, 1, 10000),
+                                FLOAT("alpha", 0.6, 0.0, 50.0, 0.01, round=False),
+                                FLOAT("beta", 0.6, 0.0, 50.0, 0.01, round=False)], ["SIGMAS"]),
+    "AlignYourStepsScheduler": N(CS + "/schedulers", "AlignYourStepsScheduler",
+                                 [I("model_type", ["SD1", "SDXL", "SVD"]), INT("steps", 10, 1, 10000),
+                                  FLOAT("denoise", 1.0, 0.0, 1.0, 0.01)], ["SIGMAS"]),
+    "SplitSigmas": N(CS + "/sigmas", "SplitSigmas", [I("sigmas", "SIGMAS"), INT("step", 0, 0, 10000)],
+                     ["SIGMAS", "SIGMAS"], names=["high_sigmas", "low_sigmas"]),
+    "SplitSigmasDenoise": N(CS + "/sigmas", "SplitSigmasDenoise",
+                            [I("sigmas", "SIGMAS"), FLOAT("denoise", 1.0, 0.0, 1.0, 0.01)],
+                            ["SIGMAS", "SIGMAS"], names=["high_sigmas", "low_sigmas"]),
+    "FlipSigmas": N(CS + "/sigmas", "FlipSigmas", [I("sigmas", "SIGMAS")], ["SIGMAS"]),
+    "RandomNoise": N(CS + "/noise", "RandomNoise", [INT("noise_seed", 0, 0, SEED_MAX, control_after_generate=True)],
+                     ["NOISE"]),
+    "DisableNoise": N(CS + "/noise", "DisableNoise", [], ["NOISE"]),
+    "CFGGuider": N(CS + "/guiders", None,
+                   [I("model", "MODEL"), I("positive", "CONDITIONING"), I("negative", "CONDITIONING"),
+                    FLOAT("cfg", 8.0, 0.0, 100.0, 0.1, round=0.01)], ["GUIDER"]),
+    "BasicGuider": N(CS + "/guiders", None, [I("model", "MODEL"), I("conditioning", "CONDITIONING")], ["GUIDER"]),
+    "DualCFGGuider": N(CS + "/guiders", None,
+                       [I("model", "MODEL"), I("cond1", "CONDITIONING"), I("cond2", "CONDITIONING"),
+                        I("negative", "CONDITIONING"), FLOAT("cfg_conds", 8.0, 0.0, 100.0, 0.1, round=0.01),
+                        FLOAT("cfg_cond2_negative", 8.0, 0.0, 100.0, 0.1, round=0.01),
+                        I("style", ["regular", "nested"])], ["GUIDER"]),
+    "KSamplerSelect": N(CS + "/samplers", "KSamplerSelect", [I("sampler_name", SAMPLER)], ["SAMPLER"]),
+    "SamplerEulerAncestral": N(CS + "/samplers", "SamplerEulerAncestral", [ETA, S_NOISE], ["SAMPLER"]),
+    "SamplerEulerAncestralCFGPP": N(CS + "/samplers", "SamplerEulerAncestralCFG++",
+                                    [FLOAT("eta", 1.0, 0.0, 1.0, 0.01, round=False),
+                                     FLOAT("s_noise", 1.0, 0.0, 10.0, 0.01, round=False)], ["SAMPLER"]),
+    "SamplerLMS": N(CS + "/samplers", "SamplerLMS", [INT("order", 4, 1, 100)], ["SAMPLER"]),
+    "SamplerDPMPP_3M_SDE": N(CS + "/samplers", "SamplerDPMPP_3M_SDE", [ETA, S_NOISE, NOISE_DEVICE], ["SAMPLER"]),
+    "SamplerDPMPP_2M_SDE": N(CS + "/samplers", "SamplerDPMPP_2M_SDE",
+                             [I("solver_type", ["midpoint", "heun"]), ETA, S_NOISE, NOISE_DEVICE], ["SAMPLER"]),
+    "SamplerDPMPP_SDE": N(CS + "/samplers", "SamplerDPMPP_SDE",
+                          [ETA, S_NOISE, FLOAT("r", 0.5, 0.0, 100.0, 0.01, round=False), NOISE_DEVICE], ["SAMPLER"]),
+    "SamplerDPMPP_2S_Ancestral": N(CS + "/samplers", "SamplerDPMPP_2S_Ancestral", [ETA, S_NOISE], ["SAMPLER"]),
     # ---- VAE
     "VAEDecode": N("latent", "VAE Decode", [I("samples", "LATENT"), I("vae", "VAE")], ["IMAGE"],
                    description="Decodes latent images back into pixel space images."),
@@ -479,13 +582,14 @@ def test_tooltips_match_comfyui(info):
 
 
 def test_scheduler_options_are_comfyuis_in_comfyuis_order(info):
-    for cls in ("KSampler", "KSamplerAdvanced"):
+    for cls in ("KSampler", "KSamplerAdvanced", "BasicScheduler"):
         assert info[cls]["input"]["required"]["scheduler"][0] == COMFY_SCHEDULERS, cls
 
 
 def test_sampler_options_follow_comfyuis_order(info):
     offered = info["KSampler"]["input"]["required"]["sampler_name"][0]
     assert offered == info["KSamplerAdvanced"]["input"]["required"]["sampler_name"][0]
+    assert offered == info["KSamplerSelect"]["input"]["required"]["sampler_name"][0]
     known = [n for n in offered if n in COMFY_SAMPLERS]
     assert known == [n for n in COMFY_SAMPLERS if n in offered], "ComfyUI's relative order is not kept"
     assert offered[0] == "euler"
@@ -618,6 +722,37 @@ UI_CASES = [
     ("ImageToMask", ["green"], {"channel": "green"}),
     ("ThresholdMask", [0.25], {"value": 0.25}),
     ("CropMask", [1, 2, 300, 200], {"x": 1, "y": 2, "width": 300, "height": 200}),
+    ("SamplerCustom", [True, 42, "randomize", 1.0], {"add_noise": True, "noise_seed": 42, "cfg": 1.0}),
+    ("BasicScheduler", ["karras", 12, 0.5], {"scheduler": "karras", "steps": 12, "denoise": 0.5}),
+    ("KarrasScheduler", [20, 14.6, 0.03, 7.0], {"steps": 20, "sigma_max": 14.6, "sigma_min": 0.03, "rho": 7.0}),
+    ("ExponentialScheduler", [20, 14.6, 0.03], {"steps": 20, "sigma_max": 14.6, "sigma_min": 0.03}),
+    ("PolyexponentialScheduler", [20, 14.6, 0.03, 1.5],
+     {"steps": 20, "sigma_max": 14.6, "sigma_min": 0.03, "rho": 1.5}),
+    ("SDTurboScheduler", [1, 1.0], {"steps": 1, "denoise": 1.0}),
+    ("LaplaceScheduler", [20, 14.6, 0.03, 0.5, 0.6],
+     {"steps": 20, "sigma_max": 14.6, "sigma_min": 0.03, "mu": 0.5, "beta": 0.6}),
+    ("VPScheduler", [20, 19.9, 0.1, 0.001], {"steps": 20, "beta_d": 19.9, "beta_min": 0.1, "eps_s": 0.001}),
+    ("SetFirstSigma", [100.0], {"sigma": 100.0}),
+    ("ExtendIntermediateSigmas", [3, -1.0, 12.0, "cosine"],
+     {"steps": 3, "start_at_sigma": -1.0, "end_at_sigma": 12.0, "spacing": "cosine"}),
+    ("SamplingPercentToSigma", [0.25, True], {"sampling_percent": 0.25, "return_actual_sigma": True}),
+    ("SamplerER_SDE", ["ODE", 2, 0.5, 1.0], {"solver_type": "ODE", "max_stage": 2, "eta": 0.5, "s_noise": 1.0}),
+    ("BetaSamplingScheduler", [20, 0.6, 0.6], {"steps": 20, "alpha": 0.6, "beta": 0.6}),
+    ("AlignYourStepsScheduler", ["SDXL", 10, 1.0], {"model_type": "SDXL", "steps": 10, "denoise": 1.0}),
+    ("SplitSigmas", [5], {"step": 5}),
+    ("SplitSigmasDenoise", [0.4], {"denoise": 0.4}),
+    ("RandomNoise", [7, "fixed"], {"noise_seed": 7}),
+    ("CFGGuider", [4.5], {"cfg": 4.5}),
+    ("DualCFGGuider", [5.0, 3.0, "nested"], {"cfg_conds": 5.0, "cfg_cond2_negative": 3.0, "style": "nested"}),
+    ("KSamplerSelect", ["dpmpp_2m"], {"sampler_name": "dpmpp_2m"}),
+    ("SamplerEulerAncestral", [0.8, 1.0], {"eta": 0.8, "s_noise": 1.0}),
+    ("SamplerEulerAncestralCFGPP", [0.5, 1.0], {"eta": 0.5, "s_noise": 1.0}),
+    ("SamplerLMS", [3], {"order": 3}),
+    ("SamplerDPMPP_3M_SDE", [1.0, 1.0, "cpu"], {"eta": 1.0, "s_noise": 1.0, "noise_device": "cpu"}),
+    ("SamplerDPMPP_2M_SDE", ["heun", 1.0, 1.0, "gpu"],
+     {"solver_type": "heun", "eta": 1.0, "s_noise": 1.0, "noise_device": "gpu"}),
+    ("SamplerDPMPP_SDE", [1.0, 1.0, 0.5, "cpu"], {"eta": 1.0, "s_noise": 1.0, "r": 0.5, "noise_device": "cpu"}),
+    ("SamplerDPMPP_2S_Ancestral", [1.0, 0.9], {"eta": 1.0, "s_noise": 0.9}),
     ("PrimitiveInt", [5, "fixed"], {"value": 5}),
     ("PrimitiveFloat", [1.5], {"value": 1.5}),
     ("PrimitiveString", ["hi"], {"value": "hi"}),

@@ -16,6 +16,8 @@ from engine.cache import ModelCache
 from engine.context import NodeContext
 from engine.nodedef import InputSpec, NodeDef
 from engine.paths import Paths
+from ldm.custom_sampling import RandomNoise, Sampler
+from ldm.schedules import karras_sigmas
 from nodes.registry import REGISTRY, load_all, signature_problem
 
 load_all()
@@ -28,6 +30,10 @@ NEEDS_MODEL = {
     "InpaintModelConditioning", "KSampler", "KSamplerAdvanced", "LoraLoader", "LoraLoaderModelOnly",
     "VAEDecode", "VAEDecodeTiled", "VAEEncode", "VAEEncodeTiled", "VAEEncodeForInpaint",
     "ImageUpscaleWithModel",
+    "BasicScheduler", "SDTurboScheduler", "BetaSamplingScheduler", "SamplerCustom", "CFGGuider", "BasicGuider",
+    "DualCFGGuider", "AddNoise", "SamplingPercentToSigma",
+    # a GUIDER wraps a model (tests/test_nodes_custom_sampling.py runs these on tiny checkpoints)
+    "SamplerCustomAdvanced",
 }
 NEEDS_FILE = {
     # a combo of files under models/ or input/ (tests/test_nodes_models*.py, test_nodes_pixels.py)
@@ -49,6 +55,12 @@ def _tiny(kind: str) -> object:
         return {"samples": torch.randn(1, 4, 8, 8, generator=gen)}
     if kind == "CONDITIONING":
         return [[torch.randn(1, 77, 32, generator=gen), {"pooled_output": torch.randn(1, 32, generator=gen)}]]
+    if kind == "SIGMAS":
+        return karras_sigmas(4, 0.0291675, 14.614642)
+    if kind == "SAMPLER":
+        return Sampler("euler")
+    if kind == "NOISE":
+        return RandomNoise(0)
     if kind == "*":  # any value (PreviewAny)
         return {"a": [1, 2.5, "text"]}
     raise LookupError(f"no tiny value for {kind}: list the node in NEEDS_MODEL / NEEDS_FILE with the reason")
@@ -76,6 +88,13 @@ def _check_type(kind: str, value: object) -> None:
     elif kind == "CONDITIONING":
         assert isinstance(value, list) and value
         assert all(isinstance(c, torch.Tensor) and isinstance(o, dict) for c, o in value)
+    elif kind == "SIGMAS":
+        assert isinstance(value, torch.Tensor) and value.ndim == 1 and value.dtype == torch.float32
+    elif kind == "SAMPLER":
+        assert isinstance(value, Sampler)
+    elif kind == "NOISE":
+        noise = value.generate({"samples": torch.zeros(1, 4, 8, 8)})
+        assert isinstance(noise, torch.Tensor) and noise.shape == (1, 4, 8, 8)
     elif kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
         assert isinstance(value, {"INT": int, "FLOAT": (int, float), "STRING": str, "BOOLEAN": bool}[kind])
     else:

@@ -23,6 +23,7 @@ WORKFLOWS = sorted(p for p in (ROOT / "workflows").glob("*.json"))
 # Real model names in the examples → the tiny models of the same family.
 CKPT_MAP = {"sd_xl_base_1.0.safetensors": "tiny_sdxl.safetensors",
             "sd_xl_refiner_1.0.safetensors": "tiny_sdxl_refiner.safetensors",
+            "sd_xl_turbo_1.0_fp16.safetensors": "tiny_sdxl.safetensors",
             "sd-v1-5-inpainting.ckpt": "tiny_sd1_inpaint.safetensors"}
 OTHER_MAP = {"lora_name": "tiny_lora_sd1.safetensors", "model_name": "tiny_esrgan_x2.pth"}
 SIZE_CAP = 64  # tiny models: keep every latent small

@@ -17,6 +17,7 @@ DEMO = "latentgraph-demo.safetensors"
 SD_INPAINT = "sd-v1-5-inpainting.ckpt"
 SDXL_BASE = "sd_xl_base_1.0.safetensors"
 SDXL_REFINER = "sd_xl_refiner_1.0.safetensors"
+SDXL_TURBO = "sd_xl_turbo_1.0_fp16.safetensors"
 UPSCALER = "RealESRGAN_x4plus.pth"
 LORA = "example_lora.safetensors"
 
@@ -165,6 +166,24 @@ def sdxl_refiner() -> dict:
     }
 
 
+def sdxl_turbo() -> dict:
+    """SDXL Turbo in one step: SamplerCustom with the SD Turbo schedule, cfg 1 (no negative pass)."""
+    return {
+        "4": _n("CheckpointLoaderSimple", "Load SDXL Turbo", ckpt_name=SDXL_TURBO),
+        "6": _n("CLIPTextEncode", "Positive prompt", text="a photo of a red fox in the snow, detailed fur",
+                clip=["4", 1]),
+        "7": _n("CLIPTextEncode", "Negative prompt (unused at cfg 1)", text="", clip=["4", 1]),
+        "5": _n("EmptyLatentImage", "Empty Latent Image", width=512, height=512, batch_size=1),
+        "10": _n("SDTurboScheduler", "SDTurboScheduler", model=["4", 0], steps=1, denoise=1.0),
+        "11": _n("KSamplerSelect", "KSamplerSelect", sampler_name="euler_ancestral"),
+        "12": _n("SamplerCustom", "SamplerCustom", model=["4", 0], add_noise=True, noise_seed=42, cfg=1.0,
+                 positive=["6", 0], negative=["7", 0], sampler=["11", 0], sigmas=["10", 0],
+                 latent_image=["5", 0]),
+        "8": _n("VAEDecode", "VAE Decode", samples=["12", 0], vae=["4", 2]),
+        "9": _n("SaveImage", "Save Image", images=["8", 0], filename_prefix="sdxl_turbo"),
+    }
+
+
 WORKFLOWS = {
     "default": ("Text to image (demo model)", txt2img),
     "img2img": ("Image to image", img2img),
@@ -176,6 +195,7 @@ WORKFLOWS = {
     "lora": ("LoRA", lora),
     "area_composition": ("Area composition", area_composition),
     "sdxl_refiner": ("SDXL base + refiner", sdxl_refiner),
+    "sdxl_turbo": ("SDXL Turbo with SamplerCustom", sdxl_turbo),
 }
 
 
