@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT))
 from engine.executor import Executor  # noqa: E402
 from engine.paths import Paths  # noqa: E402
 from ldm.tiny import make_tiny_models  # noqa: E402
-from nodes.registry import REGISTRY, load_all  # noqa: E402
+from nodes.plugins import load_all  # noqa: E402
+from nodes.registry import REGISTRY  # noqa: E402
 
 SIZES = (64, 256)
 CASES = ("first run", "seed change", "identical resubmit")

@@ -112,12 +112,3 @@ def signature_problem(nd: NodeDef) -> str | None:
         if declared[name].optional and p.default is p.empty:
             return f"optional input {name} needs a parameter default (it may be absent)"
     return None
-
-
-def __getattr__(name: str) -> Any:
-    """`load_all` moved to nodes/plugins.py (which builds on this module); `from nodes.registry
-    import load_all` keeps working for existing callers."""
-    if name == "load_all":
-        from nodes.plugins import load_all
-        return load_all
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,8 @@ import sys
 import pytest
 
 from engine.formats.comfy_ui import ui_to_prompt
-from nodes.registry import REGISTRY, load_all
+from nodes.plugins import load_all
+from nodes.registry import REGISTRY
 
 load_all()
 

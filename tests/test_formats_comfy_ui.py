@@ -158,7 +158,7 @@ def test_load_any_detects_ui_files(reg, tmp_path):
 def test_real_node_declarations_agree_with_the_test_registry_and_convert_the_fixtures(reg):
     """The application's nodes (imports torch: slow) declare the same widget order as COMPAT.md."""
     from nodes.registry import REGISTRY as real
-    from nodes.registry import load_all
+    from nodes.plugins import load_all
 
     assert load_all() == []
     for nd in reg.all():

@@ -18,7 +18,8 @@ from engine.nodedef import InputSpec, NodeDef
 from engine.paths import Paths
 from ldm.custom_sampling import RandomNoise, Sampler
 from ldm.schedules import karras_sigmas
-from nodes.registry import REGISTRY, load_all, signature_problem
+from nodes.plugins import load_all
+from nodes.registry import REGISTRY, signature_problem
 
 load_all()
 BUILTIN = sorted(nd.class_type for nd in REGISTRY.all() if nd.python_module == "nodes")

@@ -13,7 +13,8 @@ from safetensors.torch import load_file, save_file
 import engine.executor as executor_mod
 from engine.executor import Executor
 from engine.paths import Paths
-from nodes.registry import REGISTRY, load_all
+from nodes.plugins import load_all
+from nodes.registry import REGISTRY
 
 
 @pytest.fixture(scope="module")

@@ -141,7 +141,8 @@ def test_utility_nodes_run_as_a_graph(tmp_path):
     """Through the executor: a primitive feeding a widget, list outputs fanning out, PreviewAny's
     text and SaveLatent's file, with the prompt in the file's metadata."""
     from engine.executor import Executor
-    from nodes.registry import REGISTRY, load_all
+    from nodes.plugins import load_all
+    from nodes.registry import REGISTRY
 
     load_all()
     paths = Paths(tmp_path / "models", tmp_path / "input", tmp_path / "output", tmp_path / "temp", tmp_path / "user")

@@ -18,7 +18,8 @@ from nodes import latent as la
 from nodes import loaders as lo
 from nodes import sampling as sa
 from nodes import vae as va
-from nodes.registry import REGISTRY, load_all
+from nodes.plugins import load_all
+from nodes.registry import REGISTRY
 
 from tests.nodes_model_fixtures import (  # noqa: F401 (cache, ctx, paths, root, sd1 are fixtures)
     CKPTS, ConstModel, FAMILY, _adv, _const, _empty, _encode, _image, _load, _sample, cache, ctx, paths, root, sd1)

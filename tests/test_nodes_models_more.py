@@ -12,7 +12,8 @@ from nodes import conditioning as cn
 from nodes import loaders as lo
 from nodes import upscale as up
 from nodes import vae as va
-from nodes.registry import REGISTRY, load_all
+from nodes.plugins import load_all
+from nodes.registry import REGISTRY
 
 from tests.nodes_model_fixtures import (  # noqa: F401 (cache, ctx, paths, root, sd1 are fixtures)
     ConstModel, _adv, _const, _empty, _encode, _image, _load, _sample, cache, ctx, paths, root, sd1)

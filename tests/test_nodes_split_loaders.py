@@ -123,7 +123,8 @@ def test_wrong_files_in_the_separate_loaders_are_clear_errors(ctx):
 
 
 def test_separate_loaders_declare_comfyui_inputs():
-    from nodes.registry import REGISTRY, load_all
+    from nodes.plugins import load_all
+    from nodes.registry import REGISTRY
 
     load_all()
     unet = REGISTRY.get("UNETLoader").object_info(None)

@@ -132,7 +132,8 @@ def test_templates_offer_the_example_workflows(tmp_path):
     from fastapi.testclient import TestClient
 
     from engine.formats import comfy_ui, native
-    from nodes.registry import REGISTRY, load_all
+    from nodes.plugins import load_all
+    from nodes.registry import REGISTRY
     from ui.server import create_app
 
     load_all()

@@ -27,7 +27,8 @@ def app_env(tmp_path_factory):
     from engine.executor import Executor
     from engine.paths import Paths
     from engine.queue import JobQueue
-    from nodes.registry import REGISTRY, load_all
+    from nodes.plugins import load_all
+    from nodes.registry import REGISTRY
     from ui.server import create_app
 
     base = tmp_path_factory.mktemp("ui_routes")

@@ -15,7 +15,8 @@ from engine.executor import Executor
 from engine.formats import load_any
 from engine.formats.png import read_png_text
 from engine.paths import Paths
-from nodes.registry import REGISTRY, load_all
+from nodes.plugins import load_all
+from nodes.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted(p for p in (ROOT / "workflows").glob("*.json"))

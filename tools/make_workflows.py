@@ -202,7 +202,8 @@ WORKFLOWS = {
 def build_all() -> dict[str, tuple[str, dict, dict]]:
     """{name: (title, api prompt, native document)}."""
     from engine.formats.native import from_prompt
-    from nodes.registry import REGISTRY, load_all
+    from nodes.plugins import load_all
+    from nodes.registry import REGISTRY
 
     load_all()
     out = {}
