@@ -9,8 +9,8 @@ import pytest
 
 from engine.errors import ModelNotFound, PathRefused
 from engine.paths import Paths, parse_extra_model_paths, safe_join
-from nodes.registry import (Boolean, Combo, Float, In, Int, NodeOutput, Out, Registry, String, files,
-                            load_all, node)
+from nodes.plugins import load_all
+from nodes.registry import Boolean, Combo, Float, In, Int, NodeOutput, Out, Registry, String, files, node
 from tests.stub_nodes import make_registry
 
 
