@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
-from engine.paths import PathRefused, safe_join
+from engine.paths import PathRefused, safe_join, write_bytes_atomic
 from nodes.image import _expand_prefix
 from nodes.registry import Combo, FileOptions, In, NodeOutput, Out, String, node
 
@@ -53,20 +51,6 @@ def tensors_to_latent(tensors: dict[str, torch.Tensor]) -> dict:
     return {"samples": tensors["latent_tensor"].float() * scale}
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder + os.replace: no reader ever sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _next_counter(folder: Path, name: str) -> int:
     """One past the highest `{name}_NNNNN_.latent` counter in folder (ComfyUI's numbering)."""
     pattern = re.compile(re.escape(name) + r"_(\d+)_?\.latent$")
@@ -92,7 +76,7 @@ class SaveLatent:
         metadata.update({k: json.dumps(v) for k, v in (ctx.extra_pnginfo or {}).items()})
         name = f"{rel.name}_{_next_counter(folder, rel.name):05}_.latent"
         data = safetensors.torch.save(latent_to_file_tensors(samples["samples"]), metadata=metadata)
-        _write_atomic(safe_join(folder, name), data)
+        write_bytes_atomic(safe_join(folder, name), data)
         saved = {"filename": name, "subfolder": rel.parent.as_posix() if rel.parent.parts else "", "type": "output"}
         return NodeOutput((), {"latents": [saved]})
 

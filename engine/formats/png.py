@@ -9,13 +9,14 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Mapping
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+from engine.paths import write_bytes_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_TEXT_BYTES = 64 << 20  # largest text chunk read after decompression
@@ -52,20 +53,7 @@ def write_png(path: str | Path, image: Image.Image, text: Mapping[str, str] | No
     either the old file or the new one.
     """
     path = Path(path)
-    data = png_bytes(image, text, compress_level)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_bytes_atomic(path, png_bytes(image, text, compress_level))
     _fsync_dir(path.parent)
     return path
 
