@@ -109,8 +109,8 @@ class Executor:
             run.emit(ExecutionStart(run.prompt_id))
             val = validation if validation is not None else validate(prompt, self.registry, self.paths, targets)
             run.result.validation = val
-            for w in val.warnings:
-                run.emit(ExecutionWarning(run.prompt_id, None, w))
+            for nid, w in val.node_warnings:
+                run.emit(ExecutionWarning(run.prompt_id, nid, w))
             if not val.ok:
                 self._fail_validation(run, val)
             else:

@@ -25,6 +25,7 @@ class Validation:
     error: dict | None = None
     node_errors: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    node_warnings: list[tuple[str, str]] = field(default_factory=list)  # (node id, text) of `warnings`
     graph: Any = None  # networkx.DiGraph of links (src -> dst) among the prompt's nodes
     _lines: list[str] = field(default_factory=list)
 
@@ -183,11 +184,11 @@ def _validate(prompt: dict, registry: Registry, paths: Any, targets: Any) -> Val
     _normalise(prompt, st)
     graph = _check_all(st)
     outputs = _select_outputs(st, targets)
-    warnings = [w for c in st.checks.values() for w in c.warnings]
+    pairs = [(nid, w) for nid, c in st.checks.items() for w in c.warnings]
     if not outputs:
         return Validation(False, prompt=_canonical(st, st.checks), error=error_info(
             "prompt_no_outputs", "Prompt has no outputs", "no output node (or requested target) in the prompt"),
-            warnings=warnings, graph=graph)
+            warnings=[w for _, w in pairs], node_warnings=pairs, graph=graph)
     valid, node_errors, lines = _collect(st, graph, outputs)
     for nid, problems in st.node_level.items():  # whole-prompt problems outside requested branches
         if nid not in node_errors and any(e in st.top for e, _ in problems):
@@ -206,7 +207,7 @@ def _validate(prompt: dict, registry: Registry, paths: Any, targets: Any) -> Val
                              for e in entry["errors"])
         error = error_info("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
     ok = error is None and bool(valid)
-    warnings = [w for nid, c in st.checks.items() if nid in in_branches for w in c.warnings]
+    pairs = [(nid, w) for nid, w in pairs if nid in in_branches]
     return Validation(ok, prompt=_canonical(st, [n for n in st.nodes if n in in_branches]),
                       outputs=valid if ok else [], error=error, node_errors=node_errors,
-                      warnings=warnings, graph=graph, _lines=lines)
+                      warnings=[w for _, w in pairs], node_warnings=pairs, graph=graph, _lines=lines)

@@ -77,6 +77,16 @@ def register(registry: Any = None) -> None:
         def run(self, ctx, value, message):
             raise RuntimeError(message)
 
+    @node(category="lg_test", registry=registry)
+    class LgWarn:
+        """Passes the value through and warns through ctx.warn, as a skipped file does (test node)."""
+        INPUTS = [In("value", "LG_INT"), String("message", "stub warning")]
+        OUTPUTS = [Out("LG_INT", "value")]
+
+        def run(self, ctx, value, message):
+            ctx.warn(message)
+            return (value,)
+
     @node(category="lg_test", registry=registry, output_node=True)
     class LgSave:
         """Writes an 8×8 PNG coloured by the value into output/ (test output node)."""

@@ -306,7 +306,7 @@ def link_released_on_canvas(page) -> None:
     page.mouse.up()
     offered = {e.get_attribute("data-node-type") for e in page.locator(".lg-palette-item").all()}
     # PreviewAny takes any type ("*"), so it accepts every link too
-    assert offered == {"LgSlow", "LgFail", "LgSave", "PreviewAny"}
+    assert offered == {"LgSlow", "LgFail", "LgWarn", "LgSave", "PreviewAny"}
     page.locator(".lg-palette-item[data-node-type='LgSave']").click()
     new = [n for n in graph(page)["nodes"] if n["type"] == "LgSave" and n["id"] != "3"]
     assert len(new) == 1 and {"from": ["1", 0], "to": [new[0]["id"], "value"]} in [

@@ -140,3 +140,22 @@ def test_edit_transaction_rules(page):
     assert r["thrown"]
     assert r["rolledBack"] == [True, 3, 1, True]  # no half-applied edit, no undo step left behind
     assert "graph.edit" in r["outside"]
+
+
+def test_server_warnings_show_on_the_node_and_as_a_toast(page):
+    """A `warning` event (ctx.warn: a skipped embedding, a refused file, an automatic tiled decode)
+    is kept on its node until the next run, and toasted."""
+    doc = stub_doc()
+    doc["nodes"].insert(1, {"id": "5", "type": "LgWarn", "title": "LgWarn", "pos": [20, 360], "size": [240, 0],
+                            "color": None, "mode": "normal", "widgets": {"message": "embedding x skipped"},
+                            "controls": {}, "converted": []})
+    doc["links"] = [{"id": 1, "from": ["1", 0], "to": ["5", "value"], "type": "LG_INT"},
+                    {"id": 2, "from": ["5", 0], "to": ["2", "value"], "type": "LG_INT"},
+                    {"id": 3, "from": ["2", 0], "to": ["3", "value"], "type": "LG_INT"}]
+    load(page, doc)
+    page.locator("[data-action='queue']").click()
+    note = page.locator(".lg-node[data-id='5'] .lg-node-warning")
+    note.wait_for(timeout=20_000)
+    assert note.inner_text() == "embedding x skipped"
+    page.locator(".lg-toast[data-toast='warn']", has_text="#5: embedding x skipped").first.wait_for()
+    assert page.locator(".lg-node[data-id='5'].lg-error").count() == 0

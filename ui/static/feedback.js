@@ -54,6 +54,22 @@ export class Feedback {
     this.view.socketsMoved(id);   // the messages change the node's height
   }
 
+  // A run-time warning from the server (a skipped embedding, a refused file, an automatic tiled
+  // decode): kept on the node until the next run, and toasted. `id` may be null (whole prompt).
+  warn(id, message) {
+    const e = id === null || id === undefined ? null : this.view.nodeEl(String(id));
+    const box = e && e.querySelector('.lg-node-messages');
+    if (box) {
+      const line = document.createElement('div');
+      line.className = 'lg-node-message lg-node-warning';
+      line.dataset.warning = '1';
+      line.textContent = message;
+      box.appendChild(line);
+      this.view.socketsMoved(String(id));   // the message changes the node's height
+    }
+    this.toast(e ? `#${id}: ${message}` : message, 'warn');
+  }
+
   // A 400 from /lg/queue: banner with ComfyUI's message + every offending node and input marked.
   showValidation(body) {
     this.clearErrors();

@@ -63,6 +63,7 @@ export class RunPanel {
     a.on('executed', (d) => this.onExecuted(d));
     a.on('execution_success', () => this.setStatus('Done'));
     a.on('execution_error', (d) => this.onError(d));
+    a.on('warning', (d) => this.feedback.warn(d.node, d.message || ''));
     a.on('execution_interrupted', () => { this.setStatus('Interrupted'); this.feedback.toast('Interrupted', 'info'); });
     a.on('preview', (blob) => this.onPreview(blob));
     a.on('connected', (up) => this.root.classList.toggle('lg-offline', !up));
