@@ -12,7 +12,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import yaml
 
@@ -211,21 +211,24 @@ class Paths:
             raise PathRefused(f"unknown folder type {kind!r}")
         return dirs[kind]
 
-    def list_files(self, folder: str) -> list[str]:
-        """Relative file names (with '/') under the folder's directories, known extensions, sorted."""
+    def walk_files(self, folder: str) -> Iterator[tuple[int, str, Path]]:
+        """(index of the folder's directory, relative name with '/', path) of every file of a known
+        extension, hidden names skipped, directory by directory in sorted walk order."""
         exts = FOLDER_EXTENSIONS.get(folder, MODEL_EXTENSIONS)
-        names: set[str] = set()
-        for d in self.folder_dirs(folder):
+        for index, d in enumerate(self.folder_dirs(folder)):
             if not d.is_dir():
                 continue
             for dirpath, dirnames, filenames in os.walk(d, followlinks=True, onerror=_report_unlistable):
-                dirnames[:] = [n for n in dirnames if not n.startswith(".")]
-                rel_dir = Path(dirpath).relative_to(d)
-                for fn in filenames:
+                dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
+                for fn in sorted(filenames):
                     if fn.startswith(".") or Path(fn).suffix.lower() not in exts:
                         continue
-                    names.add((rel_dir / fn).as_posix())
-        return sorted(names, key=str.lower)
+                    path = Path(dirpath) / fn
+                    yield index, path.relative_to(d).as_posix(), path
+
+    def list_files(self, folder: str) -> list[str]:
+        """Relative file names (with '/') under the folder's directories, known extensions, sorted."""
+        return sorted({name for _, name, _ in self.walk_files(folder)}, key=str.lower)
 
     def model_path(self, folder: str, name: str) -> Path:
         """The file `name` in the first directory of `folder` that has it (ModelNotFound otherwise)."""

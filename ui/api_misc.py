@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import threading
 from collections import deque
@@ -42,7 +41,7 @@ from engine.errors import ModelNotFound, PathRefused
 from engine.events import Logs
 from engine.formats.comfy_ui_export import native_to_ui
 from engine.model_hashes import read_safetensors_header
-from engine.paths import FOLDER_EXTENSIONS, MODEL_EXTENSIONS, MODEL_FOLDERS
+from engine.paths import MODEL_FOLDERS
 from ui.api_files import ApiError, check_part
 from ui.api_routes import read_json
 from ui.editor_routes import DEFAULT_WORKFLOWS_DIR, _SAFE_NAME, list_workflows
@@ -146,23 +145,14 @@ def model_files(paths: Any, folder: str) -> list[dict]:
     ``pathIndex``), relative name with '/', times in seconds and size."""
     if folder not in MODEL_FOLDERS:
         raise ApiError(404, "not_found", f"unknown model folder {folder[:100]!r}")
-    exts = FOLDER_EXTENSIONS.get(folder, MODEL_EXTENSIONS)
     out: list[dict] = []
-    for index, base in enumerate(paths.folder_dirs(folder)):
-        if not base.is_dir():
+    for index, name, path in paths.walk_files(folder):
+        try:
+            st = path.stat()
+        except OSError:
             continue
-        for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != ".git")
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                if name.startswith(".") or path.suffix.lower() not in exts:
-                    continue
-                try:
-                    st = path.stat()
-                except OSError:
-                    continue
-                out.append({"name": path.relative_to(base).as_posix(), "pathIndex": index,
-                            "modified": st.st_mtime, "created": st.st_ctime, "size": st.st_size})
+        out.append({"name": name, "pathIndex": index, "modified": st.st_mtime, "created": st.st_ctime,
+                    "size": st.st_size})
     return out
 
 
