@@ -8,7 +8,6 @@ listing model folders) run in the thread pool so the event loop keeps serving We
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from engine.formats.reading import LIMIT_HOOKS
 from engine.submit import SubmitRejected, SubmitService
 from ui.api_files import ApiError
 
@@ -48,23 +48,12 @@ async def read_json(request: Request, *, allow_empty: bool = False, allow_form: 
             return {}
         raise ApiError(400, "invalid_json", "empty request body")
     try:
-        return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError) as exc:  # bad JSON, NaN/Infinity, an int over 4,300 digits
+        return json.loads(body, **LIMIT_HOOKS)
+    except (ValueError, RecursionError) as exc:  # bad JSON, NaN/Infinity, ±inf, an int over 4,300 digits
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if allow_form and ctype == "application/x-www-form-urlencoded":
             return _form_fields(body)
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # Python's json accepts NaN/Infinity; JSON has none
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:40]} overflows a double")
-    return value
 
 
 def _form_fields(body: bytes) -> dict:

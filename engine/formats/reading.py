@@ -92,6 +92,11 @@ def _reject_constant(name: str) -> Any:
     raise FormatError(f"{name} is not a JSON value (write a number or null)")
 
 
+# json.loads hooks for untrusted JSON: integers too long to print, floats that overflow to ±inf and
+# the NaN/Infinity constants raise FormatError (a ValueError) instead of being read.
+LIMIT_HOOKS = {"parse_int": _parse_int, "parse_float": _parse_float, "parse_constant": _reject_constant}
+
+
 def parse_json(text: str) -> Any:
     """`json.loads` for untrusted text: depth-bounded, no NaN/Infinity, bounded integers.
 
@@ -99,8 +104,7 @@ def parse_json(text: str) -> Any:
     """
     check_depth(text)
     try:
-        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float,
-                          parse_constant=_reject_constant)
+        return json.loads(text, **LIMIT_HOOKS)
     except json.JSONDecodeError as exc:
         raise JsonSyntaxError(exc.msg, exc.lineno, exc.colno) from None
     except RecursionError:  # only when called already deep in the stack; the depth bound is the rule
