@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from engine.events import ExecutionError
+
 log = logging.getLogger(__name__)
 
 PENDING, RUNNING = "pending", "running"
@@ -181,13 +183,13 @@ def _quarantined_values(row: sqlite3.Row, reason: str) -> dict:
     """The row as a failed job: the readable columns kept, the others reset, the reason recorded."""
     message = f"job quarantined at start-up: the stored row could not be read ({reason}); it was not run"
     pid = row["prompt_id"] if isinstance(row["prompt_id"], str) else f"quarantined-{row['seq']}"
-    error = {"prompt_id": pid, "node_id": None, "node_type": None, "executed": [],
-             "exception_message": message, "exception_type": QUARANTINE_TYPE, "traceback": [],
-             "current_inputs": {}, "current_outputs": {}}
+    event = ExecutionError(pid, node_id=None, node_type=None, executed=[], exception_message=message,
+                           exception_type=QUARANTINE_TYPE, traceback=[], current_inputs={}, current_outputs=[])
+    error = event.data
     values = {"status": ERROR, "number": row["number"] if _finite_number(row["number"]) else 0,
               "prompt_id": pid,
               "client_id": row["client_id"] if isinstance(row["client_id"], str) else None,
-              "outputs": "{}", "messages": _dumps([["execution_error", error]]), "error": _dumps(error),
+              "outputs": "{}", "messages": _dumps([event.message()]), "error": _dumps(error),
               "timings": "{}", "finished": time.time(),
               "created": row["created"] if _finite_number(row["created"]) else time.time(),
               "started": row["started"] if _finite_number(row["started"]) else None}
