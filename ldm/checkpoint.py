@@ -274,11 +274,17 @@ def detect_vae(sd: dict[str, Tensor], metadata: dict[str, str] | None = None,
     while prefix + f"encoder.down.0.block.{nres}.conv1.weight" in sd:
         nres += 1
     groups = int((metadata or {}).get("latentgraph.vae_norm_groups", default_norm_groups(ch)))
+    codebook = sd.get(prefix + "quantize.embedding.weight")
+    halve = 1 if codebook is not None else 2  # KL layers carry mean and log-variance
+    attn = tuple(i for i in range(len(mult)) if prefix + f"encoder.down.{i}.attn.0.q.weight" in sd)
     return VAEConfig(ch=ch, ch_mult=tuple(mult), num_res_blocks=nres,
-                     z_channels=sd[prefix + "encoder.conv_out.weight"].shape[0] // 2,
-                     embed_dim=sd[prefix + "quant_conv.weight"].shape[0] // 2,
+                     z_channels=sd[prefix + "encoder.conv_out.weight"].shape[0] // halve,
+                     embed_dim=sd[prefix + "quant_conv.weight"].shape[0] // halve,
                      in_channels=conv_in.shape[1],
-                     out_ch=sd[prefix + "decoder.conv_out.weight"].shape[0], norm_groups=groups)
+                     out_ch=sd[prefix + "decoder.conv_out.weight"].shape[0], norm_groups=groups,
+                     kind="kl" if codebook is None else "vq", attn_levels=attn,
+                     mid_attn=prefix + "encoder.mid.attn_1.q.weight" in sd,
+                     n_embed=0 if codebook is None else int(codebook.shape[0]))
 
 
 def _detect_prediction(sd: dict[str, Tensor], family: str, unet: UNetConfig) -> str:
@@ -305,10 +311,14 @@ def detect(sd: dict[str, Tensor], *, metadata: dict[str, str] | None = None,
     if prediction not in PREDICTIONS:
         raise CheckpointError(f"prediction must be one of {', '.join(PREDICTIONS)}; got {prediction!r}")
     factors, bias = _preview_factors(metadata or {}, unet.out_channels)
+    vae = detect_vae(sd, metadata)
+    # LDMs on a VQ first stage diffuse the pre-quantisation latent unscaled (their configs leave
+    # scale_factor at 1.0); a YAML config may still say otherwise (ldm.yaml_config).
+    scale = 1.0 if vae is not None and vae.kind == "vq" else SCALE_FACTORS[family]
     return ModelConfig(family=family, prediction=prediction, inpaint=unet.in_channels == 9,
-                       unet=unet, vae=detect_vae(sd, metadata),
+                       unet=unet, vae=vae,
                        text_encoders=TEXT_ENCODER_LAYOUTS[family],
-                       scale_factor=SCALE_FACTORS[family],
+                       scale_factor=scale,
                        latent_rgb_factors=factors, latent_rgb_factors_bias=bias)
 
 
@@ -374,7 +384,8 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
     from ldm.model import DiffusionModel
     from ldm.model_sampling import ModelSampling
     from ldm.unet import UNetModel
-    from ldm.vae import VAE, AutoencoderKL
+    from ldm.vae import VAE
+    from ldm.vq import first_stage_class
 
     sd = load_state_dict(path)
     config = detect(sd, metadata=read_metadata(path), family=family, prediction=prediction)
@@ -399,7 +410,7 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
                             "UNet")
         vae = None
         if output_vae:
-            vae = VAE(build_module(AutoencoderKL, config.vae,
+            vae = VAE(build_module(first_stage_class(config.vae), config.vae,
                                    take_prefixed(sd, VAE_PREFIX, dtype, reader), "VAE"))
     finally:
         if reader is not None:

@@ -76,9 +76,13 @@ class UNetConfig:
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """AutoencoderKL hyper-parameters (key layout of `first_stage_model.*`).
+    """First-stage autoencoder hyper-parameters (key layout of `first_stage_model.*`): the KL
+    autoencoder of Stable Diffusion and the LDM paper's KL-f4…f32, or a VQ autoencoder (VQ-f4…f16).
 
-    `embed_dim` is the latent channel count (quant_conv output / 2); `z_channels` the encoder's.
+    `embed_dim` is the latent channel count (KL: quant_conv output / 2; VQ: the codebook width);
+    `z_channels` the encoder's. `attn_levels` are the encoder/decoder levels whose res blocks are
+    each followed by an attention block (CompVis `attn_resolutions`, as level indices);
+    `mid_attn` False for the `attn_type: none` configs; `n_embed` the VQ codebook size.
     """
 
     ch: int = 128
@@ -89,6 +93,15 @@ class VAEConfig:
     in_channels: int = 3
     out_ch: int = 3
     norm_groups: int = 32
+    kind: str = "kl"  # "kl" | "vq"
+    attn_levels: tuple[int, ...] = ()
+    mid_attn: bool = True
+    n_embed: int = 0
+
+    @property
+    def double_z(self) -> bool:
+        """KL encoders output mean and log-variance (2·z channels); VQ encoders z channels."""
+        return self.kind == "kl"
 
     @property
     def downscale_ratio(self) -> int:

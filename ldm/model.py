@@ -50,8 +50,19 @@ def latent_format_for(config: ModelConfig) -> LatentFormat:
     if config.latent_rgb_factors is not None:  # the file's own (fitted for its VAE)
         return LatentFormat(config.scale_factor, config.latent_channels, config.latent_rgb_factors,
                             config.latent_rgb_factors_bias)
+    if config.latent_channels != 4:  # an LDM-zoo latent (3, 8, 16 … channels): no fitted factors
+        return LatentFormat(config.scale_factor, config.latent_channels,
+                            generic_rgb_factors(config.latent_channels))
     return LatentFormat(config.scale_factor, config.latent_channels,
                         SDXL_RGB_FACTORS if xl else SD15_RGB_FACTORS)
+
+
+def generic_rgb_factors(channels: int) -> tuple[tuple[float, float, float], ...]:
+    """A preview map for latents nobody fitted factors for: channel i feeds colour i mod 3, each
+    colour averaging its channels, so a 3-channel (f4) latent previews as its own RGB."""
+    per_colour = [len(range(c, channels, 3)) for c in range(3)]
+    return tuple(tuple((1.0 / per_colour[c]) if i % 3 == c else 0.0 for c in range(3))
+                 for i in range(channels))
 
 
 class DiffusionModel:

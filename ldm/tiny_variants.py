@@ -72,13 +72,6 @@ def ldm_bert() -> dict[str, Tensor]:
     return sd
 
 
-def vq_ldm() -> dict[str, Tensor]:
-    """An LDM on a VQ autoencoder: first_stage_model has a codebook (quantize.embedding)."""
-    sd = tiny_state_dict("tiny_sd1")
-    sd[VAE_PREFIX + "quantize.embedding.weight"] = _rand(64, 4, seed=12)
-    return sd
-
-
 _TRANSFORMER = re.compile(r"^(model\.diffusion_model\.(?:input_blocks|middle_block|output_blocks)"
                           r"(?:\.\d+)?\.1)\.(.+)$")
 
@@ -104,7 +97,7 @@ def unconditional_ldm() -> dict[str, Tensor]:
 
 
 VARIANTS = {"tiny_sd2_depth": sd2_depth, "tiny_sd21_unclip": sd21_unclip,
-            "tiny_x4_upscaler": x4_upscaler, "tiny_ldm_bert": ldm_bert, "tiny_vq_ldm": vq_ldm,
+            "tiny_x4_upscaler": x4_upscaler, "tiny_ldm_bert": ldm_bert,
             "tiny_unconditional_ldm": unconditional_ldm}
 
 

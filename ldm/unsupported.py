@@ -20,10 +20,7 @@ def _has(sd: dict[str, Tensor], prefix: str) -> bool:
     return any(k.startswith(prefix) for k in sd)
 
 
-def _first_stage_or_text(sd: dict[str, Tensor]) -> str | None:
-    if _has(sd, "first_stage_model.quantize."):
-        return ("VQ-regularised first stage (first_stage_model.quantize.embedding.weight: a VQ "
-                "autoencoder, not the KL VAE of Stable Diffusion)")
+def _text_stage(sd: dict[str, Tensor]) -> str | None:
     if _has(sd, "cond_stage_model.transformer.attn_layers."):
         return ("LDM-BERT text encoder (cond_stage_model.transformer.attn_layers.*: the original "
                 "CompVis text-to-image LDM)")
@@ -61,7 +58,7 @@ def _extra_inputs(sd: dict[str, Tensor], prefix: str, in_ch: int, out_ch: int) -
 def unsupported_layout(sd: dict[str, Tensor], prefix: str) -> str | None:
     """A description of what makes this (whole or UNet-only) state dict one we must not run, or
     None when nothing speaks against the plain SD path. `prefix` is the UNet key prefix."""
-    found = _first_stage_or_text(sd)
+    found = _text_stage(sd)
     if found:
         return found
     conv_in, out = sd.get(prefix + "input_blocks.0.0.weight"), sd.get(prefix + "out.2.weight")

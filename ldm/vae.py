@@ -1,5 +1,7 @@
-"""AutoencoderKL (the Stable Diffusion VAE) in the checkpoint's `first_stage_model.*` key names,
-and `VAE`, the IMAGE <-> LATENT wrapper the nodes use (plain and tiled).
+"""The first stages in the checkpoint's `first_stage_model.*` key names: AutoencoderKL (Stable
+Diffusion's VAE and the LDM paper's KL-f4…f32, attention at the configured levels) and VQModel
+(VQ-f4…f16, codebook quantisation on decode), and `VAE`, the IMAGE <-> LATENT wrapper the nodes use
+(plain and tiled).
 """
 from __future__ import annotations
 
@@ -78,18 +80,38 @@ class Upsample(nn.Module):
 
 
 class _Mid(nn.Module):
-    def __init__(self, ch: int, groups: int) -> None:
+    def __init__(self, ch: int, groups: int, attn: bool = True) -> None:
         super().__init__()
         self.block_1 = VAEResBlock(ch, ch, groups)
-        self.attn_1 = AttnBlock(ch, groups)
+        # `attn_type: none` configs have no mid attention at all (no keys): an identity there.
+        self.attn_1 = AttnBlock(ch, groups) if attn else nn.Identity()
         self.block_2 = VAEResBlock(ch, ch, groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block_2(self.attn_1(self.block_1(x)))
 
 
+def _level(cin: int, cout: int, blocks: int, attn: bool, groups: int) -> nn.Module:
+    """One resolution level: `blocks` res blocks, each followed by attention at attention levels."""
+    level = nn.Module()
+    level.block = nn.ModuleList(VAEResBlock(cin if j == 0 else cout, cout, groups)
+                                for j in range(blocks))
+    if attn:
+        level.attn = nn.ModuleList(AttnBlock(cout, groups) for _ in range(blocks))
+    return level
+
+
+def _run_level(level: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    attn = getattr(level, "attn", None)
+    for j, block in enumerate(level.block):
+        h = block(h)
+        if attn is not None:
+            h = attn[j](h)
+    return h
+
+
 class Encoder(nn.Module):
-    """Pixels [B,3,H,W] in -1..1 → moments [B, 2·z, H/f, W/f]."""
+    """Pixels [B,3,H,W] in -1..1 → moments [B, 2·z, H/f, W/f] (KL) or features [B, z, H/f, W/f] (VQ)."""
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
@@ -98,23 +120,20 @@ class Encoder(nn.Module):
         self.down = nn.ModuleList()
         cin = cfg.ch
         for i, mult in enumerate(cfg.ch_mult):
-            level = nn.Module()
             cout = cfg.ch * mult
-            level.block = nn.ModuleList(VAEResBlock(cin if j == 0 else cout, cout, g)
-                                        for j in range(cfg.num_res_blocks))
+            level = _level(cin, cout, cfg.num_res_blocks, i in cfg.attn_levels, g)
             if i != len(cfg.ch_mult) - 1:
                 level.downsample = Downsample(cout)
             self.down.append(level)
             cin = cout
-        self.mid = _Mid(cin, g)
+        self.mid = _Mid(cin, g, cfg.mid_attn)
         self.norm_out = _norm(cin, g)
-        self.conv_out = nn.Conv2d(cin, 2 * cfg.z_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(cin, (2 if cfg.double_z else 1) * cfg.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         for level in self.down:
-            for block in level.block:
-                h = block(h)
+            h = _run_level(level, h)
             if hasattr(level, "downsample"):
                 h = level.downsample(h)
         h = self.mid(h)
@@ -129,13 +148,11 @@ class Decoder(nn.Module):
         g = cfg.norm_groups
         cin = cfg.ch * cfg.ch_mult[-1]
         self.conv_in = nn.Conv2d(cfg.z_channels, cin, 3, padding=1)
-        self.mid = _Mid(cin, g)
+        self.mid = _Mid(cin, g, cfg.mid_attn)
         levels: list[nn.Module] = []
         for i in reversed(range(len(cfg.ch_mult))):
-            level = nn.Module()
             cout = cfg.ch * cfg.ch_mult[i]
-            level.block = nn.ModuleList(VAEResBlock(cin if j == 0 else cout, cout, g)
-                                        for j in range(cfg.num_res_blocks + 1))
+            level = _level(cin, cout, cfg.num_res_blocks + 1, i in cfg.attn_levels, g)
             if i != 0:
                 level.upsample = Upsample(cout)
             levels.insert(0, level)
@@ -147,8 +164,7 @@ class Decoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.conv_in(z))
         for level in reversed(self.up):
-            for block in level.block:
-                h = block(h)
+            h = _run_level(level, h)
             if hasattr(level, "upsample"):
                 h = level.upsample(h)
         return self.conv_out(F.silu(self.norm_out(h)))

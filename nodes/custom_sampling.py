@@ -8,6 +8,7 @@ categories are ComfyUI 0.3.64's. The schedulers and sigma tools are in nodes/cus
 from __future__ import annotations
 
 from ldm import custom_sampling as lcs
+from nodes.latent_space import fit_empty_latent
 from nodes.registry import Boolean, Combo, Float, In, Int, Out, node
 from nodes.sampling import SAMPLER_OPTIONS, SEED_MAX, preview_callback, resolve_areas
 
@@ -18,6 +19,7 @@ SAMPLERS = f"{CAT}/samplers"
 def _run_custom(ctx, noise, guider, sampler, sigmas, latent: dict) -> tuple[dict, dict]:
     """(output, denoised_output) LATENTs of one custom sampling run (ComfyUI's shapes: both copy
     the input latent's keys; denoised_output is output itself when no step ran)."""
+    latent = fit_empty_latent(guider.model, latent)
     samples = latent["samples"]
     h, w = samples.shape[-2], samples.shape[-1]
     guider = guider.map_conds(lambda conds: resolve_areas(conds, h, w))

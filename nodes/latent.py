@@ -9,6 +9,7 @@ import torch
 
 from ldm import image_ops as ops
 from ldm import memory
+from nodes.latent_space import factor_of
 from nodes.memory import ensure_fits, ensure_resize_fits
 from ldm import pixel_ops
 from nodes.registry import Boolean, Combo, Float, In, Int, Out, node
@@ -46,7 +47,7 @@ class EmptyLatentImage:
         return ({"samples": torch.zeros(shape)},)
 
 
-def _target_size(samples: torch.Tensor, width: int, height: int) -> tuple[int, int]:
+def _target_size(samples: torch.Tensor, width: int, height: int, factor: int = 8) -> tuple[int, int]:
     """Latent (w, h) for a pixel width/height; a 0 side follows the aspect ratio (at least 64 px)."""
     h, w = samples.shape[-2], samples.shape[-1]
     if width == 0 and height == 0:
@@ -57,7 +58,7 @@ def _target_size(samples: torch.Tensor, width: int, height: int) -> tuple[int, i
     elif height == 0:
         width = max(64, width)
         height = max(64, round(h * width / w))
-    return width // 8, height // 8
+    return width // factor, height // factor
 
 
 @node("latent", display_name="Upscale Latent")
@@ -74,7 +75,7 @@ class LatentUpscale:
     OUTPUTS = [Out("LATENT")]
 
     def run(self, ctx, samples, upscale_method, width, height, crop):
-        w, h = _target_size(samples["samples"], width, height)
+        w, h = _target_size(samples["samples"], width, height, factor_of(samples))
         ensure_resize_fits(ctx, samples["samples"].shape, w, h, upscale_method, input_name="width",
                            what="upscaling the latent")
         out = ops.resize(samples["samples"], w, h, upscale_method, crop)
@@ -112,7 +113,8 @@ class LatentComposite:
     OUTPUTS = [Out("LATENT")]
 
     def run(self, ctx, samples_to, samples_from, x, y, feather):
-        x, y, f = x // 8, y // 8, feather // 8
+        k = factor_of(samples_to)
+        x, y, f = x // k, y // k, feather // k
         dest, src = samples_to["samples"], samples_from["samples"]
         h = min(src.shape[-2], dest.shape[-2] - y)
         w = min(src.shape[-1], dest.shape[-1] - x)
@@ -150,7 +152,8 @@ class LatentCompositeMasked:
         if mask is not None:
             m = ops.mask_to_bchw(mask).float()
             m = torch.nn.functional.interpolate(m, size=src.shape[-2:], mode="bilinear")
-        return (_copy(destination, samples=ops.composite(dest, src, x // 8, y // 8, m)),)
+        k = factor_of(destination)
+        return (_copy(destination, samples=ops.composite(dest, src, x // k, y // k, m)),)
 
 
 @node("_for_testing", display_name="Latent Blend")
@@ -258,11 +261,11 @@ class LatentCrop:
     OUTPUTS = [Out("LATENT")]
 
     def run(self, ctx, samples, width, height, x, y):
-        s = samples["samples"]
-        x, y = x // 8, y // 8
+        s, k = samples["samples"], factor_of(samples)
+        x, y = x // k, y // k
         x = max(0, min(x, s.shape[3] - 8))
         y = max(0, min(y, s.shape[2] - 8))
-        return (_copy(samples, samples=s[:, :, y:y + height // 8, x:x + width // 8]),)
+        return (_copy(samples, samples=s[:, :, y:y + height // k, x:x + width // k]),)
 
 
 @node("latent/inpaint", display_name="Set Latent Noise Mask")
@@ -329,13 +332,13 @@ class LatentInterpolate:
 # ----------------------------------------------------------------------------- rebatching (lists)
 def _pieces(latent: dict, first_index: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
     """One (samples [1,C,h,w], noise mask [1,1,8h,8w], batch index) per item of a LATENT."""
-    s = latent["samples"]
+    s, k = latent["samples"], factor_of(latent)
     mask = latent.get("noise_mask")
     if mask is None:
-        mask = torch.ones((1, 1, s.shape[2] * 8, s.shape[3] * 8))
+        mask = torch.ones((1, 1, s.shape[2] * k, s.shape[3] * k))
     mask = ops.mask_to_bchw(mask)
-    if mask.shape[-2:] != (s.shape[2] * 8, s.shape[3] * 8):
-        mask = torch.nn.functional.interpolate(mask, size=(s.shape[2] * 8, s.shape[3] * 8), mode="bilinear")
+    if mask.shape[-2:] != (s.shape[2] * k, s.shape[3] * k):
+        mask = torch.nn.functional.interpolate(mask, size=(s.shape[2] * k, s.shape[3] * k), mode="bilinear")
     mask = ops.repeat_to_batch(mask, s.shape[0])
     index = latent.get("batch_index") or [first_index + i for i in range(s.shape[0])]
     return [(s[i:i + 1], mask[i:i + 1], index[i]) for i in range(s.shape[0])]

@@ -10,6 +10,7 @@ import torch
 from ldm import devices, memory
 from ldm.preview import find_taesd_decoder, load_taesd_decoder, preview_jpeg
 from ldm.sample import SAMPLER_NAMES, SCHEDULER_NAMES, prepare_noise, sample
+from nodes.latent_space import fit_empty_latent, model_latent_space
 from nodes.loaders import file_key
 from nodes.memory import ensure_fits
 from nodes.registry import Combo, Float, In, Int, Out, node
@@ -82,13 +83,15 @@ def check_sampling_memory(ctx, model, samples, cfg: float, positive: list, negat
     unet = getattr(model, "unet", None)
     if unet is not None and devices.module_device(unet).type != device.type:  # moved there to sample
         needed += sum(p.numel() for p in unet.parameters()) * dtype.itemsize
+    f = (model_latent_space(model) or (4, 8))[1]
     ensure_fits(ctx, needed, input_name="latent_image", device=device,
-                what=f"sampling a {w}×{h} latent (batch {b}, {w * 8}×{h * 8} pixels)")
+                what=f"sampling a {w}×{h} latent (batch {b}, {w * f}×{h * f} pixels)")
 
 
 def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent,
                 denoise=1.0, disable_noise=False, start_step=None, last_step=None, force_full_denoise=True):
     """The shared body of both samplers: returns the new LATENT dict."""
+    latent = fit_empty_latent(model, latent)
     samples = latent["samples"]
     check_sampling_memory(ctx, model, samples, cfg, positive, negative)
     if disable_noise:

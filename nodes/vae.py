@@ -7,6 +7,7 @@ import torch
 
 from nodes.conditioning import check_mask_size, crop_to_multiple, grey_out, mask_for_pixels
 from nodes.memory import decode_fitting, encode_fitting, ensure_tiled_fits
+from nodes.latent_space import with_factor
 from nodes.registry import In, Int, Out, node
 
 
@@ -55,7 +56,7 @@ class VAEEncode:
 
     def run(self, ctx, pixels, vae):
         pixels = crop_to_multiple(pixels, vae.downscale_ratio)
-        return ({"samples": encode_fitting(ctx, vae, pixels[..., :3])},)
+        return (with_factor({"samples": encode_fitting(ctx, vae, pixels[..., :3])}, vae.downscale_ratio),)
 
 
 @node("_for_testing", display_name="VAE Encode (Tiled)")
@@ -68,7 +69,8 @@ class VAEEncodeTiled:
     def run(self, ctx, pixels, vae, tile_size, overlap, temporal_size=64, temporal_overlap=8):
         pixels = crop_to_multiple(pixels, vae.downscale_ratio)
         ensure_tiled_fits(ctx, vae, pixels.shape, tile_size, overlap, decode=False)
-        return ({"samples": vae.encode_tiled(pixels[..., :3], tile=tile_size, overlap=overlap)},)
+        latent = {"samples": vae.encode_tiled(pixels[..., :3], tile=tile_size, overlap=overlap)}
+        return (with_factor(latent, vae.downscale_ratio),)
 
 
 def grow(mask: torch.Tensor, by: int) -> torch.Tensor:
@@ -97,4 +99,4 @@ class VAEEncodeForInpaint:
         m = crop_to_multiple(m.movedim(1, -1), f).movedim(-1, 1)
         grown = grow(m, grow_mask_by)
         latent = encode_fitting(ctx, vae, grey_out(pixels, m))
-        return ({"samples": latent, "noise_mask": grown.round()},)
+        return (with_factor({"samples": latent, "noise_mask": grown.round()}, f),)
