@@ -112,3 +112,33 @@ class SpatialTransformer(nn.Module):
         if not self.use_linear:
             x = self.proj_out(x)
         return x + residual
+
+
+class AttentionBlock(nn.Module):
+    """The pre-SD self-attention block of the LDM paper's UNets (`use_spatial_transformer: False`):
+    GroupNorm, a 1x1 Conv1d to q/k/v, attention over all pixels, 1x1 Conv1d out, residual. No
+    context: unconditional, class- and concat-conditioned LDMs attend only to themselves.
+
+    `new_order` False is openaimodel's default "legacy" layout (QKVAttentionLegacy): the qkv
+    channels are grouped per head as [q_h, k_h, v_h]; True (`use_new_attention_order`) groups them
+    as [all q | all k | all v].
+    """
+
+    def __init__(self, channels: int, heads: int, norm_groups: int, new_order: bool = False) -> None:
+        super().__init__()
+        self.heads, self.new_order = heads, new_order
+        self.norm = nn.GroupNorm(norm_groups, channels)  # openaimodel's normalization(): eps 1e-5
+        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
+        self.proj_out = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        qkv = self.qkv(self.norm(x).reshape(b, c, -1))  # [B, 3C, T]
+        d = c // self.heads
+        if self.new_order:
+            q, k, v = (t.reshape(b, self.heads, d, -1) for t in qkv.chunk(3, dim=1))
+        else:
+            q, k, v = qkv.reshape(b, self.heads, 3 * d, -1).split(d, dim=2)
+        out = F.scaled_dot_product_attention(q.transpose(2, 3), k.transpose(2, 3), v.transpose(2, 3))
+        out = out.transpose(2, 3).reshape(b, c, -1)
+        return x + self.proj_out(out).reshape(b, c, h, w)

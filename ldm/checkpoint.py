@@ -154,6 +154,10 @@ _BLOCK_RE = re.compile(r"^model\.diffusion_model\.(input_blocks|middle_block|out
                        r"\.(\d+)\.transformer_blocks\.(\d+)\.")
 
 
+_LEGACY_RE = re.compile(r"^model\.diffusion_model\.(input_blocks|middle_block|output_blocks)\.?(\d*)"
+                        r"\.\d+\.qkv\.weight$")
+
+
 def _prefix_summary(sd: dict[str, Tensor]) -> str:
     counts = Counter(".".join(k.split(".")[:2]) for k in sd)
     return ", ".join(f"{p}.* ({n})" for p, n in counts.most_common(12)) or "no tensors"
@@ -168,6 +172,17 @@ def _transformer_depths(sd: dict[str, Tensor]) -> dict[tuple[str, int], int]:
             key = (m.group(1), int(m.group(2) or 0))
             depths[key] = max(depths.get(key, 0), int(m.group(4)) + 1)
     return depths
+
+
+def _legacy_attention(sd: dict[str, Tensor]) -> dict[tuple[str, int], int]:
+    """(block list, index) → 1 for each plain self-attention AttentionBlock (`….1.qkv.weight`):
+    the LDM paper's UNets without SpatialTransformers."""
+    found: dict[tuple[str, int], int] = {}
+    for k in sd:
+        m = _LEGACY_RE.match(k)
+        if m:
+            found[(m.group(1), int(m.group(2) or 0))] = 1
+    return found
 
 
 def _unet_levels(sd: dict[str, Tensor], mc: int, depths: dict) -> tuple[list[int], list[int], int]:
@@ -201,6 +216,8 @@ def _family(sd: dict[str, Tensor], context_dim: int, adm: int | None) -> str | N
         return "sd2"
     if has("cond_stage_model.transformer."):
         return "sd1"
+    if has("cond_stage_model.embedding.") or (not has("cond_stage_model.") and context_dim == 0):
+        return "ldm"  # class-conditional (ClassEmbedder) or unconditional LDM
     # UNet-only files: the real sizes are unambiguous (DESIGN.md).
     return {(768, None): "sd1", (1024, None): "sd2", (2048, 2816): "sdxl",
             (1280, 2560): "sdxl_refiner"}.get((context_dim, adm))
@@ -214,6 +231,8 @@ def _heads(family: str, mc: int, metadata: dict[str, str]) -> tuple[int, int]:
         return -1, int(metadata["latentgraph.num_head_channels"])
     if family == "sd1":
         return (8 if mc >= 128 else 2), -1
+    if family == "ldm":  # the released LDM configs use num_head_channels 32
+        return -1, (32 if mc >= 128 else mc // 2)
     return -1, (64 if mc >= 128 else mc // 2)
 
 
@@ -229,11 +248,13 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
         raise CheckpointError(f"not a Stable Diffusion checkpoint: no UNet "
                               f"({UNET_PREFIX}input_blocks/out) found; keys: {_prefix_summary(sd)}")
     mc, in_ch = conv_in.shape[0], conv_in.shape[1]
-    depths = _transformer_depths(sd)
+    legacy = _legacy_attention(sd)
+    depths = {**_transformer_depths(sd), **legacy}
     mult, level_depth, nres = _unet_levels(sd, mc, depths)
     to_k = next((v for k, v in sd.items() if k.startswith(UNET_PREFIX) and
                  k.endswith("attn2.to_k.weight")), None)
-    context_dim = to_k.shape[1] if to_k is not None else 768
+    context_dim = to_k.shape[1] if to_k is not None else (0 if legacy else 768)
+    classes = sd.get(UNET_PREFIX + "label_emb.weight")
     proj_in = next((v for k, v in sd.items() if k.startswith(UNET_PREFIX) and
                     k.endswith(".proj_in.weight")), None)
     label = sd.get(UNET_PREFIX + "label_emb.0.0.weight")
@@ -256,7 +277,10 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
                      transformer_depth_middle=depths.get(("middle_block", 0), 0),
                      num_heads=heads, num_head_channels=head_ch, context_dim=context_dim,
                      use_linear_in_transformer=proj_in is not None and proj_in.ndim == 2,
-                     adm_in_channels=adm, norm_groups=groups)
+                     adm_in_channels=adm, norm_groups=groups,
+                     attention="legacy" if legacy else "transformer",
+                     num_classes=int(classes.shape[0]) if classes is not None else None,
+                     new_attention_order=metadata.get("latentgraph.new_attention_order") == "true")
     return family, cfg
 
 
@@ -382,6 +406,7 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
     (CheckpointLoader's YAML, ldm.yaml_config)."""
     from ldm import devices
     from ldm.model import DiffusionModel
+    from ldm.class_embed import ClassEmbedder, has_class_embedder
     from ldm.model_sampling import ModelSampling
     from ldm.unet import UNetModel
     from ldm.vae import VAE
@@ -390,6 +415,8 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
     sd = load_state_dict(path)
     config = detect(sd, metadata=read_metadata(path), family=family, prediction=prediction)
     sampling = ModelSampling(config.prediction)
+    if config.family == "ldm" and isinstance(sd.get("alphas_cumprod"), Tensor):
+        sampling = ModelSampling(config.prediction, alphas_cumprod=sd["alphas_cumprod"])  # its own table
     if adjust is not None:
         config, sampling = adjust(config)
     if output_vae and config.vae is None:
@@ -401,7 +428,9 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
 
         # A file without text encoder (UNet + VAE only) loads with CLIP None, as in ComfyUI; the
         # text-encode node then says the clip input is missing.
-        if any(k.startswith(("cond_stage_model.", "conditioner.embedders.")) for k in sd):
+        if config.family == "ldm":  # class embedder or nothing (unconditional)
+            clip = ClassEmbedder.from_checkpoint(sd) if has_class_embedder(sd) else None
+        elif any(k.startswith(("cond_stage_model.", "conditioner.embedders.")) for k in sd):
             clip = TextEncoder.from_checkpoint(sd, config)
     dtype = devices.compute_dtype(devices.offload_device())
     reader = _casting_reader(path)

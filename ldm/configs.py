@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-FAMILIES = ("sd1", "sd2", "sdxl", "sdxl_refiner")
+# "ldm": the Latent Diffusion paper's own models (CompVis latent-diffusion: unconditional,
+# class-conditional, on VQ or KL first stages), which have no CLIP text encoder.
+FAMILIES = ("sd1", "sd2", "sdxl", "sdxl_refiner", "ldm")
 # What the UNet outputs: noise (eps), velocity (v, Salimans & Ho 2022) or the clean latent (x0,
 # LDM configs' `parameterization: "x0"`).
 PREDICTIONS = ("eps", "v", "x0")
@@ -20,10 +22,12 @@ TEXT_ENCODER_LAYOUTS = {
     "sd2": ("sd2",),
     "sdxl": ("sdxl_l", "sdxl_g"),
     "sdxl_refiner": ("sdxl_refiner_g",),
+    "ldm": (),
 }
 
 # Latent scaling per family (COMPAT.md).
-SCALE_FACTORS = {"sd1": 0.18215, "sd2": 0.18215, "sdxl": 0.13025, "sdxl_refiner": 0.13025}
+SCALE_FACTORS = {"sd1": 0.18215, "sd2": 0.18215, "sdxl": 0.13025, "sdxl_refiner": 0.13025,
+                 "ldm": 1.0}  # LDM configs leave scale_factor at 1.0 unless they say otherwise
 
 
 def default_norm_groups(base_channels: int) -> int:
@@ -57,6 +61,12 @@ class UNetConfig:
     use_linear_in_transformer: bool = False
     adm_in_channels: int | None = None
     norm_groups: int = 32
+    # The LDM paper's UNets: "legacy" = self-attention AttentionBlocks (`use_spatial_transformer:
+    # False`, no context) in place of SpatialTransformers; `num_classes` = an nn.Embedding label_emb
+    # (class-conditional models, the x4 upscaler's noise level); `new_attention_order` the qkv layout.
+    attention: str = "transformer"  # "transformer" | "legacy"
+    num_classes: int | None = None
+    new_attention_order: bool = False
 
     @property
     def attention_levels(self) -> tuple[int, ...]:

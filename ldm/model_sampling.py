@@ -25,20 +25,46 @@ def _bcast(sigma: Tensor | float, like: Tensor) -> Tensor:
     return s.reshape(s.shape[:1] + (1,) * (like.ndim - 1))
 
 
+BETA_SCHEDULES = ("linear", "cosine", "sqrt_linear", "sqrt")
+
+
+def make_betas(schedule: str, n: int, linear_start: float, linear_end: float) -> Tensor:
+    """The LDM code's beta schedules (float64): "linear" is linear in sqrt(beta) (SD's "scaled
+    linear"), "cosine" the improved-DDPM schedule (Nichol & Dhariwal 2021, s = 0.008, betas capped
+    at 0.999), "sqrt_linear" linear in beta, "sqrt" the square root of that."""
+    if schedule == "linear":
+        return torch.linspace(linear_start ** 0.5, linear_end ** 0.5, n, dtype=torch.float64) ** 2
+    if schedule == "cosine":
+        s = 8e-3
+        t = torch.arange(n + 1, dtype=torch.float64) / n + s
+        alphas = torch.cos(t / (1 + s) * torch.pi / 2) ** 2
+        alphas = alphas / alphas[0]
+        return (1 - alphas[1:] / alphas[:-1]).clamp(0, 0.999)
+    if schedule == "sqrt_linear":
+        return torch.linspace(linear_start, linear_end, n, dtype=torch.float64)
+    if schedule == "sqrt":
+        return torch.linspace(linear_start, linear_end, n, dtype=torch.float64) ** 0.5
+    raise ValueError(f"unknown beta schedule {schedule!r}; expected one of {BETA_SCHEDULES}")
+
+
 class ModelSampling:
     """Sigma table and the eps/v/x0 → x0 conversions of one discrete-time diffusion model."""
 
     def __init__(self, prediction: str = "eps", linear_start: float = 0.00085,
-                 linear_end: float = 0.012, timesteps: int = 1000) -> None:
+                 linear_end: float = 0.012, timesteps: int = 1000, beta_schedule: str = "linear",
+                 alphas_cumprod: Tensor | None = None) -> None:
         if prediction not in PREDICTIONS:
             raise ValueError(f"unknown prediction type {prediction!r}; expected one of {PREDICTIONS}")
         self.prediction = prediction
         self.linear_start = linear_start
         self.linear_end = linear_end
-        self.num_timesteps = int(timesteps)
-        # "scaled linear" betas in float64 (as the LDM code and ComfyUI do), then float32 tables.
-        betas = torch.linspace(linear_start ** 0.5, linear_end ** 0.5, timesteps, dtype=torch.float64) ** 2
-        alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        self.beta_schedule = beta_schedule
+        if alphas_cumprod is None:
+            betas = make_betas(beta_schedule, int(timesteps), linear_start, linear_end)
+            alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        else:  # the table a checkpoint carries (the LDM zoo's files store their own)
+            alphas_cumprod = alphas_cumprod.to(torch.float64).reshape(-1)
+        self.num_timesteps = int(alphas_cumprod.shape[0])
         sigmas = ((1.0 - alphas_cumprod) / alphas_cumprod) ** 0.5
         self.alphas_cumprod = alphas_cumprod.float()
         self.sigmas = sigmas.float()
@@ -78,7 +104,7 @@ class ModelSampling:
             return 999999999.9
         if percent >= 1.0:
             return 0.0
-        return float(self.sigma(torch.tensor((1.0 - percent) * 999.0)))
+        return float(self.sigma(torch.tensor((1.0 - percent) * (self.num_timesteps - 1.0))))
 
     # ------------------------------------------------------------------ model-side conversions
     def calculate_input(self, sigma: Tensor | float, x: Tensor) -> Tensor:
@@ -112,4 +138,5 @@ class ModelSampling:
 
     def __repr__(self) -> str:
         return (f"ModelSampling(prediction={self.prediction!r}, linear_start={self.linear_start}, "
-                f"linear_end={self.linear_end}, timesteps={self.num_timesteps})")
+                f"linear_end={self.linear_end}, timesteps={self.num_timesteps}, "
+                f"beta_schedule={self.beta_schedule!r})")

@@ -72,8 +72,8 @@ def ldm_bert() -> dict[str, Tensor]:
     return sd
 
 
-_TRANSFORMER = re.compile(r"^(model\.diffusion_model\.(?:input_blocks|middle_block|output_blocks)"
-                          r"(?:\.\d+)?\.1)\.(.+)$")
+_TRANSFORMER = re.compile(r"^(model\.diffusion_model\.(?:(?:input_blocks|output_blocks)\.\d+|middle_block)"
+                          r"\.1)\.(.+)$")
 
 
 def unconditional_ldm() -> dict[str, Tensor]:
@@ -97,8 +97,7 @@ def unconditional_ldm() -> dict[str, Tensor]:
 
 
 VARIANTS = {"tiny_sd2_depth": sd2_depth, "tiny_sd21_unclip": sd21_unclip,
-            "tiny_x4_upscaler": x4_upscaler, "tiny_ldm_bert": ldm_bert,
-            "tiny_unconditional_ldm": unconditional_ldm}
+            "tiny_x4_upscaler": x4_upscaler, "tiny_ldm_bert": ldm_bert}
 
 
 def write_variant(name: str, path: str | Path) -> Path:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldm.attention import SpatialTransformer
+from ldm.attention import AttentionBlock, SpatialTransformer
 from ldm.configs import UNetConfig
 
 
@@ -102,6 +102,8 @@ class UNetModel(nn.Module):
         if cfg.adm_in_channels:
             self.label_emb = nn.Sequential(nn.Sequential(
                 nn.Linear(cfg.adm_in_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)))
+        elif cfg.num_classes:
+            self.label_emb = nn.Embedding(cfg.num_classes, emb_dim)
         self.input_blocks = nn.ModuleList(
             [TimestepEmbedSequential(nn.Conv2d(cfg.in_channels, mc, 3, padding=1))])
         skip_chans = self._build_input(cfg, emb_dim)
@@ -115,8 +117,10 @@ class UNetModel(nn.Module):
                                  nn.Conv2d(mc, cfg.out_channels, 3, padding=1))
 
     @staticmethod
-    def _transformer(cfg: UNetConfig, ch: int, depth: int) -> SpatialTransformer:
+    def _transformer(cfg: UNetConfig, ch: int, depth: int) -> nn.Module:
         heads, dim_head = cfg.heads_for(ch)
+        if cfg.attention == "legacy":
+            return AttentionBlock(ch, heads, cfg.norm_groups, cfg.new_attention_order)
         return SpatialTransformer(ch, heads, dim_head, depth, cfg.context_dim,
                                   cfg.use_linear_in_transformer, cfg.norm_groups)
 
@@ -162,6 +166,10 @@ class UNetModel(nn.Module):
             if y is None:
                 raise ValueError("this UNet needs the adm vector y (SDXL size/pooled conditioning)")
             emb = emb + self.label_emb(y.to(dtype))
+        elif self.config.num_classes:
+            if y is None:
+                raise ValueError("this UNet needs class labels y")
+            emb = emb + self.label_emb(y.long().reshape(-1)).to(dtype)
         h, context = x.to(dtype), context.to(dtype)
         skips = []
         for block in self.input_blocks:

@@ -68,9 +68,11 @@ def unsupported_layout(sd: dict[str, Tensor], prefix: str) -> str | None:
     if found:
         return found
     if not any(k.startswith(prefix) and k.endswith("attn2.to_k.weight") for k in sd):
-        text = "a" if _has(sd, "cond_stage_model.") else "no"
-        return (f"UNet without cross-attention and {text} cond stage (an unconditional or "
-                "class-conditional LDM)")
+        if not _has(sd, prefix + "middle_block.1.qkv."):
+            return "UNet without any attention blocks"
+        if _has(sd, "cond_stage_model.") and not _has(sd, "cond_stage_model.embedding."):
+            return ("UNet without cross-attention but with a cond stage (a concat-conditioned LDM: "
+                    "semantic synthesis, layout or super-resolution)")
     return None
 
 

@@ -13,7 +13,6 @@ EXPECTED = {
     "tiny_sd21_unclip": r"SD unCLIP checkpoint \(image embedder \+ noise augmentor, UNet label_emb of 96",
     "tiny_x4_upscaler": r"SD x4 upscaler checkpoint \(UNet takes 7 input channels",
     "tiny_ldm_bert": r"LDM-BERT text encoder \(cond_stage_model\.transformer\.attn_layers",
-    "tiny_unconditional_ldm": r"UNet without cross-attention and no cond stage",
 }
 
 

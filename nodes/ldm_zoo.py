@@ -1,0 +1,42 @@
+"""Conditioning nodes for the Latent Diffusion paper's own models (family "ldm"): class-conditional
+LDMs take a class index instead of a prompt, unconditional ones take nothing. Both go into the same
+KSampler / custom sampling nodes as Stable Diffusion's conditioning."""
+from __future__ import annotations
+
+import torch
+
+from ldm.class_embed import ClassEmbedder
+from nodes.registry import In, Int, Out, node
+
+CAT = "conditioning/ldm"
+
+
+@node(CAT, display_name="Class Embed (class-conditional LDM)")
+class ClassEmbed:
+    """The conditioning of one class of a class-conditional LDM (e.g. an ImageNet class of cin256;
+    its last class index is the "no class" row classifier-free guidance uses as negative)."""
+
+    INPUTS = [In("clip", "CLIP", tooltip="The class embedder a class-conditional LDM checkpoint loads as its CLIP."),
+              Int("class_index", 0, min=0, max=100000, tooltip="Row of the class table (0-based).")]
+    OUTPUTS = [Out("CONDITIONING")]
+
+    def run(self, ctx, clip, class_index):
+        if not isinstance(clip, ClassEmbedder):
+            raise ValueError("input 'clip': not a class embedder; Class Embed needs the CLIP output "
+                             "of a class-conditional LDM checkpoint (e.g. cin256)")
+        if class_index >= clip.num_classes:
+            raise ValueError(f"input 'class_index': {class_index} is outside this model's "
+                             f"{clip.num_classes} classes (0..{clip.num_classes - 1})")
+        return ([[clip.embed(class_index), {}]],)
+
+
+@node(CAT, display_name="Unconditional (no prompt)")
+class UnconditionalConditioning:
+    """Conditioning for an unconditional LDM (CelebA-HQ, FFHQ, LSUN …), whose UNet attends only to
+    itself: wire it to both positive and negative of the sampler (cfg has no effect)."""
+
+    INPUTS = []
+    OUTPUTS = [Out("CONDITIONING")]
+
+    def run(self, ctx):
+        return ([[torch.zeros(1, 1, 1), {}]],)
