@@ -59,9 +59,12 @@ class FeedForward(nn.Module):
 class BasicTransformerBlock(nn.Module):
     """Pre-norm block: self-attention, cross-attention on the text context, feed-forward."""
 
-    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int) -> None:
+    def __init__(self, dim: int, heads: int, dim_head: int, context_dim: int,
+                 disable_self_attn: bool = False) -> None:
         super().__init__()
-        self.attn1 = CrossAttention(dim, None, heads, dim_head)
+        # disable_self_attn (the SD x4 upscaler's first levels): attn1 attends to the context too
+        self.disable_self_attn = disable_self_attn
+        self.attn1 = CrossAttention(dim, context_dim if disable_self_attn else None, heads, dim_head)
         self.ff = FeedForward(dim)
         self.attn2 = CrossAttention(dim, context_dim, heads, dim_head)
         self.norm1 = nn.LayerNorm(dim)
@@ -69,7 +72,7 @@ class BasicTransformerBlock(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn1(self.norm1(x))
+        x = x + self.attn1(self.norm1(x), context if self.disable_self_attn else None)
         x = x + self.attn2(self.norm2(x), context)
         return x + self.ff(self.norm3(x))
 
@@ -81,7 +84,7 @@ class SpatialTransformer(nn.Module):
     """
 
     def __init__(self, channels: int, heads: int, dim_head: int, depth: int, context_dim: int,
-                 use_linear: bool, norm_groups: int) -> None:
+                 use_linear: bool, norm_groups: int, disable_self_attn: bool = False) -> None:
         super().__init__()
         inner = heads * dim_head
         self.use_linear = use_linear
@@ -93,7 +96,8 @@ class SpatialTransformer(nn.Module):
             self.proj_in = nn.Conv2d(channels, inner, 1)
             self.proj_out = nn.Conv2d(inner, channels, 1)
         self.transformer_blocks = nn.ModuleList(
-            BasicTransformerBlock(inner, heads, dim_head, context_dim) for _ in range(depth))
+            BasicTransformerBlock(inner, heads, dim_head, context_dim, disable_self_attn)
+            for _ in range(depth))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

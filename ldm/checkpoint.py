@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from ldm import upscale_x4 as x4
 from ldm.configs import (PREDICTIONS, SCALE_FACTORS, TEXT_ENCODER_LAYOUTS, ModelConfig, UNetConfig,
                          VAEConfig, default_norm_groups)
 from ldm.unsupported import refusal, unsupported_layout
@@ -185,6 +186,21 @@ def _legacy_attention(sd: dict[str, Tensor]) -> dict[tuple[str, int], int]:
     return found
 
 
+def _context_self_attention_levels(sd: dict[str, Tensor], mult: list[int], nres: int,
+                                   context_dim: int) -> tuple[int, ...]:
+    """Levels whose transformer attn1 reads the context (`disable_self_attn`, the x4 upscaler):
+    its to_k takes context_dim features instead of the block's own width."""
+    levels = []
+    block = 1
+    for level in range(len(mult)):
+        key = f"{UNET_PREFIX}input_blocks.{block}.1.transformer_blocks.0.attn1.to_k.weight"
+        width = sd.get(f"{UNET_PREFIX}input_blocks.{block}.1.transformer_blocks.0.attn1.to_q.weight")
+        if key in sd and width is not None and sd[key].shape[1] == context_dim != width.shape[1]:
+            levels.append(level)
+        block += nres + 1
+    return tuple(levels)
+
+
 def _unet_levels(sd: dict[str, Tensor], mc: int, depths: dict) -> tuple[list[int], list[int], int]:
     """Walk input_blocks: (channel_mult, transformer depth per level, res blocks per level)."""
     levels: list[list[int]] = [[]]
@@ -255,6 +271,7 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
                  k.endswith("attn2.to_k.weight")), None)
     context_dim = to_k.shape[1] if to_k is not None else (0 if legacy else 768)
     classes = sd.get(UNET_PREFIX + "label_emb.weight")
+    no_self_attn = _context_self_attention_levels(sd, mult, nres, context_dim)
     proj_in = next((v for k, v in sd.items() if k.startswith(UNET_PREFIX) and
                     k.endswith(".proj_in.weight")), None)
     label = sd.get(UNET_PREFIX + "label_emb.0.0.weight")
@@ -270,6 +287,8 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
         raise CheckpointError(refusal(f"{family.upper()} UNet with a label_emb of {adm} features "
                                       "(unCLIP-style image conditioning)"))
     heads, head_ch = _heads(family, mc, metadata)
+    if _is_x4(sd, in_ch) and not any(k in metadata for k in ("latentgraph.num_heads", "latentgraph.num_head_channels")):
+        heads, head_ch = (8 if mc >= 128 else 2), -1  # the x4 upscaler's config: 8 heads
     groups = int(metadata.get("latentgraph.norm_groups", default_norm_groups(mc)))
     cfg = UNetConfig(in_channels=in_ch, out_channels=sd[UNET_PREFIX + "out.2.weight"].shape[0],
                      model_channels=mc, channel_mult=tuple(mult), num_res_blocks=nres,
@@ -279,6 +298,7 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
                      use_linear_in_transformer=proj_in is not None and proj_in.ndim == 2,
                      adm_in_channels=adm, norm_groups=groups,
                      attention="legacy" if legacy else "transformer",
+                     disable_self_attn_levels=no_self_attn,
                      num_classes=int(classes.shape[0]) if classes is not None else None,
                      new_attention_order=metadata.get("latentgraph.new_attention_order") == "true")
     return family, cfg
@@ -311,10 +331,15 @@ def detect_vae(sd: dict[str, Tensor], metadata: dict[str, str] | None = None,
                      n_embed=0 if codebook is None else int(codebook.shape[0]))
 
 
+def _is_x4(sd: dict[str, Tensor], in_channels: int) -> bool:
+    """The SD x4 upscaler: 7 input channels (latent + low-res RGB), noise level as a class label."""
+    return in_channels == 7 and UNET_PREFIX + "label_emb.weight" in sd
+
+
 def _detect_prediction(sd: dict[str, Tensor], family: str, unet: UNetConfig) -> str:
     """`v_pred` key if present; for SD2 ComfyUI's heuristic: the std of norm1.bias of the first
     transformer block in the last output block with attention is > 0.09 for v models."""
-    if "v_pred" in sd:
+    if "v_pred" in sd or _is_x4(sd, unet.in_channels):  # the x4 upscaler is a v model
         return "v"
     if family != "sd2":
         return "eps"
@@ -339,7 +364,10 @@ def detect(sd: dict[str, Tensor], *, metadata: dict[str, str] | None = None,
     # LDMs on a VQ first stage diffuse the pre-quantisation latent unscaled (their configs leave
     # scale_factor at 1.0); a YAML config may still say otherwise (ldm.yaml_config).
     scale = 1.0 if vae is not None and vae.kind == "vq" else SCALE_FACTORS[family]
-    return ModelConfig(family=family, prediction=prediction, inpaint=unet.in_channels == 9,
+    kind = "x4_upscaler" if _is_x4(sd, unet.in_channels) else "base"
+    if kind == "x4_upscaler":
+        scale = x4.SCALE_FACTOR
+    return ModelConfig(family=family, prediction=prediction, inpaint=unet.in_channels == 9, kind=kind,
                        unet=unet, vae=vae,
                        text_encoders=TEXT_ENCODER_LAYOUTS[family],
                        scale_factor=scale,
@@ -415,7 +443,9 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
     sd = load_state_dict(path)
     config = detect(sd, metadata=read_metadata(path), family=family, prediction=prediction)
     sampling = ModelSampling(config.prediction)
-    if config.family == "ldm" and isinstance(sd.get("alphas_cumprod"), Tensor):
+    if config.kind == "x4_upscaler":
+        sampling = ModelSampling(config.prediction, **x4.SCHEDULE)
+    elif config.family == "ldm" and isinstance(sd.get("alphas_cumprod"), Tensor):
         sampling = ModelSampling(config.prediction, alphas_cumprod=sd["alphas_cumprod"])  # its own table
     if adjust is not None:
         config, sampling = adjust(config)

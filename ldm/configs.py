@@ -65,6 +65,7 @@ class UNetConfig:
     # False`, no context) in place of SpatialTransformers; `num_classes` = an nn.Embedding label_emb
     # (class-conditional models, the x4 upscaler's noise level); `new_attention_order` the qkv layout.
     attention: str = "transformer"  # "transformer" | "legacy"
+    disable_self_attn_levels: tuple[int, ...] = ()  # levels whose attn1 attends to the context
     num_classes: int | None = None
     new_attention_order: bool = False
 
@@ -133,6 +134,7 @@ class ModelConfig:
 
     family: str = "sd1"
     prediction: str = "eps"
+    kind: str = "base"  # "base" | "x4_upscaler" (SD x4 upscaler: low-res image concat + noise level)
     inpaint: bool = False
     unet: UNetConfig = field(default_factory=UNetConfig)
     vae: VAEConfig | None = field(default_factory=VAEConfig)

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ldm import upscale_x4 as x4
 from ldm.image_ops import resize
 
 __all__ = ["CFGDenoiser", "FEATHER", "BLANK_INPAINT_LATENT", "blank_inpaint_latent_like"]
@@ -195,6 +196,10 @@ class CFGDenoiser:
         (BLANK_INPAINT_LATENT), whatever the latent holds.
         """
         config = getattr(self.model, "config", None)
+        if getattr(config, "kind", "base") == "x4_upscaler":
+            ah, aw, ay, ax = area
+            image = x4.concat_image(opts, x.shape[0], x.shape[2], x.shape[3], x.device)
+            return image[..., ay:ay + ah, ax:ax + aw]
         if not getattr(config, "inpaint", False):
             return None
         b, _, h, w = x.shape

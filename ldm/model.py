@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ldm import devices
 from ldm.configs import ModelConfig
+from ldm import upscale_x4 as x4
 from ldm.lora import patched_weights
 from ldm.unet import UNetModel, timestep_embedding
 
@@ -50,6 +51,8 @@ def latent_format_for(config: ModelConfig) -> LatentFormat:
     if config.latent_rgb_factors is not None:  # the file's own (fitted for its VAE)
         return LatentFormat(config.scale_factor, config.latent_channels, config.latent_rgb_factors,
                             config.latent_rgb_factors_bias)
+    if config.kind == "x4_upscaler":
+        return LatentFormat(config.scale_factor, 4, x4.RGB_FACTORS)
     if config.latent_channels != 4:  # an LDM-zoo latent (3, 8, 16 … channels): no fitted factors
         return LatentFormat(config.scale_factor, config.latent_channels,
                             generic_rgb_factors(config.latent_channels))
@@ -109,6 +112,8 @@ class DiffusionModel:
     @staticmethod
     def _concat_channels(x: Tensor, concat: Tensor | None, extra: int) -> Tensor:
         b, _, h, w = x.shape
+        if concat is None and extra == 3:  # the x4 upscaler without an image: a blank one
+            return torch.zeros(b, 3, h, w, dtype=x.dtype, device=x.device)
         if concat is None:
             mask = torch.ones(b, 1, h, w, dtype=x.dtype, device=x.device)
             return torch.cat([mask, torch.zeros(b, extra - 1, h, w, dtype=x.dtype,
@@ -127,6 +132,8 @@ class DiffusionModel:
         crop_h, crop_w, aesthetic_score, default 6, or 2.5 when opts["prompt_type"] == "negative");
         None for models without adm. The sampler (ldm.guidance) supplies width/height = latent
         size × 8 when the conditioning has none, as ComfyUI does; 768 is only the bare default."""
+        if getattr(self.config, "kind", "base") == "x4_upscaler":  # the class label is the noise level
+            return torch.full((batch,), x4.noise_level(opts), dtype=torch.long)
         adm = self.config.unet.adm_in_channels
         if not adm:
             return None

@@ -18,6 +18,7 @@ from torch import Tensor
 from ldm.guidance import CFGDenoiser
 from ldm.sampling import SAMPLER_NAMES, SamplerSpec, get_sampler, get_spec
 from ldm.schedules import SCHEDULER_NAMES, get_sigmas
+from ldm.upscale_x4 import SAMPLING_SEED
 
 __all__ = ["SAMPLER_NAMES", "SCHEDULER_NAMES", "get_sampler", "prepare_noise", "calculate_sigmas",
            "ksampler_sigmas", "sample", "sample_sigmas"]
@@ -165,9 +166,13 @@ def sample_sigmas(model: Any, make_denoiser: Callable[[Tensor, Tensor | None], C
     fmt = model.latent_format
     latent_in = fmt.process_in(latent) if torch.count_nonzero(latent) > 0 else latent
     mask = _prepare_mask(noise_mask, latent) if noise_mask is not None else None
-    with model.patched():
-        x = _run(model, spec, make_denoiser(latent_in, mask), sigmas, noise, latent_in, mask, seed, callback,
-                 sampler_options or {})
+    token = SAMPLING_SEED.set(int(seed))  # conditioning that draws its own noise (x4 upscaler)
+    try:
+        with model.patched():
+            x = _run(model, spec, make_denoiser(latent_in, mask), sigmas, noise, latent_in, mask, seed,
+                     callback, sampler_options or {})
+    finally:
+        SAMPLING_SEED.reset(token)
     return fmt.process_out(x)
 
 

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ldm.configs import UNetConfig
+from ldm.configs import UNetConfig, VAEConfig
 from ldm.model_sampling import make_betas
 from ldm.tiny import UNET_PREFIX, VAE_PREFIX, _prefixed, tiny_unet
 from ldm.tiny_first_stage import tiny_first_stage
@@ -53,5 +53,40 @@ def write_tiny_ldm(name: str, path: str | Path, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: (v.half() if v.is_floating_point() and k not in ("betas", "alphas_cumprod") else v)
           .contiguous() for k, v in tiny_ldm_state_dict(name, seed).items()}
+    save_file(sd, str(path), metadata={"format": "pt"})
+    return path
+
+
+X4_UNET = UNetConfig(in_channels=7, out_channels=4, model_channels=32, channel_mult=(1, 2),
+                     num_res_blocks=1, transformer_depth=(1, 1), transformer_depth_middle=1,
+                     num_heads=2, num_head_channels=-1, context_dim=48, use_linear_in_transformer=True,
+                     norm_groups=8, num_classes=1000, disable_self_attn_levels=(0,))
+X4_VAE = VAEConfig(ch=16, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=4, embed_dim=4, norm_groups=8)
+
+
+def tiny_x4_upscaler_state_dict(seed: int = 0) -> dict[str, Tensor]:
+    """The SD x4 upscaler's layout in miniature: 7-channel UNet with a 1000-row label_emb and
+    context-reading attn1 at its first level, KL-f4 first stage, SD2's OpenCLIP text encoder,
+    the `low_scale_model.*` schedule buffers real files carry."""
+    from ldm.tiny import TINY_SPECS, _seeded
+    from ldm.tiny_text import text_encoder_state_dict
+    from ldm.vae import AutoencoderKL
+
+    sd = _prefixed(tiny_unet(X4_UNET, 80 + seed), UNET_PREFIX)
+    sd.update(_prefixed(_seeded(AutoencoderKL, X4_VAE, 90 + seed), VAE_PREFIX))
+    layout, width, layers = TINY_SPECS["tiny_sd2v"].text[0]
+    sd.update(text_encoder_state_dict(layout, width=width, layers=layers, seed=95 + seed))
+    betas = make_betas("linear", 1000, 0.0001, 0.02)
+    sd["low_scale_model.betas"] = betas.float()
+    sd["low_scale_model.alphas_cumprod"] = torch.cumprod(1 - betas, 0).float()
+    return sd
+
+
+def write_tiny_x4_upscaler(path: str | Path, seed: int = 0) -> Path:
+    """tiny_x4_upscaler_state_dict as an fp16 safetensors file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: (v.half() if v.is_floating_point() and not k.startswith("low_scale_model.") else v)
+          .contiguous() for k, v in tiny_x4_upscaler_state_dict(seed).items()}
     save_file(sd, str(path), metadata={"format": "pt"})
     return path

@@ -2,7 +2,7 @@
 
 Each builder returns a state dict shaped like the real file in miniature: the same prefixes and
 the same distinguishing tensors (a 5-channel conv_in for SD2 depth, `embedder.*` and
-`noise_augmentor.*` for unCLIP, `label_emb.weight` + 7 input channels for the x4 upscaler, ...),
+`noise_augmentor.*` for unCLIP, ...),
 so tests show that those files are refused instead of being run as plain SD.
 """
 from __future__ import annotations
@@ -50,15 +50,6 @@ def sd21_unclip() -> dict[str, Tensor]:
     return sd
 
 
-def x4_upscaler() -> dict[str, Tensor]:
-    """SD x4 upscaler: latent + low-res RGB (7 channels), noise level as an nn.Embedding label."""
-    sd = _sd2_like(33, in_channels=7)
-    emb_dim = 4 * TINY_SPECS["tiny_sd2v"].unet.model_channels
-    sd[UNET_PREFIX + "label_emb.weight"] = _rand(350, emb_dim, seed=7)
-    sd["low_scale_model.betas"] = torch.linspace(1e-4, 2e-2, 350)
-    return sd
-
-
 def ldm_bert() -> dict[str, Tensor]:
     """The CompVis text-to-image LDM: SD1-shaped UNet, LDM-BERT (x-transformers) text encoder."""
     sd = {k: v for k, v in tiny_state_dict("tiny_sd1").items()
@@ -97,7 +88,7 @@ def unconditional_ldm() -> dict[str, Tensor]:
 
 
 VARIANTS = {"tiny_sd2_depth": sd2_depth, "tiny_sd21_unclip": sd21_unclip,
-            "tiny_x4_upscaler": x4_upscaler, "tiny_ldm_bert": ldm_bert}
+            "tiny_ldm_bert": ldm_bert}
 
 
 def write_variant(name: str, path: str | Path) -> Path:

@@ -117,12 +117,13 @@ class UNetModel(nn.Module):
                                  nn.Conv2d(mc, cfg.out_channels, 3, padding=1))
 
     @staticmethod
-    def _transformer(cfg: UNetConfig, ch: int, depth: int) -> nn.Module:
+    def _transformer(cfg: UNetConfig, ch: int, depth: int, level: int | None = None) -> nn.Module:
         heads, dim_head = cfg.heads_for(ch)
         if cfg.attention == "legacy":
             return AttentionBlock(ch, heads, cfg.norm_groups, cfg.new_attention_order)
         return SpatialTransformer(ch, heads, dim_head, depth, cfg.context_dim,
-                                  cfg.use_linear_in_transformer, cfg.norm_groups)
+                                  cfg.use_linear_in_transformer, cfg.norm_groups,
+                                  level in cfg.disable_self_attn_levels)
 
     def _build_input(self, cfg: UNetConfig, emb_dim: int) -> list[int]:
         ch = cfg.model_channels
@@ -133,7 +134,7 @@ class UNetModel(nn.Module):
                                                    cfg.norm_groups)]
                 ch = mult * cfg.model_channels
                 if cfg.transformer_depth[level] > 0:
-                    layers.append(self._transformer(cfg, ch, cfg.transformer_depth[level]))
+                    layers.append(self._transformer(cfg, ch, cfg.transformer_depth[level], level))
                 self.input_blocks.append(TimestepEmbedSequential(*layers))
                 skip_chans.append(ch)
             if level != len(cfg.channel_mult) - 1:
@@ -152,7 +153,7 @@ class UNetModel(nn.Module):
                                                    cfg.norm_groups)]
                 ch = out_ch
                 if cfg.transformer_depth[level] > 0:
-                    layers.append(self._transformer(cfg, ch, cfg.transformer_depth[level]))
+                    layers.append(self._transformer(cfg, ch, cfg.transformer_depth[level], level))
                 if level > 0 and i == cfg.num_res_blocks:
                     layers.append(Upsample(ch))
                 self.output_blocks.append(TimestepEmbedSequential(*layers))

@@ -31,9 +31,11 @@ def _extra_inputs(sd: dict[str, Tensor], prefix: str, in_ch: int, out_ch: int) -
     """Layouts recognised by what the UNet takes besides the noisy latent."""
     label = sd.get(prefix + "label_emb.0.0.weight")
     adm = int(label.shape[1]) if label is not None else None
-    if prefix + "label_emb.weight" in sd or in_ch == out_ch + 3:
-        return (f"SD x4 upscaler checkpoint (UNet takes {in_ch} input channels: latent + low-res "
-                "image, noise level as a class label_emb)")
+    is_x4 = prefix + "label_emb.weight" in sd and in_ch == out_ch + 3 == 7
+    if not is_x4 and (prefix + "label_emb.weight" in sd or in_ch == out_ch + 3) and \
+            _has(sd, "cond_stage_model.transformer."):
+        return (f"a UNet with {in_ch} input channels and a class label_emb next to a text encoder "
+                "(not the SD x4 upscaler's layout)")
     if _has(sd, "embedder.") or _has(sd, "noise_augmentor."):
         return (f"SD unCLIP checkpoint (image embedder + noise augmentor, UNet label_emb of "
                 f"{adm} features)")
@@ -50,7 +52,7 @@ def _extra_inputs(sd: dict[str, Tensor], prefix: str, in_ch: int, out_ch: int) -
     if in_ch == 2 * out_ch:
         return (f"InstructPix2Pix-style checkpoint (UNet takes {in_ch} input channels: latent + "
                 "image latent)")
-    if in_ch not in (out_ch, out_ch + 5):
+    if in_ch not in (out_ch, out_ch + 5) and not is_x4:
         return f"UNet with {in_ch} input channels for a {out_ch}-channel latent"
     return None
 

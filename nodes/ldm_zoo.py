@@ -1,12 +1,14 @@
 """Conditioning nodes for the Latent Diffusion paper's own models (family "ldm"): class-conditional
-LDMs take a class index instead of a prompt, unconditional ones take nothing. Both go into the same
-KSampler / custom sampling nodes as Stable Diffusion's conditioning."""
+LDMs take a class index instead of a prompt, unconditional ones take nothing; and the SD x4
+upscaler's image conditioning. All go into the same KSampler / custom sampling nodes as Stable
+Diffusion's conditioning."""
 from __future__ import annotations
 
 import torch
 
 from ldm.class_embed import ClassEmbedder
-from nodes.registry import In, Int, Out, node
+from ldm.image_ops import resize
+from nodes.registry import Float, In, Int, Out, node
 
 CAT = "conditioning/ldm"
 
@@ -40,3 +42,26 @@ class UnconditionalConditioning:
 
     def run(self, ctx):
         return ([[torch.zeros(1, 1, 1), {}]],)
+
+
+@node("conditioning/upscale_diffusion", display_name="SD_4XUpscale_Conditioning")
+class SD_4XUpscale_Conditioning:
+    """Conditioning and an empty latent for the SD x4 upscaler: the image (in -1..1, at the
+    latent's size) rides on both conditionings with its noise augmentation, as ComfyUI does."""
+
+    INPUTS = [In("images", "IMAGE"), In("positive", "CONDITIONING"), In("negative", "CONDITIONING"),
+              Float("scale_ratio", 4.0, min=0.0, max=10.0, step=0.01),
+              Float("noise_augmentation", 0.0, min=0.0, max=1.0, step=0.001)]
+    OUTPUTS = [Out("CONDITIONING", "positive"), Out("CONDITIONING", "negative"), Out("LATENT", "latent")]
+
+    def run(self, ctx, images, positive, negative, scale_ratio, noise_augmentation):
+        width = max(1, round(images.shape[-2] * scale_ratio))
+        height = max(1, round(images.shape[-3] * scale_ratio))
+        pixels = resize(images.movedim(-1, 1) * 2.0 - 1.0, width // 4, height // 4, "bilinear", "center")
+
+        def attach(conds: list) -> list:
+            return [[c, {**opts, "concat_image": pixels, "noise_augmentation": noise_augmentation}]
+                    for c, opts in conds]
+
+        latent = torch.zeros([images.shape[0], 4, height // 4, width // 4])
+        return (attach(positive), attach(negative), {"samples": latent, "downscale_ratio_spacial": 4})

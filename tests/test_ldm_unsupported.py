@@ -11,7 +11,6 @@ from ldm.unsupported import SUPPORTED
 EXPECTED = {
     "tiny_sd2_depth": r"SD2 depth-to-image checkpoint \(UNet takes 5 input channels: latent \+ depth\)",
     "tiny_sd21_unclip": r"SD unCLIP checkpoint \(image embedder \+ noise augmentor, UNet label_emb of 96",
-    "tiny_x4_upscaler": r"SD x4 upscaler checkpoint \(UNet takes 7 input channels",
     "tiny_ldm_bert": r"LDM-BERT text encoder \(cond_stage_model\.transformer\.attn_layers",
 }
 
@@ -24,7 +23,7 @@ def test_unsupported_checkpoints_are_refused_by_name(name, tmp_path):
     assert str(e.value).endswith("not supported yet - " + SUPPORTED)
 
 
-@pytest.mark.parametrize("name", ["tiny_sd2_depth", "tiny_sd21_unclip", "tiny_x4_upscaler"])
+@pytest.mark.parametrize("name", ["tiny_sd2_depth", "tiny_sd21_unclip"])
 def test_unet_only_files_of_those_models_are_refused_too(name):
     """A diffusion_models/ file holds only the UNet: its own shapes must still give it away."""
     unet_only = {k: v for k, v in VARIANTS[name]().items() if k.startswith(UNET_PREFIX)}

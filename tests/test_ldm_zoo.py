@@ -179,3 +179,66 @@ def test_use_spatial_transformer_is_checked_against_the_weights(ctx):
     name = _yaml(ctx, "uncond_wrong.yaml", body.replace("use_spatial_transformer: true", "use_spatial_transformer: false"))
     with pytest.raises(Exception, match="use_spatial_transformer False in the config"):
         lo.CheckpointLoader().run(ctx, name, "tiny_cin_ldm.safetensors")
+
+
+# ------------------------------------------------------------------------------ SD x4 upscaler
+@pytest.fixture(scope="module")
+def x4_model(ctx):
+    from ldm.tiny_ldm import write_tiny_x4_upscaler
+
+    write_tiny_x4_upscaler(ctx.paths.models_dir / "checkpoints" / "tiny_x4.safetensors")
+    return lo.CheckpointLoaderSimple().run(ctx, "tiny_x4.safetensors")
+
+
+def _capture_unet_inputs(model):
+    """(x entering conv_in, class labels entering label_emb) of every UNet call."""
+    seen = {"x": [], "y": []}
+    unet = model.unet
+    h1 = unet.input_blocks[0][0].register_forward_pre_hook(lambda m, a: seen["x"].append(a[0].clone()))
+    h2 = unet.label_emb.register_forward_pre_hook(lambda m, a: seen["y"].append(a[0].clone()))
+    return seen, (h1, h2)
+
+
+def _upscale(ctx, model, clip, vae, image, noise_aug, seed=5):
+    pos = cn.CLIPTextEncode().run(ctx, "sharp", clip)[0]
+    neg = cn.CLIPTextEncode().run(ctx, "", clip)[0]
+    pos, neg, latent = zoo.SD_4XUpscale_Conditioning().run(ctx, image, pos, neg, 4.0, noise_aug)
+    out = sa.KSampler().run(ctx, model, seed, 2, 4.0, "euler", "normal", pos, neg, latent, 1.0)[0]
+    return va.VAEDecode().run(ctx, out, vae)[0]
+
+
+def test_the_x4_upscaler_is_detected_with_its_own_schedule_and_scale(x4_model):
+    model, clip, vae = x4_model
+    cfg = model.config
+    assert (cfg.kind, cfg.prediction, cfg.scale_factor, vae.downscale_ratio) == ("x4_upscaler", "v", 0.08333, 4)
+    assert cfg.unet.num_classes == 1000 and cfg.unet.disable_self_attn_levels == (0,)
+    expected = torch.cumprod(1 - make_betas("linear", 1000, 0.0001, 0.02), 0).float()
+    assert torch.allclose(model.sampling.alphas_cumprod, expected)
+
+
+def test_the_x4_upscaler_sees_the_image_and_its_noise_level(ctx, x4_model):
+    model, clip, vae = x4_model
+    image = torch.rand(1, 12, 16, 3, generator=torch.Generator().manual_seed(2))
+    seen, hooks = _capture_unet_inputs(model)
+    try:
+        big = _upscale(ctx, model, clip, vae, image, 0.0)
+        clean_x, clean_y = seen["x"][0], seen["y"][0]
+        seen["x"].clear(), seen["y"].clear()
+        _upscale(ctx, model, clip, vae, image, 0.5, seed=5)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert big.shape == (1, 48, 64, 3)
+    # channels 4..6: the image itself in -1..1 at the latent size (4x of 12x16 px → 12x16 latent)
+    assert torch.allclose(clean_x[:, 4:], (image.movedim(-1, 1) * 2 - 1).expand(clean_x.shape[0], -1, -1, -1), atol=1e-6)
+    assert (clean_y == 0).all() and (seen["y"][0] == 175).all()  # round(350 · 0.5)
+    ac = float(torch.cumprod(1 - make_betas("linear", 1000, 0.0001, 0.02), 0)[175])
+    noise = torch.randn((1, 3, 12, 16), generator=torch.Generator().manual_seed(5 - 10))
+    noised = ac ** 0.5 * (image.movedim(-1, 1) * 2 - 1) + (1 - ac) ** 0.5 * noise
+    assert torch.allclose(seen["x"][0][:1, 4:], noised, atol=1e-5)
+
+
+def test_a_different_low_res_image_gives_a_different_upscale(ctx, x4_model):
+    model, clip, vae = x4_model
+    a = torch.rand(1, 8, 8, 3, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(_upscale(ctx, model, clip, vae, a, 0.0), _upscale(ctx, model, clip, vae, 1 - a, 0.0))
