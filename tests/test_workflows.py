@@ -25,7 +25,9 @@ WORKFLOWS = sorted(p for p in (ROOT / "workflows").glob("*.json"))
 CKPT_MAP = {"sd_xl_base_1.0.safetensors": "tiny_sdxl.safetensors",
             "sd_xl_refiner_1.0.safetensors": "tiny_sdxl_refiner.safetensors",
             "sd_xl_turbo_1.0_fp16.safetensors": "tiny_sdxl.safetensors",
-            "sd-v1-5-inpainting.ckpt": "tiny_sd1_inpaint.safetensors"}
+            "sd-v1-5-inpainting.ckpt": "tiny_sd1_inpaint.safetensors",
+            "cin256-v2.ckpt": "tiny_cin_ldm.safetensors", "ldm-celebahq-256.ckpt": "tiny_uncond_ldm.safetensors",
+            "x4-upscaler-ema.safetensors": "tiny_x4.safetensors"}
 OTHER_MAP = {"lora_name": "tiny_lora_sd1.safetensors", "model_name": "tiny_esrgan_x2.pth"}
 SIZE_CAP = 64  # tiny models: keep every latent small
 
@@ -40,6 +42,11 @@ def models_root(tiny_dir, tmp_path_factory) -> Path:
     (root / "upscale_models").mkdir(exist_ok=True)
     torch.manual_seed(0)
     torch.save(ESRGAN(num_filters=8, num_blocks=1, scale=2).state_dict(), root / "upscale_models" / "tiny_esrgan_x2.pth")
+    from ldm.tiny_ldm import write_tiny_ldm, write_tiny_x4_upscaler
+
+    for name in ("tiny_cin_ldm", "tiny_uncond_ldm"):
+        write_tiny_ldm(name, root / "checkpoints" / f"{name}.safetensors")
+    write_tiny_x4_upscaler(root / "checkpoints" / "tiny_x4.safetensors")
     return root
 
 
@@ -54,6 +61,10 @@ def _tiny_prompt(prompt: dict, demo_available: bool) -> dict:
         for key, tiny in OTHER_MAP.items():
             if key in inputs and isinstance(inputs[key], str):
                 inputs[key] = tiny
+        if node["class_type"] == "ClassEmbed":  # the tiny class model has 10 classes + "no class"
+            inputs["class_index"] = 10 if inputs["class_index"] >= 1000 else inputs["class_index"] % 10
+        if node["class_type"] == "SD_4XUpscale_Conditioning":
+            inputs["scale_ratio"] = 1.0  # a 128 px input → a 32×32 latent
         for key in ("width", "height", "target_width", "target_height"):
             if isinstance(inputs.get(key), int) and node["class_type"] in ("EmptyLatentImage",):
                 inputs[key] = min(inputs[key], SIZE_CAP * 2 if key == "width" else SIZE_CAP)

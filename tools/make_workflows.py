@@ -19,6 +19,9 @@ SDXL_BASE = "sd_xl_base_1.0.safetensors"
 SDXL_REFINER = "sd_xl_refiner_1.0.safetensors"
 SDXL_TURBO = "sd_xl_turbo_1.0_fp16.safetensors"
 UPSCALER = "RealESRGAN_x4plus.pth"
+LDM_CIN = "cin256-v2.ckpt"  # CompVis latent-diffusion's class-conditional ImageNet LDM (VQ-f4)
+LDM_CELEBA = "ldm-celebahq-256.ckpt"  # CompVis' unconditional CelebA-HQ LDM (VQ-f4)
+SD_X4 = "x4-upscaler-ema.safetensors"
 LORA = "example_lora.safetensors"
 
 
@@ -184,6 +187,54 @@ def sdxl_turbo() -> dict:
     }
 
 
+def ldm_class_conditional() -> dict:
+    """The LDM paper's class-conditional ImageNet model: a class index instead of a prompt, the
+    "no class" row (1000) as the negative for classifier-free guidance."""
+    return {
+        "4": _n("CheckpointLoaderSimple", "Load LDM cin256", ckpt_name=LDM_CIN),
+        "6": _n("ClassEmbed", "Class: golden retriever", clip=["4", 1], class_index=207),
+        "7": _n("ClassEmbed", "No class (guidance)", clip=["4", 1], class_index=1000),
+        "5": _n("EmptyLatentImage", "Empty Latent Image", width=256, height=256, batch_size=1),
+        "3": _n("KSampler", "KSampler", model=["4", 0], seed=42, steps=50, cfg=3.0, sampler_name="ddim",
+                scheduler="ddim_uniform", positive=["6", 0], negative=["7", 0], latent_image=["5", 0],
+                denoise=1.0),
+        "8": _n("VAEDecode", "VAE Decode", samples=["3", 0], vae=["4", 2]),
+        "9": _n("SaveImage", "Save Image", images=["8", 0], filename_prefix="ldm_cin256"),
+    }
+
+
+def ldm_unconditional() -> dict:
+    """An unconditional LDM (CelebA-HQ faces): nothing to say, so one empty conditioning on both sides."""
+    return {
+        "4": _n("CheckpointLoaderSimple", "Load LDM CelebA-HQ", ckpt_name=LDM_CELEBA),
+        "6": _n("UnconditionalConditioning", "Unconditional"),
+        "5": _n("EmptyLatentImage", "Empty Latent Image", width=256, height=256, batch_size=1),
+        "3": _n("KSampler", "KSampler", model=["4", 0], seed=42, steps=50, cfg=1.0, sampler_name="ddim",
+                scheduler="ddim_uniform", positive=["6", 0], negative=["6", 0], latent_image=["5", 0],
+                denoise=1.0),
+        "8": _n("VAEDecode", "VAE Decode", samples=["3", 0], vae=["4", 2]),
+        "9": _n("SaveImage", "Save Image", images=["8", 0], filename_prefix="ldm_celebahq"),
+    }
+
+
+def sd_x4_upscaler() -> dict:
+    """Stable Diffusion's x4 upscaler: the image conditions the sampler, a prompt steers it."""
+    return {
+        "1": _n("LoadImage", "Load Image", image="example.png"),
+        "4": _n("CheckpointLoaderSimple", "Load x4 upscaler", ckpt_name=SD_X4),
+        "6": _n("CLIPTextEncode", "Positive prompt", text="a red circle on a blue background, sharp edges",
+                clip=["4", 1]),
+        "7": _n("CLIPTextEncode", "Negative prompt", text="blurry", clip=["4", 1]),
+        "10": _n("SD_4XUpscale_Conditioning", "SD_4XUpscale_Conditioning", images=["1", 0], positive=["6", 0],
+                 negative=["7", 0], scale_ratio=4.0, noise_augmentation=0.2),
+        "3": _n("KSampler", "KSampler", model=["4", 0], seed=42, steps=20, cfg=4.0, sampler_name="euler",
+                scheduler="normal", positive=["10", 0], negative=["10", 1], latent_image=["10", 2],
+                denoise=1.0),
+        "8": _n("VAEDecode", "VAE Decode", samples=["3", 0], vae=["4", 2]),
+        "9": _n("SaveImage", "Save Image", images=["8", 0], filename_prefix="sd_x4"),
+    }
+
+
 WORKFLOWS = {
     "default": ("Text to image (demo model)", txt2img),
     "img2img": ("Image to image", img2img),
@@ -196,6 +247,9 @@ WORKFLOWS = {
     "area_composition": ("Area composition", area_composition),
     "sdxl_refiner": ("SDXL base + refiner", sdxl_refiner),
     "sdxl_turbo": ("SDXL Turbo with SamplerCustom", sdxl_turbo),
+    "ldm_class_conditional": ("LDM: class-conditional ImageNet (cin256)", ldm_class_conditional),
+    "ldm_unconditional": ("LDM: unconditional CelebA-HQ", ldm_unconditional),
+    "sd_x4_upscaler": ("SD x4 upscaler", sd_x4_upscaler),
 }
 
 
