@@ -230,6 +230,8 @@ def _family(sd: dict[str, Tensor], context_dim: int, adm: int | None) -> str | N
         return "sdxl_refiner"
     if has("cond_stage_model.model."):
         return "sd2"
+    if has("cond_stage_model.transformer.attn_layers."):
+        return "ldm"  # the LDM paper's text-to-image model (LDM-BERT)
     if has("cond_stage_model.transformer."):
         return "sd1"
     if has("cond_stage_model.embedding.") or (not has("cond_stage_model.") and context_dim == 0):
@@ -247,7 +249,7 @@ def _heads(family: str, mc: int, metadata: dict[str, str]) -> tuple[int, int]:
         return -1, int(metadata["latentgraph.num_head_channels"])
     if family == "sd1":
         return (8 if mc >= 128 else 2), -1
-    if family == "ldm":  # the released LDM configs use num_head_channels 32
+    if family == "ldm":  # the released LDM configs (but txt2img, see detect_unet) use 32-wide heads
         return -1, (32 if mc >= 128 else mc // 2)
     return -1, (64 if mc >= 128 else mc // 2)
 
@@ -287,6 +289,9 @@ def detect_unet(sd: dict[str, Tensor], family: str | None = None,
         raise CheckpointError(refusal(f"{family.upper()} UNet with a label_emb of {adm} features "
                                       "(unCLIP-style image conditioning)"))
     heads, head_ch = _heads(family, mc, metadata)
+    if family == "ldm" and "cond_stage_model.transformer.token_emb.weight" in sd and \
+            not any(k in metadata for k in ("latentgraph.num_heads", "latentgraph.num_head_channels")):
+        heads, head_ch = (8 if mc >= 128 else 2), -1  # the LDM-BERT txt2img config: num_heads 8
     if _is_x4(sd, in_ch) and not any(k in metadata for k in ("latentgraph.num_heads", "latentgraph.num_head_channels")):
         heads, head_ch = (8 if mc >= 128 else 2), -1  # the x4 upscaler's config: 8 heads
     groups = int(metadata.get("latentgraph.norm_groups", default_norm_groups(mc)))
@@ -367,6 +372,9 @@ def detect(sd: dict[str, Tensor], *, metadata: dict[str, str] | None = None,
     kind = "x4_upscaler" if _is_x4(sd, unet.in_channels) else "base"
     if kind == "x4_upscaler":
         scale = x4.SCALE_FACTOR
+    elif family == "ldm" and vae is not None and vae.kind == "kl" and \
+            "cond_stage_model.transformer.token_emb.weight" in sd:
+        scale = SCALE_FACTORS["sd1"]  # the txt2img LDM-KL-8 config's 0.18215
     return ModelConfig(family=family, prediction=prediction, inpaint=unet.in_channels == 9, kind=kind,
                        unet=unet, vae=vae,
                        text_encoders=TEXT_ENCODER_LAYOUTS[family],
@@ -435,6 +443,7 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
     from ldm import devices
     from ldm.model import DiffusionModel
     from ldm.class_embed import ClassEmbedder, has_class_embedder
+    from ldm.ldm_bert import LDMBertEncoder, has_ldm_bert
     from ldm.model_sampling import ModelSampling
     from ldm.unet import UNetModel
     from ldm.vae import VAE
@@ -458,8 +467,9 @@ def load_checkpoint(path: str | Path, *, prediction: str | None = None, family: 
 
         # A file without text encoder (UNet + VAE only) loads with CLIP None, as in ComfyUI; the
         # text-encode node then says the clip input is missing.
-        if config.family == "ldm":  # class embedder or nothing (unconditional)
-            clip = ClassEmbedder.from_checkpoint(sd) if has_class_embedder(sd) else None
+        if config.family == "ldm":  # LDM-BERT, a class embedder or nothing (unconditional)
+            clip = (LDMBertEncoder.from_checkpoint(sd) if has_ldm_bert(sd) else
+                    ClassEmbedder.from_checkpoint(sd) if has_class_embedder(sd) else None)
         elif any(k.startswith(("cond_stage_model.", "conditioner.embedders.")) for k in sd):
             clip = TextEncoder.from_checkpoint(sd, config)
     dtype = devices.compute_dtype(devices.offload_device())

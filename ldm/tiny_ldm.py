@@ -90,3 +90,45 @@ def write_tiny_x4_upscaler(path: str | Path, seed: int = 0) -> Path:
           .contiguous() for k, v in tiny_x4_upscaler_state_dict(seed).items()}
     save_file(sd, str(path), metadata={"format": "pt"})
     return path
+
+
+# LDM-BERT txt2img (the LDM-KL-8 layout): SpatialTransformer UNet reading a 32-wide BERT context,
+# KL-f8 first stage, a 2-layer LDM-BERT over a small WordPiece vocabulary the test writes.
+BERT_VOCAB = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "blue", "circle", "square",
+              "on", "the", "left", "right", "##s", ",", ".")
+TXT2IMG_UNET = UNetConfig(model_channels=32, channel_mult=(1, 2), num_res_blocks=1, transformer_depth=(1, 1),
+                          transformer_depth_middle=1, num_heads=2, num_head_channels=-1, context_dim=32,
+                          norm_groups=8)
+
+
+def tiny_ldm_bert_state_dict(seed: int = 0) -> dict[str, Tensor]:
+    """A whole LDM-BERT text-to-image checkpoint in miniature (keys of CompVis' txt2img file)."""
+    from ldm.ldm_bert import PREFIX, LDMBertModel
+    from ldm.tiny import tiny_vae
+
+    sd = _prefixed(tiny_unet(TXT2IMG_UNET, 100 + seed), UNET_PREFIX)
+    sd.update(_prefixed(tiny_vae(110 + seed), VAE_PREFIX))
+    with torch.random.fork_rng():
+        torch.manual_seed(120 + seed)
+        bert = LDMBertModel(vocab=len(BERT_VOCAB), dim=32, depth=2, attn_inner=16, ff_inner=64)
+    sd.update(_prefixed(bert, PREFIX))
+    gen = torch.Generator().manual_seed(130 + seed)
+    sd[PREFIX + "to_logits.weight"] = torch.randn(len(BERT_VOCAB), 32, generator=gen) * 0.02
+    sd[PREFIX + "to_logits.bias"] = torch.zeros(len(BERT_VOCAB))
+    betas = make_betas("linear", 1000, 0.00085, 0.012)
+    sd.update({"betas": betas.float(), "alphas_cumprod": torch.cumprod(1 - betas, 0).float()})
+    return sd
+
+
+def write_tiny_ldm_bert(path: str | Path, vocab_dir: str | Path | None = None, seed: int = 0) -> Path:
+    """The checkpoint as fp16 safetensors; with vocab_dir, also `bert-base-uncased/vocab.txt` there."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: (v.half() if v.is_floating_point() and k not in ("betas", "alphas_cumprod") else v)
+          .contiguous() for k, v in tiny_ldm_bert_state_dict(seed).items()}
+    save_file(sd, str(path), metadata={"format": "pt"})
+    if vocab_dir is not None:
+        vocab = Path(vocab_dir) / "bert-base-uncased" / "vocab.txt"
+        vocab.parent.mkdir(parents=True, exist_ok=True)
+        vocab.write_text("\n".join(BERT_VOCAB) + "\n", encoding="utf-8")
+    return path

@@ -50,19 +50,6 @@ def sd21_unclip() -> dict[str, Tensor]:
     return sd
 
 
-def ldm_bert() -> dict[str, Tensor]:
-    """The CompVis text-to-image LDM: SD1-shaped UNet, LDM-BERT (x-transformers) text encoder."""
-    sd = {k: v for k, v in tiny_state_dict("tiny_sd1").items()
-          if not k.startswith("cond_stage_model.")}
-    bert = "cond_stage_model.transformer."
-    sd[bert + "token_emb.weight"] = _rand(30522, 32, seed=8)
-    sd[bert + "pos_emb.emb.weight"] = _rand(77, 32, seed=9)
-    for i in range(2):
-        sd[bert + f"attn_layers.layers.{i}.0.0.weight"] = torch.ones(32)
-        sd[bert + f"attn_layers.layers.{i}.1.to_q.weight"] = _rand(32, 32, seed=10 + i)
-    return sd
-
-
 _TRANSFORMER = re.compile(r"^(model\.diffusion_model\.(?:(?:input_blocks|output_blocks)\.\d+|middle_block)"
                           r"\.1)\.(.+)$")
 
@@ -87,8 +74,7 @@ def unconditional_ldm() -> dict[str, Tensor]:
     return sd
 
 
-VARIANTS = {"tiny_sd2_depth": sd2_depth, "tiny_sd21_unclip": sd21_unclip,
-            "tiny_ldm_bert": ldm_bert}
+VARIANTS = {"tiny_sd2_depth": sd2_depth, "tiny_sd21_unclip": sd21_unclip}
 
 
 def write_variant(name: str, path: str | Path) -> Path:

@@ -21,9 +21,6 @@ def _has(sd: dict[str, Tensor], prefix: str) -> bool:
 
 
 def _text_stage(sd: dict[str, Tensor]) -> str | None:
-    if _has(sd, "cond_stage_model.transformer.attn_layers."):
-        return ("LDM-BERT text encoder (cond_stage_model.transformer.attn_layers.*: the original "
-                "CompVis text-to-image LDM)")
     return None
 
 

@@ -9,7 +9,8 @@ is an error, not silently ignored. Stability's sgm files (SDXL: `network_config`
 `denoiser_config`) are read the same way. CompVis' own LDM configs add `parameterization: x0`,
 `beta_schedule` (linear, cosine, sqrt_linear, sqrt), a VQ or KL `first_stage_config` (checked
 against the weights), `ClassEmbedder` / `__is_unconditional__` cond stages and
-`use_spatial_transformer: False` UNets. Unsupported kinds (unCLIP, LDM-BERT) are refused by name.
+`use_spatial_transformer: False` UNets, and `BERTEmbedder` (LDM-BERT). Unsupported kinds (unCLIP)
+are refused by name.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ldm.unsupported import refusal
 # cond_stage targets → the family whose text encoder they are
 _COND_FAMILIES = {"FrozenCLIPEmbedder": ("sd1",), "FrozenOpenCLIPEmbedder": ("sd2",),
                   "GeneralConditioner": ("sdxl", "sdxl_refiner"), "ClassEmbedder": ("ldm",),
+                  "BERTEmbedder": ("ldm",),
                   "__is_unconditional__": ("ldm",)}
 # first_stage_config targets → the kind of first stage the weights must have
 _FIRST_STAGE_KINDS = {"AutoencoderKL": "kl", "VQModelInterface": "vq", "VQModel": "vq"}
@@ -131,8 +133,6 @@ def _check_against(yml: ModelYaml, config: ModelConfig) -> None:
                         f"{'SpatialTransformers' if unet.attention == 'transformer' else 'plain attention blocks'}")
     if "num_classes" in yml.unet and yml.unet["num_classes"] != unet.num_classes:
         problems.append(f"num_classes {yml.unet['num_classes']!r} in the config, {unet.num_classes!r} in the weights")
-    if yml.cond_target == "BERTEmbedder":
-        problems.append(refusal("LDM-BERT text encoder (cond_stage_config BERTEmbedder)"))
     families = _COND_FAMILIES.get(yml.cond_target or "")
     if families and config.family not in families:
         problems.append(f"cond stage {yml.cond_target} but the checkpoint is {config.family}")

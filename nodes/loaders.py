@@ -54,7 +54,7 @@ class CheckpointLoaderSimple:
     def run(self, ctx, ckpt_name):
         model, clip, vae = cached_load(ctx, "checkpoints", ckpt_name, "checkpoint", load_checkpoint)
         if clip is not None:
-            clip.embedding_dirs = [str(d) for d in ctx.paths.folder_dirs("embeddings")]
+            _set_search_dirs(ctx, clip)
         return (model, clip, vae)
 
 
@@ -112,8 +112,15 @@ def _check_device(ctx, device: str) -> None:
 def _clip_with_embeddings(ctx, clip):
     """A clone whose textual-inversion folders are this server's (the cached encoder stays as is)."""
     clip = clip.clone()
-    clip.embedding_dirs = [str(d) for d in ctx.paths.folder_dirs("embeddings")]
+    _set_search_dirs(ctx, clip)
     return clip
+
+
+def _set_search_dirs(ctx, clip) -> None:
+    """Where this server keeps textual inversions (and LDM-BERT's tokenizer vocabulary)."""
+    clip.embedding_dirs = [str(d) for d in ctx.paths.folder_dirs("embeddings")]
+    if hasattr(clip, "vocab_dirs"):  # ldm.ldm_bert
+        clip.vocab_dirs = [str(d) for d in ctx.paths.folder_dirs("text_encoders")]
 
 
 @node("advanced/loaders", display_name="Load Diffusion Model")

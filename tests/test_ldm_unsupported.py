@@ -11,7 +11,6 @@ from ldm.unsupported import SUPPORTED
 EXPECTED = {
     "tiny_sd2_depth": r"SD2 depth-to-image checkpoint \(UNet takes 5 input channels: latent \+ depth\)",
     "tiny_sd21_unclip": r"SD unCLIP checkpoint \(image embedder \+ noise augmentor, UNet label_emb of 96",
-    "tiny_ldm_bert": r"LDM-BERT text encoder \(cond_stage_model\.transformer\.attn_layers",
 }
 
 

@@ -242,3 +242,61 @@ def test_a_different_low_res_image_gives_a_different_upscale(ctx, x4_model):
     model, clip, vae = x4_model
     a = torch.rand(1, 8, 8, 3, generator=torch.Generator().manual_seed(3))
     assert not torch.equal(_upscale(ctx, model, clip, vae, a, 0.0), _upscale(ctx, model, clip, vae, 1 - a, 0.0))
+
+
+# ------------------------------------------------------------------------------ LDM-BERT txt2img
+@pytest.fixture(scope="module")
+def bert_model(ctx):
+    from ldm.tiny_ldm import write_tiny_ldm_bert
+
+    write_tiny_ldm_bert(ctx.paths.models_dir / "checkpoints" / "tiny_ldm_bert.safetensors",
+                        ctx.paths.models_dir / "text_encoders")
+    return lo.CheckpointLoaderSimple().run(ctx, "tiny_ldm_bert.safetensors")
+
+
+def _x_transformer_reference(sd: dict, tokens: torch.Tensor, heads: int = 8) -> torch.Tensor:
+    """CompVis' TransformerWrapper(return_embeddings=True) written out from its key layout."""
+    p = "cond_stage_model.transformer."
+    x = sd[p + "token_emb.weight"][tokens] + sd[p + "pos_emb.emb.weight"][: tokens.shape[1]][None]
+    ln = lambda t, i: torch.nn.functional.layer_norm(t, t.shape[-1:], sd[f"{i}.weight"], sd[f"{i}.bias"])  # noqa: E731
+    i = 0
+    while f"{p}attn_layers.layers.{i}.0.weight" in sd:
+        pre, h = f"{p}attn_layers.layers.{i}", ln(x, f"{p}attn_layers.layers.{i}.0")
+        if f"{pre}.1.to_q.weight" in sd:
+            q, k, v = (h @ sd[f"{pre}.1.to_{n}.weight"].T for n in "qkv")
+            b, n, inner = q.shape
+            q, k, v = (t.reshape(b, n, heads, -1).permute(0, 2, 1, 3) for t in (q, k, v))
+            att = torch.softmax(q @ k.transpose(-1, -2) * (inner // heads) ** -0.5, dim=-1)
+            out = (att @ v).permute(0, 2, 1, 3).reshape(b, n, inner)
+            x = x + out @ sd[f"{pre}.1.to_out.weight"].T + sd[f"{pre}.1.to_out.bias"]
+        else:
+            mid = torch.nn.functional.gelu(h @ sd[f"{pre}.1.net.0.0.weight"].T + sd[f"{pre}.1.net.0.0.bias"])
+            x = x + mid @ sd[f"{pre}.1.net.2.weight"].T + sd[f"{pre}.1.net.2.bias"]
+        i += 1
+    return ln(x, p + "norm")
+
+
+def test_ldm_bert_matches_the_written_out_x_transformer(ctx, bert_model):
+    from ldm.checkpoint import load_state_dict
+
+    model, clip, vae = bert_model
+    assert model.config.family == "ldm" and model.latent_format.scale_factor == 0.18215
+    sd = {k: v.float() for k, v in load_state_dict(ctx.paths.models_dir / "checkpoints" / "tiny_ldm_bert.safetensors").items()}
+    tokens = clip.tokenize("A red circle, on the LEFT.")
+    assert tokens[0, :9].tolist() == [2, 5, 6, 8, 15, 10, 11, 12, 16] and tokens.shape == (1, 77)
+    assert torch.allclose(clip.encode("A red circle, on the LEFT.")[0], _x_transformer_reference(sd, tokens), atol=1e-5)
+
+
+def test_ldm_bert_text_to_image_runs_and_follows_the_prompt(ctx, bert_model):
+    model, clip, vae = bert_model
+    neg = cn.CLIPTextEncode().run(ctx, "", clip)[0]
+    a = _sample(ctx, model, vae, cn.CLIPTextEncode().run(ctx, "a red circle", clip)[0], neg)
+    b = _sample(ctx, model, vae, cn.CLIPTextEncode().run(ctx, "a blue square", clip)[0], neg)
+    assert a.shape == (1, 32, 32, 3) and not torch.equal(a, b)
+
+
+def test_ldm_bert_without_its_vocabulary_says_where_to_put_it(bert_model):
+    clip = bert_model[1].clone()
+    clip.vocab_dirs = []
+    with pytest.raises(ValueError, match="bert-base-uncased/vocab.txt"):
+        clip.encode("a red circle")
