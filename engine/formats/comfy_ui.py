@@ -339,6 +339,8 @@ def _kept(node: Mapping, kind: str) -> dict:
     """What the native node does not model (properties, bgcolor, socket labels, the positional
     widget values as saved...), kept so that the export gives ComfyUI back the same node."""
     kept = {k: copy.deepcopy(v) for k, v in node.items() if k not in _MODELLED}
+    if "size" in node:  # the editor measures heights its own way; ComfyUI's is given back
+        kept["size"] = copy.deepcopy(node["size"])
     if kind in FRONTEND_ONLY:
         kept.pop("widgets_values", None)  # rebuilt exactly from the node's widgets
     if node.get("mode") not in (None, 0, *_MODES):

@@ -101,7 +101,7 @@ def _ui_node(node: Mapping, registry: Registry, order: int, links_in: dict, link
              out_types: dict) -> dict:
     """One UI node; ``links_in`` {input name: (link id, type)}, ``links_out`` {slot: [link ids]}."""
     kind, nd = node.get("type"), registry.get(node.get("type"))
-    kept = {k: v for k, v in (node.get("ui") or {}).items() if k not in ("inputs", "outputs", "widgets_values")}
+    kept = {k: v for k, v in (node.get("ui") or {}).items() if k not in ("inputs", "outputs", "widgets_values", "size")}
     if kind in FRONTEND_ONLY:
         inputs, outputs = ui_sockets(node, links_in, links_out, out_types.get(0, "*"))
         values = ui_widgets_values(node)
@@ -113,7 +113,7 @@ def _ui_node(node: Mapping, registry: Registry, order: int, links_in: dict, link
         default_title, properties = node_title(registry, kind), {"Node name for S&R": kind}
     mode = _MODE_NUMBERS.get(node.get("mode"), kept.pop("mode", 0))
     ui = {"id": _node_id(node.get("id")), "type": kind, "pos": list(node.get("pos") or [0, 0]),
-          "size": list(node.get("size") or [300, 120]), "flags": dict(node.get("flags") or {}), "order": order,
+          "size": _size(node), "flags": dict(node.get("flags") or {}), "order": order,
           "mode": mode, "inputs": inputs, "outputs": outputs, "properties": properties, **kept}
     if values or kind != REROUTE:
         ui["widgets_values"] = values
@@ -160,6 +160,16 @@ def _ui_group(group: Mapping) -> dict:
     if group.get("color"):
         out["color"] = group["color"]
     return {**out, **copy.deepcopy(group.get("ui") or {})}
+
+
+def _size(node: Mapping) -> list:
+    """The node's width, and the height ComfyUI saved when it was imported (the editor measures
+    its own heights, which are not ComfyUI's)."""
+    size = list(node.get("size") or [300, 120])
+    kept = (node.get("ui") or {}).get("size")
+    if isinstance(kept, list) and len(kept) >= 2 and len(size) >= 2:
+        size[1] = kept[1]
+    return size
 
 
 def _int(value: Any) -> int:
