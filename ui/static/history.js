@@ -162,7 +162,7 @@ export class HistoryPanel {
     row.append(head, el('div', 'lg-run-prompt', { title: s.text }, s.text || '(no prompt text)'), el('div', 'lg-run-meta', {}, sum));
     if (job.execution_error) {
       const err = job.execution_error;
-      row.appendChild(el('div', 'lg-run-error', {}, `${err.exception_type || 'Error'}: ${err.exception_message || ''}`.slice(0, 300)));
+      row.appendChild(el('div', 'lg-run-errmsg', {}, `${err.exception_type || 'Error'}: ${err.exception_message || ''}`.slice(0, 300)));
     }
     const thumbs = el('div', 'lg-run-thumbs');
     this.images(run).slice(0, THUMBS_PER_RUN).forEach((img, k) => {

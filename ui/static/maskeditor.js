@@ -8,7 +8,8 @@
 
 import { el } from './dom.js';
 
-const MAX_VIEW = 0.82;   // of the window, for the image on screen
+const MAX_VIEW = 0.8;    // of the window, for the image on screen
+const MAX_ZOOM = 4;      // small images are enlarged up to this much
 
 // The "Edit mask…" button under a node's image (widgets.js draws it).
 export function maskButton(env, node, name) {
@@ -108,7 +109,7 @@ class MaskEditor {
     }
     this.photo.getContext('2d').putImageData(px, 0, 0);
     this.mask.getContext('2d').putImageData(m, 0, 0);
-    const scale = Math.min(1, (window.innerWidth * MAX_VIEW) / w, (window.innerHeight * MAX_VIEW) / h);
+    const scale = Math.min(MAX_ZOOM, (window.innerWidth * MAX_VIEW) / w, (window.innerHeight * MAX_VIEW) / h);
     this.view.width = w; this.view.height = h;
     this.view.style.width = `${Math.round(w * scale)}px`;
     this.view.style.height = `${Math.round(h * scale)}px`;
@@ -142,11 +143,14 @@ class MaskEditor {
   // One round dab: solid to (1 − feather) of the radius, then fading out (the brush's blur).
   dab([x, y]) {
     const ctx = this.mask.getContext('2d'), r = this.size / 2;
-    const g = ctx.createRadialGradient(x, y, r * (1 - this.feather), x, y, r);
-    g.addColorStop(0, 'rgba(0,0,0,1)');
-    g.addColorStop(1, 'rgba(0,0,0,0)');
+    let fill = 'rgba(0,0,0,1)';
+    if (this.feather > 0.01) {   // (a gradient whose two circles coincide would paint nothing)
+      fill = ctx.createRadialGradient(x, y, r * (1 - this.feather), x, y, r);
+      fill.addColorStop(0, 'rgba(0,0,0,1)');
+      fill.addColorStop(1, 'rgba(0,0,0,0)');
+    }
     ctx.globalCompositeOperation = this.tool === 'eraser' ? 'destination-out' : 'source-over';
-    ctx.fillStyle = g;
+    ctx.fillStyle = fill;
     ctx.beginPath();
     ctx.arc(x, y, r, 0, Math.PI * 2);
     ctx.fill();
