@@ -96,7 +96,7 @@ export class ImageViewer {
     const load = btn('load-image-workflow', 'Load workflow'), prev = btn('viewer-prev', '‹'), next = btn('viewer-next', '›');
     const close = btn('close-viewer', 'Close');
     const save = el('a', 'lg-btn', { href: url, download: it.filename, 'data-action': 'download-image' }, 'Download');
-    load.addEventListener('click', () => { this.close(); this.io.loadFromImage(url, it.filename); });
+    load.addEventListener('click', () => this.io.loadFromImage(url, it.filename));
     prev.addEventListener('click', () => this.show((this.index - 1 + this.items.length) % this.items.length));
     next.addEventListener('click', () => this.show((this.index + 1) % this.items.length));
     close.addEventListener('click', () => this.close());
