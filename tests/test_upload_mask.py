@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from tests.test_server_files import env  # noqa: F401  (shared in-process app)
+
 
 def _png(img: Image.Image, text: dict | None = None) -> bytes:
     info = PngInfo()
@@ -25,27 +27,13 @@ def _png(img: Image.Image, text: dict | None = None) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    from fastapi.testclient import TestClient
-
-    from engine.executor import Executor
-    from engine.paths import Paths
-    from engine.queue import JobQueue
-    from nodes.registry import Registry
-    from ui.server import create_app
-
-    base = tmp_path_factory.mktemp("mask")
-    paths = Paths(base / "m", base / "i", base / "o", base / "t", base / "u")
-    paths.ensure_dirs()
+def app(env):  # noqa: F811  (the in-process app of test_server_files, plus our two images)
+    client, paths = env
     photo = Image.new("RGB", (32, 24), (200, 120, 40))
     (paths.input_dir / "photo.png").write_bytes(_png(photo, {"prompt": '{"1": {}}'}))
+    paths.output_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_dir / "result.png").write_bytes(_png(Image.new("RGB", (32, 24), (1, 2, 3))))
-    registry = Registry()
-    queue = JobQueue(paths.user_dir / "db.sqlite", Executor(registry, paths))
-    app = create_app(paths, queue, registry, editor=False, start_queue=False)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client, paths
-    queue.close()
+    return client, paths
 
 
 def _mask_png(size=(32, 24)) -> bytes:
@@ -60,8 +48,8 @@ def _upload(client, ref: dict, name="clipspace-mask-1.png"):
                        data={"type": "input", "subfolder": "clipspace", "original_ref": json.dumps(ref)})
 
 
-def test_mask_upload_writes_a_copy_of_the_original_with_the_mask_as_alpha(env):
-    client, paths = env
+def test_mask_upload_writes_a_copy_of_the_original_with_the_mask_as_alpha(app):
+    client, paths = app
     r = _upload(client, {"filename": "photo.png", "subfolder": "", "type": "input"})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -73,10 +61,10 @@ def test_mask_upload_writes_a_copy_of_the_original_with_the_mask_as_alpha(env):
     assert Image.open(paths.input_dir / "photo.png").mode == "RGB"   # the original is untouched
 
 
-def test_load_image_mask_output_carries_the_painted_mask(env):
+def test_load_image_mask_output_carries_the_painted_mask(app):
     from nodes.image import load_image_file
 
-    client, paths = env
+    client, paths = app
     body = _upload(client, {"filename": "photo.png", "type": "input"}, name="clipspace-mask-2.png").json()
     image, mask = load_image_file(paths.input_dir / body["subfolder"] / body["name"])
     assert tuple(image.shape) == (1, 24, 32, 3) and tuple(mask.shape) == (1, 24, 32)
@@ -85,8 +73,8 @@ def test_load_image_mask_output_carries_the_painted_mask(env):
     assert abs(float(image[0, 0, 0, 0]) - 200 / 255) < 1e-6   # RGB under the mask kept
 
 
-def test_original_ref_reads_annotated_names_and_defaults_to_output_like_comfyui(env):
-    client, paths = env
+def test_original_ref_reads_annotated_names_and_defaults_to_output_like_comfyui(app):
+    client, paths = app
     r = _upload(client, {"filename": "photo.png [input]"}, name="clipspace-mask-3.png")
     assert r.status_code == 200, r.text
     assert Image.open(paths.input_dir / "clipspace" / "clipspace-mask-3.png").getpixel((30, 5))[:3] == (200, 120, 40)

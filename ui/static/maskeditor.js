@@ -21,9 +21,11 @@ export function maskButton(env, node, name) {
   return b;
 }
 
+// {filename, subfolder, type} of an image widget value ("sub/x.png", or ComfyUI's "x.png [output]").
 function imageRef(value) {
-  const parts = String(value).split('/');
-  return { filename: parts.pop(), subfolder: parts.join('/'), type: 'input' };
+  const m = /^(.*) \[(input|output|temp)\]$/.exec(String(value));
+  const parts = (m ? m[1] : String(value)).split('/');
+  return { filename: parts.pop(), subfolder: parts.join('/'), type: m ? m[2] : 'input' };
 }
 
 class MaskEditor {
