@@ -184,7 +184,7 @@ async def _export_route(request: Request, registry: Any) -> JSONResponse:
         return _bad({"error": "No workflow in the request."})
     try:
         return JSONResponse({"workflow": await asyncio.to_thread(native_to_ui, body["workflow"], registry)})
-    except (FormatError, KeyError, TypeError, ValueError) as exc:
+    except (FormatError, AttributeError, KeyError, TypeError, ValueError) as exc:  # a malformed document
         return _bad({"error": f"Cannot export the workflow: {exc}"})
 
 
