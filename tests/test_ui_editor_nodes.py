@@ -51,8 +51,9 @@ def test_frontend_nodes_are_added_drawn_connected_and_resolved_when_queued(page,
     connect(page, ids["const"], 0, reroute, "input")
     drag(page, out_dot(page, reroute, 0), in_dot(page, ids["save"], "value"))   # replaces the direct link
     assert [l["from"] for l in graph(page)["links"] if l["to"] == [ids["save"], "value"]] == [[reroute, 0]]
-    page.locator(f".lg-node[data-id='{ids['const']}'] [data-convert='value']").click()
-    connect(page, prim, 0, ids["const"], "value")
+    # Dropped on the widget row, as in ComfyUI: the widget becomes an input fed by the primitive.
+    drag(page, out_dot(page, prim, 0), page.locator(f".lg-node[data-id='{ids['const']}'] [data-widget='value']"))
+    assert [l["from"] for l in graph(page)["links"] if l["to"] == [ids["const"], "value"]] == [[prim, 0]]
     assert set_number(page, prim, "value", 7) == "7"                      # spec copied from LgConst.value
     assert set_number(page, prim, "value", 999) == "255"                  # ... including its max
     set_number(page, prim, "value", 7)
