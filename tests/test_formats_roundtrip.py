@@ -127,3 +127,13 @@ def test_frontend_nodes_made_in_the_editor_export_like_comfyui_writes_them(reg):
     assert by_id[3]["outputs"][0]["links"] == [2]
     assert ui_to_prompt(ui, reg)["4"]["inputs"]["batch_size"] == 5
     assert to_prompt(doc, reg)["4"]["inputs"]["batch_size"] == 5
+
+
+def test_a_schema_1_workflow_exports_in_the_list_form_it_is_written_in(reg):
+    original = load("editor_nodes_legacy")
+    v1 = {**original, "version": 1, "state": {"lastNodeId": 12, "lastLinkId": 13, "lastGroupId": 1},
+          "links": [{"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3], "target_slot": l[4],
+                     "type": l[5]} for l in original["links"]]}
+    exported = native_to_ui(ui_to_native(v1, reg), reg)
+    assert exported["version"] == 0.4 and "state" not in exported
+    assert comfy_structure(exported) == comfy_structure(original)

@@ -146,6 +146,9 @@ def native_to_ui(doc: Mapping, registry: Registry) -> dict:
         entry[4] = slots.get((entry[3], entry[0]), 0)
     view = doc.get("view") or {}
     comfy = copy.deepcopy(doc.get("comfy")) if isinstance(doc.get("comfy"), Mapping) else {}
+    if not (isinstance(comfy.get("version"), (int, float)) and comfy["version"] < 1):
+        # Links are written in the 0.4 list form; a schema-1 file's own keys would contradict it.
+        comfy = {k: v for k, v in comfy.items() if k not in ("version", "state", "reroutes")}
     numeric = [n["id"] for n in nodes if isinstance(n["id"], int)]
     extra = comfy.get("extra") if isinstance(comfy.get("extra"), dict) else {}
     extra["ds"] = {"scale": view.get("scale", 1.0), "offset": list(view.get("offset") or [0, 0])}
