@@ -305,8 +305,8 @@ def link_released_on_canvas(page) -> None:
     page.mouse.move(x + 20, y + 330, steps=5)
     page.mouse.up()
     offered = {e.get_attribute("data-node-type") for e in page.locator(".lg-palette-item").all()}
-    # PreviewAny takes any type ("*"), so it accepts every link too
-    assert offered == {"LgSlow", "LgFail", "LgWarn", "LgSave", "PreviewAny"}
+    # PreviewAny and the editor's Reroute take any type ("*"), so they accept every link too
+    assert offered == {"LgSlow", "LgFail", "LgWarn", "LgSave", "PreviewAny", "Reroute"}
     page.locator(".lg-palette-item[data-node-type='LgSave']").click()
     new = [n for n in graph(page)["nodes"] if n["type"] == "LgSave" and n["id"] != "3"]
     assert len(new) == 1 and {"from": ["1", 0], "to": [new[0]["id"], "value"]} in [

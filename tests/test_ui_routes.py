@@ -222,3 +222,24 @@ def test_serve_warm_up_imports_the_text_model_code():
 
     _warm_up()
     assert "transformers.models.clip.modeling_clip" in sys.modules
+
+
+def test_import_says_what_it_kept_and_export_gives_the_comfyui_workflow_back(client):
+    from tests.test_formats_roundtrip import CORPUS, comfy_structure
+
+    raw = (CORPUS / "editor_nodes_modern.json").read_bytes()
+    r = client.post("/lg/import", files={"file": ("modern.json", raw, "application/json")})
+    assert r.status_code == 200, r.text
+    summary = r.json()["summary"]
+    assert summary == {"nodes": 19, "links": 22, "groups": 2, "unknown": [],
+                       "frontend": {"Reroute": 4, "PrimitiveNode": 3, "Note": 1, "MarkdownNote": 1}}
+    back = client.post("/lg/export", json={"workflow": r.json()["workflow"]})
+    assert back.status_code == 200, back.text
+    assert comfy_structure(back.json()["workflow"]) == comfy_structure(json.loads(raw))
+
+
+@pytest.mark.parametrize("body", [{}, {"workflow": 3}, {"workflow": {"format": "latentgraph", "version": 1,
+                                                                   "nodes": [{"id": "1", "ui": 5}]}}])
+def test_export_refuses_what_is_not_a_document(client, body):
+    r = client.post("/lg/export", json=body)
+    assert r.status_code == 400 and "error" in r.json()

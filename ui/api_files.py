@@ -31,6 +31,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from engine.formats.comfy_api import FormatError
 from engine.formats.reading import parse_json
@@ -281,24 +282,46 @@ def _form_text(form: Any, key: str, default: str = "") -> str:
     return default if value is None or not isinstance(value, str) else value
 
 
+_ANNOTATED = re.compile(r"^(?P<name>.+) \[(?P<type>input|output|temp)\]$")
+
+
+def _original_of(ref: Any) -> tuple[str, str, str]:
+    """(type, subfolder, filename) of a mask's ``original_ref``, as ComfyUI reads it: a filename
+    annotated ``"x.png [input]"`` names its folder; otherwise ``type``, which defaults to output."""
+    if not isinstance(ref, dict) or not isinstance(ref.get("filename"), str):
+        raise ApiError(400, "invalid_original_ref", "original_ref needs filename, subfolder, type")
+    filename, kind = ref["filename"], ref.get("type", "output")
+    annotated = _ANNOTATED.match(filename)
+    if annotated:
+        filename, kind = annotated["name"], annotated["type"]
+    if not isinstance(kind, str) or not kind:
+        raise ApiError(400, "invalid_original_ref", "original_ref type must be input, output or temp")
+    return kind, ref.get("subfolder") or "", filename
+
+
 def _merge_mask(paths: Any, ref_text: str, mask: Image.Image) -> bytes:
-    """Put the mask's alpha into the referenced original image; return the PNG bytes."""
+    """The referenced original image with the mask's alpha channel as its alpha (ComfyUI's mask
+    editor sends the painted mask as the alpha of a PNG); the original's PNG text chunks (its
+    prompt/workflow) are kept. Returns the PNG bytes."""
     try:
         ref = parse_json(ref_text)  # depth- and integer-bounded: the text comes from the client
     except FormatError as exc:
         raise ApiError(400, "invalid_original_ref", f"original_ref must be JSON: {exc}") from None
-    if not isinstance(ref, dict) or not isinstance(ref.get("filename"), str):
-        raise ApiError(400, "invalid_original_ref", "original_ref needs filename, subfolder, type")
-    src = resolve_file(paths, ref.get("type") or "input", ref.get("subfolder") or "", ref["filename"])
+    src = resolve_file(paths, *_original_of(ref))
     if not src.is_file():
         raise ApiError(404, "not_found", "original image not found")
-    original = decode_image(src.read_bytes()).convert("RGBA")
+    decoded = decode_image(src.read_bytes())
+    text = {k: v for k, v in (getattr(decoded, "text", None) or {}).items() if isinstance(v, str)}
+    original = decoded.convert("RGBA")
     alpha = mask.convert("RGBA").getchannel("A")
     if alpha.size != original.size:
         alpha = alpha.resize(original.size, Image.Resampling.LANCZOS)
     original.putalpha(alpha)
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
     buf = io.BytesIO()
-    original.save(buf, format="PNG")
+    original.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
 
 

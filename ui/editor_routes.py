@@ -6,7 +6,9 @@
   /prompt does, with the document in ``extra_data.extra_pnginfo.workflow`` so SaveImage embeds it.
   → ``{prompt_ids: [...], numbers: [...]}`` or 400 ``{error, node_errors}`` in ComfyUI's shape.
 - ``POST /lg/import``  JSON body (any supported format) or a multipart ``file`` (.json / .png)
-  → ``{workflow: native document, kind}``.
+  → ``{workflow: native document, kind, summary: {nodes, links, groups, frontend: {type: n}, unknown}}``.
+- ``POST /lg/export {workflow: native document}`` → ``{workflow: ComfyUI UI workflow}`` (lossless for
+  what an import kept; see engine/formats/comfy_ui_export.py).
 - ``GET /lg/workflows`` → ``{workflows: [{name, title}]}`` from the example folder;
   ``GET /lg/workflows/{name}`` → ``{name, title, workflow}`` (plain safe names only).
 
@@ -28,6 +30,8 @@ from fastapi.responses import JSONResponse
 from engine.submit import SubmitRejected, SubmitService, error_body
 from ui.api_routes import read_json
 from engine.formats import FormatError, to_native
+from engine.formats.comfy_ui_export import native_to_ui
+from engine.formats.frontend_nodes import FRONTEND_ONLY
 from engine.formats.png import PNG_SIGNATURE
 from engine.formats.reading import JsonSyntaxError, decode_text, parse_json
 
@@ -156,7 +160,32 @@ async def _import_route(request: Request, paths: Any, registry: Any) -> JSONResp
         doc, kind = await asyncio.to_thread(to_native, source, registry)
     except Exception as exc:  # any format problem is the user's file, not a server crash
         return _bad({"error": f"Cannot import {filename or 'the file'}: {exc}"})
-    return JSONResponse({"workflow": doc, "kind": kind})
+    return JSONResponse({"workflow": doc, "kind": kind, "summary": import_summary(doc, registry)})
+
+
+def import_summary(doc: dict, registry: Any) -> dict:
+    """What an import kept, for the editor's message: node/link/group counts, the frontend-only
+    nodes by type, and the node types this server does not know (kept, but they cannot run)."""
+    kinds: dict[str, int] = {}
+    unknown: set[str] = set()
+    for node in doc.get("nodes") or []:
+        kind = str(node.get("type"))
+        if kind in FRONTEND_ONLY:
+            kinds[kind] = kinds.get(kind, 0) + 1
+        elif registry.get(kind) is None:
+            unknown.add(kind)
+    return {"nodes": len(doc.get("nodes") or []), "links": len(doc.get("links") or []),
+            "groups": len(doc.get("groups") or []), "frontend": kinds, "unknown": sorted(unknown)}
+
+
+async def _export_route(request: Request, registry: Any) -> JSONResponse:
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("workflow"), dict):
+        return _bad({"error": "No workflow in the request."})
+    try:
+        return JSONResponse({"workflow": await asyncio.to_thread(native_to_ui, body["workflow"], registry)})
+    except (FormatError, AttributeError, KeyError, TypeError, ValueError) as exc:  # a malformed document
+        return _bad({"error": f"Cannot export the workflow: {exc}"})
 
 
 def make_router(paths: Any, queue: Any, registry: Any,
@@ -173,6 +202,10 @@ def make_router(paths: Any, queue: Any, registry: Any,
     @router.post("/lg/import")
     async def lg_import(request: Request) -> JSONResponse:
         return await _import_route(request, paths, registry)
+
+    @router.post("/lg/export")
+    async def lg_export(request: Request) -> JSONResponse:
+        return await _export_route(request, registry)
 
     @router.get("/lg/workflows")
     async def lg_workflows() -> JSONResponse:

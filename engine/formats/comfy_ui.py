@@ -6,24 +6,24 @@ a node's widget inputs, with one extra frontend-only value after every input dec
 files). Which widgets occupy a slot changed over the frontend's history (a widget converted to a
 socket kept its value in some versions and not in others), so the layout is chosen by matching
 the value count against the plausible layouts, then checking the control slots hold control
-values. Frontend-only nodes are resolved: Note/MarkdownNote dropped, Reroute chains followed,
-PrimitiveNode values become literals of their targets. Subgraph instances (frontend >= 1.24,
+values. Frontend-only nodes are resolved for the prompt (Note/MarkdownNote dropped, Reroute chains
+followed, PrimitiveNode values become literals of their targets); the native document keeps them
+as nodes, with everything else the frontend saved, so the export gives the same workflow back. Subgraph instances (frontend >= 1.24,
 ``definitions.subgraphs``) are expanded first, inner nodes getting the frontend's ``"<instance>:<inner>"``
 API ids.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterator, Mapping
 
 from engine.formats.comfy_api import (BYPASS, MUTED, NORMAL, FormatError, finish_graph,
                                       node_title)
+from engine.formats.frontend_nodes import (CONTROL_VALUES, FRONTEND_ONLY, NOTE_TYPES, PRIMITIVE, REROUTE, REROUTE_INPUT,
+                                           TITLES, native_widgets)
 from engine.formats.native import new_document
 from engine.nodedef import NodeDef, Registry
 
-NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
-REROUTE, PRIMITIVE = "Reroute", "PrimitiveNode"
-FRONTEND_ONLY = NOTE_TYPES | {REROUTE, PRIMITIVE}
-CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 _MODES = {2: MUTED, 4: BYPASS}
 _CTRL = "\x00control"  # a layout slot ("\x00control", widget name) holds a control value
 
@@ -299,16 +299,7 @@ def _real_nodes(graph: _Graph, warnings: list) -> Iterator[tuple[str, Mapping]]:
 
 def _node_inputs(graph: _Graph, node: Mapping, registry: Registry, warnings: list) -> tuple[dict, dict, dict, list]:
     """Widget values, then links/primitive literals; returns (inputs, controls, input types, linked names)."""
-    nd = registry.get(node.get("type"))
-    if nd is not None:
-        inputs, controls = widget_values(node, nd)
-    else:
-        raw = node.get("widgets_values")
-        inputs, controls = (dict(raw) if isinstance(raw, Mapping) else {}), {}
-        kind = str(node.get("type"))
-        hint = ("; legacy group nodes are not supported: convert the group node to nodes in ComfyUI"
-                if kind.startswith(("workflow>", "workflow/")) else "; its widget values cannot be mapped")
-        warnings.append(f"node {node.get('id')}: unknown node type {kind!r}{hint}")
+    inputs, controls, _names = _native_widgets(node, str(node.get("type")), registry, warnings)
     types: dict[str, Any] = {}
     linked: list[str] = []
     for entry in node.get("inputs") or []:
@@ -340,37 +331,105 @@ def ui_to_prompt(workflow: Mapping, registry: Registry, warnings: list | None = 
     return finish_graph(nodes, registry)
 
 
-def ui_to_native(workflow: Mapping, registry: Registry, warnings: list | None = None) -> dict:
-    """A native editor document keeping positions, sizes, titles, colours, modes, groups, viewport.
+# UI node keys the native node models itself; every other key is kept verbatim in its "ui" dict
+_MODELLED = frozenset({"id", "type", "pos", "size", "flags", "order", "mode", "title", "color"})
 
-    Reroutes become direct links, PrimitiveNodes become widget values, notes are dropped.
-    """
+
+def _kept(node: Mapping, kind: str) -> dict:
+    """What the native node does not model (properties, bgcolor, socket labels, the positional
+    widget values as saved...), kept so that the export gives ComfyUI back the same node."""
+    kept = {k: copy.deepcopy(v) for k, v in node.items() if k not in _MODELLED}
+    if "size" in node:  # the editor measures heights its own way; ComfyUI's is given back
+        kept["size"] = copy.deepcopy(node["size"])
+    if kind in FRONTEND_ONLY:
+        kept.pop("widgets_values", None)  # rebuilt exactly from the node's widgets
+    if node.get("mode") not in (None, 0, *_MODES):
+        kept["mode"] = node["mode"]  # "on event" / "on trigger": run like normal nodes here
+    return kept
+
+
+def _native_widgets(node: Mapping, kind: str, registry: Registry, warnings: list) -> tuple[dict, dict, set]:
+    """(widgets by name, controls, widget names) of one UI node."""
+    if kind in FRONTEND_ONLY:
+        widgets, controls = native_widgets(kind, node.get("widgets_values"))
+        return widgets, controls, set()
+    nd = registry.get(kind)
+    if nd is not None:
+        widgets, controls = widget_values(node, nd)
+        return widgets, controls, {s.name for s in nd.inputs if s.widget}
+    raw = node.get("widgets_values")
+    hint = ("; legacy group nodes are not supported: convert the group node to nodes in ComfyUI"
+            if kind.startswith(("workflow>", "workflow/")) else "; its widget values cannot be mapped")
+    warnings.append(f"node {node.get('id')}: unknown node type {kind!r}{hint}")
+    return (dict(raw) if isinstance(raw, Mapping) else {}), {}, set()
+
+
+def _native_node(graph: _Graph, nid: str, node: Mapping, registry: Registry, warnings: list,
+                 links: list, link_ids: set) -> dict:
+    """One native node; its incoming links (through reroutes and primitives, as they are) go to ``links``."""
+    kind = node["type"]
+    widgets, controls, widget_names = _native_widgets(node, kind, registry, warnings)
+    converted: list[str] = []
+    for entry in node.get("inputs") or []:
+        link = graph.links.get(int(entry["link"])) if isinstance(entry, Mapping) and isinstance(entry.get("link"), int) else None
+        origin = graph.nodes.get(link[0]) if link else None
+        if origin is None or origin.get("type") in NOTE_TYPES:
+            continue
+        name = REROUTE_INPUT if kind == REROUTE else _input_name(entry)
+        lid = int(entry["link"])
+        if lid in link_ids:  # a repeated id in a damaged file: give the link a fresh one
+            lid = max(link_ids) + 1
+        link_ids.add(lid)
+        links.append({"id": lid, "from": [link[0], link[1]], "to": [nid, name],
+                      "type": link[4] or entry.get("type") or "*"})
+        if name in widget_names and name not in converted:
+            converted.append(name)
+            if name not in widgets and origin.get("type") == PRIMITIVE:
+                widgets[name] = (graph.source(entry["link"]) or (None, None))[1]
+    title = node.get("title") if kind in FRONTEND_ONLY else node_title(registry, kind, node.get("title"))
+    out = {"id": nid, "type": kind, "title": title or TITLES.get(kind, kind),
+           "pos": _pair(node.get("pos")), "size": _pair(node.get("size"), (300.0, 120.0)),
+           "color": node.get("color"), "mode": _MODES.get(node.get("mode"), NORMAL),
+           "widgets": widgets, "controls": controls, "converted": converted}
+    if isinstance(node.get("flags"), Mapping) and node["flags"]:
+        out["flags"] = copy.deepcopy(dict(node["flags"]))
+    kept = _kept(node, kind)
+    if kept:
+        out["ui"] = kept
+    return out
+
+
+def ui_to_native(workflow: Mapping, registry: Registry, warnings: list | None = None) -> dict:
+    """A native editor document keeping everything ComfyUI's frontend saved: positions, sizes,
+    titles, colours, modes, collapsed flags, properties, groups, viewport, and the frontend-only
+    Reroute / Note / MarkdownNote / PrimitiveNode nodes with the links through them
+    (``comfy_ui_export.native_to_ui`` writes the same workflow back)."""
     warnings = warnings if warnings is not None else []
     graph = _Graph(flatten_subgraphs(workflow, warnings) if is_ui_workflow(workflow) else workflow)
-    nodes, links = [], []
-    for nid, node in _real_nodes(graph, warnings):
-        inputs, controls, types, linked = _node_inputs(graph, node, registry, warnings)
-        nd = registry.get(node.get("type"))
-        widget_names = {s.name for s in nd.inputs if s.widget} if nd is not None else set()
-        base = widget_values(node, nd)[0] if nd is not None else {}
-        for name in linked:
-            src = inputs.pop(name)
-            if name in base:  # keep the value: it comes back when the link is removed in the editor
-                inputs[name] = base[name]
-            links.append({"id": len(links) + 1, "from": [src[0], src[1]], "to": [nid, name],
-                          "type": types.get(name) or "*"})
-        nodes.append({
-            "id": nid, "type": node.get("type"),
-            "title": node_title(registry, node.get("type"), node.get("title")),
-            "pos": _pair(node.get("pos")), "size": _pair(node.get("size"), (300.0, 120.0)),
-            "color": node.get("color"), "mode": _MODES.get(node.get("mode"), NORMAL),
-            "widgets": inputs, "controls": controls,
-            "converted": [n for n in linked if n in widget_names]})
-    groups = [{"title": g.get("title", ""), "bounds": [float(v) for v in (g.get("bounding") or [0, 0, 0, 0])],
-               "color": g.get("color")} for g in workflow.get("groups") or [] if isinstance(g, Mapping)]
-    ds = ((workflow.get("extra") or {}).get("ds") or {}) if isinstance(workflow.get("extra"), Mapping) else {}
+    nodes: list[dict] = []
+    links: list[dict] = []
+    link_ids: set[int] = set()
+    for nid, node in graph.nodes.items():
+        if not isinstance(node.get("type"), str):
+            warnings.append(f"node {nid}: no type; skipped")
+            continue
+        nodes.append(_native_node(graph, nid, node, registry, warnings, links, link_ids))
+    groups = []
+    for g in workflow.get("groups") or []:
+        if isinstance(g, Mapping):
+            group = {"title": g.get("title", ""), "bounds": [float(v) for v in (g.get("bounding") or [0, 0, 0, 0])],
+                     "color": g.get("color")}
+            kept = {k: copy.deepcopy(v) for k, v in g.items() if k not in ("title", "bounding", "color")}
+            groups.append({**group, "ui": kept} if kept else group)
+    extra = workflow.get("extra") if isinstance(workflow.get("extra"), Mapping) else {}
+    ds = extra.get("ds") if isinstance(extra.get("ds"), Mapping) else {}
     view = {"scale": float(ds.get("scale", 1.0)), "offset": _pair(ds.get("offset"))}
-    return new_document(nodes, links, groups, view)
+    doc = new_document(nodes, links, groups, view)
+    comfy = {k: copy.deepcopy(v) for k, v in workflow.items() if k not in ("nodes", "links", "groups", "definitions")}
+    if isinstance(comfy.get("extra"), dict):
+        comfy["extra"].pop("ds", None)
+    doc["comfy"] = comfy
+    return doc
 
 
 def _pair(value: Any, default: tuple[float, float] = (0.0, 0.0)) -> list[float]:

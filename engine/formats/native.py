@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 
 from engine.formats.comfy_api import (BYPASS, MUTED, NORMAL, FormatError, finish_graph,
                                       ids_sorted, is_link, node_title, normalize_prompt)
+from engine.formats.frontend_nodes import resolve_frontend_nodes
 from engine.formats.layout import auto_layout
 from engine.nodedef import Registry
 
@@ -100,7 +101,8 @@ def migrate(doc: Mapping, registry: Registry) -> dict:
 
 # -- document → prompt -----------------------------------------------------------------------
 def to_prompt(doc: Mapping, registry: Registry) -> dict[str, dict]:
-    """The canonical API prompt of a native document (muted dropped, bypassed resolved)."""
+    """The canonical API prompt of a native document (muted dropped, bypassed resolved, and the
+    frontend-only Reroute/Primitive/Note nodes resolved as ComfyUI's frontend does)."""
     doc = migrate(doc, registry)
     if not isinstance(doc.get("nodes"), list):
         raise FormatError("a Latentgraph document needs a nodes list")
@@ -125,7 +127,7 @@ def to_prompt(doc: Mapping, registry: Registry) -> dict[str, dict]:
             target["input_types"][str(name)] = link["type"]
             if str(src) in nodes:
                 nodes[str(src)]["output_types"][int(slot)] = link["type"]
-    return finish_graph(nodes, registry)
+    return finish_graph(resolve_frontend_nodes(nodes), registry)
 
 
 # -- prompt → document -----------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // Graph model of the editor: the native document (ARCHITECTURE.md §3) plus node schemas from
 // /object_info, typed connections, snapshot-based undo/redo, and the edit() transaction through
 // which every change goes (listeners get one change event per edit). No DOM here.
+import { defaultSize, frontendOutputType, frontendSchemas, isFrontendOnly, PRIMITIVE, primitiveSchema,
+  refuseFrontendLink } from './kinds.js';
 
 export const WIDGET_TYPES = new Set(['INT', 'FLOAT', 'STRING', 'BOOLEAN', 'COMBO']);
 export const CONTROL_MODES = ['fixed', 'increment', 'decrement', 'randomize'];
@@ -168,6 +170,7 @@ export class Graph {
   setSchemas(objectInfo) {
     this.schemas = {};
     for (const [type, info] of Object.entries(objectInfo || {})) this.schemas[type] = parseSchema(type, info);
+    Object.assign(this.schemas, frontendSchemas());   // Reroute, Note, MarkdownNote, PrimitiveNode
     this.edit(() => {            // nodes of newly known types get their widget defaults
       this.touch('load');
       for (const n of this.nodes.values()) this.fillDefaults(n);
@@ -175,6 +178,9 @@ export class Graph {
   }
 
   schema(type) { return this.schemas[type] || null; }
+
+  // The schema a node is drawn and controlled with: a primitive's depends on what it feeds.
+  nodeSchema(node) { return node.type === PRIMITIVE ? primitiveSchema(this, node) : this.schema(node.type); }
 
   nextNodeId() {
     let m = 0;
@@ -194,7 +200,7 @@ export class Graph {
     if (!s) throw new Error(`Unknown node type ${type}`);
     const node = {
       id: id || this.nextNodeId(), type, title: s.title, pos: [Math.round(pos[0]), Math.round(pos[1])],
-      size: [260, 0], color: null, mode: 'normal', widgets: {}, controls: {}, converted: [],
+      size: defaultSize(type), color: null, mode: 'normal', widgets: {}, controls: {}, converted: [],
     };
     for (const inp of s.inputs) {
       if (!inp.widget) continue;
@@ -244,6 +250,7 @@ export class Graph {
   }
 
   outputType(node, index) {
+    if (isFrontendOnly(node.type)) return frontendOutputType(this, node);
     const s = this.schema(node.type);
     return s && s.outputs[index] ? s.outputs[index].type : null;
   }
@@ -261,6 +268,8 @@ export class Graph {
     const outType = this.outputType(src, outIndex), inType = this.inputType(dst, inputName);
     if (!outType || !inType) return 'unknown socket';
     if (!typesCompatible(outType, inType)) return `type mismatch: ${outType} → ${inType}`;
+    const kindWhy = refuseFrontendLink(this, src, dst, inputName);
+    if (kindWhy) return kindWhy;
     if (this.reaches(dstId, srcId)) return 'this link would make a cycle';
     return null;
   }
@@ -288,16 +297,23 @@ export class Graph {
       const dst = this.nodes.get(dstId);
       const inp = this.schema(dst.type).inputs.find((i) => i.name === inputName);
       if (inp.widget && !dst.converted.includes(inputName)) { this.touch('node', dstId); dst.converted.push(inputName); }
+      const src = this.nodes.get(srcId), outType = this.outputType(src, outIndex);
       const link = { id: this.nextLinkId(), from: [srcId, outIndex], to: [dstId, inputName],
-        type: this.outputType(this.nodes.get(srcId), outIndex) };
+        type: outType === '*' ? this.inputType(dst, inputName) || '*' : outType };
       this.links.set(link.id, link);
+      if (src.type === PRIMITIVE) this.adoptTarget(src, dst, inputName);
       return link;
     });
   }
 
   removeLink(id) {
     if (!this.links.has(id)) return false;
-    return this.edit(() => { this.touch('links'); return this.links.delete(id); });
+    return this.edit(() => {
+      this.touch('links');
+      const src = this.nodes.get(this.links.get(id).from[0]);
+      if (src && src.type === PRIMITIVE) this.touch('node', src.id);   // its widget follows its target
+      return this.links.delete(id);
+    });
   }
 
   removeNodes(ids) {
@@ -325,11 +341,36 @@ export class Graph {
     });
   }
 
-  // A widget value; returns whether it changed (an equal value records no undo step).
+  // A widget value; returns whether it changed (an equal value records no undo step). A
+  // primitive's value is written into the widgets it feeds too (ComfyUI shows it there).
   setWidget(nodeId, name, value) {
     const node = this.nodes.get(nodeId);
     if (!node || node.widgets[name] === value) return false;
-    return this.edit(() => { this.touch('widget', [nodeId, name]); node.widgets[name] = value; return true; });
+    return this.edit(() => {
+      this.touch('widget', [nodeId, name]);
+      node.widgets[name] = value;
+      if (node.type === PRIMITIVE) this.feedTargets(node);
+      return true;
+    });
+  }
+
+  // A primitive connected to its first widget input takes that widget's value and a control mode.
+  adoptTarget(prim, dst, name) {
+    this.touch('node', prim.id);
+    if (!('value' in prim.widgets)) prim.widgets.value = dst.widgets[name];
+    else this.feedTargets(prim);
+    const s = this.nodeSchema(prim), inp = s.inputs[0];
+    if (inp && inp.options.control_after_generate && !prim.controls.value) prim.controls.value = 'fixed';
+  }
+
+  feedTargets(prim) {
+    for (const l of this.links.values()) {
+      const dst = l.from[0] === prim.id && this.nodes.get(l.to[0]);
+      if (dst && dst.type !== 'Reroute' && dst.widgets[l.to[1]] !== prim.widgets.value) {
+        this.touch('widget', [dst.id, l.to[1]]);
+        dst.widgets[l.to[1]] = prim.widgets.value;
+      }
+    }
   }
 
   // A control-after-generate mode (fixed | increment | decrement | randomize).
@@ -401,7 +442,7 @@ export class Graph {
       format: 'latentgraph', version: 1,
       nodes: [...this.nodes.values()].map((n) => JSON.parse(JSON.stringify(n))),
       links: [...this.links.values()].map((l) => ({ id: l.id, from: [...l.from], to: [...l.to], type: l.type })),
-      groups: this.groups.map((g) => ({ title: g.title, bounds: [...g.bounds], color: g.color })),
+      groups: this.groups.map((g) => JSON.parse(JSON.stringify(g))),
       view: { scale: this.view.scale, offset: [...this.view.offset] },
       ...JSON.parse(JSON.stringify(this.extra)),
     };
@@ -416,6 +457,7 @@ export class Graph {
       this.nodes.clear(); this.links.clear();
       for (const n of doc.nodes || []) {
         const node = {
+          ...JSON.parse(JSON.stringify(n)),   // keys kept for the export (flags, ui) ride along
           id: String(n.id), type: n.type, title: n.title || (this.schema(n.type) || {}).title || n.type,
           pos: [...(n.pos || [0, 0])], size: [...(n.size || [260, 0])], color: n.color ?? null,
           mode: n.mode || 'normal', widgets: { ...(n.widgets || {}) }, controls: { ...(n.controls || {}) },
@@ -428,7 +470,7 @@ export class Graph {
         const link = { id: Number(l.id), from: [String(l.from[0]), Number(l.from[1])], to: [String(l.to[0]), l.to[1]], type: l.type };
         if (this.nodes.has(link.from[0]) && this.nodes.has(link.to[0])) this.links.set(link.id, link);
       }
-      this.groups = (doc.groups || []).map((g) => ({ title: g.title || 'Group', bounds: [...g.bounds], color: g.color || '#3f5f7f' }));
+      this.groups = (doc.groups || []).map((g) => ({ ...JSON.parse(JSON.stringify(g)), title: g.title || 'Group', bounds: [...g.bounds], color: g.color || null }));
       if (!keepView && doc.view) this.view = { scale: doc.view.scale || 1, offset: [...(doc.view.offset || [0, 0])] };
       this.extra = {};
       for (const [k, v] of Object.entries(doc)) if (!DOC_KEYS.has(k)) this.extra[k] = v;
@@ -463,19 +505,31 @@ export class Graph {
     const changed = [];
     this.edit(() => {
       for (const node of this.nodes.values()) {
-        const s = this.schema(node.type);
+        const s = this.nodeSchema(node);
         if (!s || node.mode === 'muted') continue;
         for (const [name, mode] of Object.entries(node.controls || {})) {
           const inp = s.inputs.find((i) => i.name === name);
           if (!inp || mode === 'fixed' || node.converted.includes(name)) continue;
           this.touch('widget', [node.id, name]);
-          node.widgets[name] = nextControlValue(inp, mode, Number(node.widgets[name]) || 0);
+          node.widgets[name] = inp.type === 'COMBO' ? nextChoice(inp, mode, node.widgets[name])
+            : nextControlValue(inp, mode, Number(node.widgets[name]) || 0);
+          if (node.type === PRIMITIVE) this.feedTargets(node);
           if (!changed.includes(node.id)) changed.push(node.id);
         }
       }
     }, { record: false });
     return changed;
   }
+}
+
+// Combos step through their choices (ComfyUI's control for combo primitives).
+function nextChoice(inp, mode, value) {
+  const c = inp.choices || [];
+  if (!c.length) return value;
+  const i = Math.max(0, c.indexOf(value));
+  if (mode === 'increment') return c[(i + 1) % c.length];
+  if (mode === 'decrement') return c[(i - 1 + c.length) % c.length];
+  return c[Math.floor(Math.random() * c.length)];
 }
 
 function nextControlValue(inp, mode, v) {

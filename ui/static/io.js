@@ -1,10 +1,22 @@
-// Workflow input/output: download as JSON, open JSON/PNG (file picker or drag-and-drop onto the
-// canvas, converted by POST /lg/import on the server), the example menu, and the copy of the
-// current graph kept in localStorage across reloads (saved after every graph change event).
+// Workflow input/output: download as JSON, export as a ComfyUI workflow (POST /lg/export), open
+// JSON/PNG (file picker or drag-and-drop onto the canvas, converted by POST /lg/import on the
+// server; the message says what the import kept), the example menu, and the copy of the current
+// graph kept in localStorage across reloads (saved after every graph change event).
 
 import { imageInputOf, uploadInto } from './widgets.js';
 
 const STORE_KEY = 'latentgraph.workflow.v1';
+const KEPT_KINDS = [['Note', 'note'], ['MarkdownNote', 'Markdown note'], ['Reroute', 'reroute'], ['PrimitiveNode', 'primitive']];
+
+// "14 nodes, 20 links, 2 groups, 2 notes, 3 reroutes, 1 primitive" from /lg/import's summary.
+export function keptText(summary) {
+  if (!summary) return '';
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  const parts = [plural(summary.nodes, 'node'), plural(summary.links, 'link')];
+  if (summary.groups) parts.push(plural(summary.groups, 'group'));
+  for (const [type, word] of KEPT_KINDS) if ((summary.frontend || {})[type]) parts.push(plural(summary.frontend[type], word));
+  return parts.join(', ');
+}
 
 export class WorkflowIO {
   // env: {graph, api, toast, refreshSchemas} (as the widgets get); load(doc, {record, fit}) is the
@@ -26,6 +38,7 @@ export class WorkflowIO {
       this.fileInput.value = '';
     });
     root.appendChild(this.fileInput);
+    this.addExportButton(root);
     const c = canvas;
     c.addEventListener('dragover', (e) => {
       if ([...(e.dataTransfer?.types || [])].includes('Files')) { e.preventDefault(); c.classList.add('lg-dropping'); }
@@ -52,9 +65,7 @@ export class WorkflowIO {
   // Any supported file (native / ComfyUI UI / ComfyUI API JSON, PNG with metadata) → load it.
   async openFile(file) {
     try {
-      const res = await this.api.importFile(file);
-      this.load(res.workflow, { record: true, fit: true });
-      this.toast(`Loaded ${file.name}${res.kind ? ` (${res.kind})` : ''}`, 'info');
+      this.loaded(file.name, await this.api.importFile(file));
     } catch (e) {
       // The server's own sentence ("Cannot import x.png: …") reads better than "400: …".
       const why = e.body && typeof e.body.error === 'string' ? e.body.error : e.message;
@@ -62,8 +73,49 @@ export class WorkflowIO {
     }
   }
 
+  // A workflow object (a run's, from the history) → load it through the same import.
+  async openObject(obj, name) {
+    this.loaded(name, await this.api.importObject(obj));
+  }
+
+  // Load an import's document and say what it kept (and which node types cannot run here).
+  loaded(name, res) {
+    this.load(res.workflow, { record: true, fit: true });
+    const kept = keptText(res.summary);
+    this.toast(`Loaded ${name}${res.kind ? ` (${res.kind})` : ''}${kept ? `: ${kept}` : ''}`, 'info');
+    const unknown = (res.summary && res.summary.unknown) || [];
+    if (unknown.length) this.toast(`Kept ${unknown.length} node type(s) this server does not know (they cannot run): ${unknown.join(', ')}`, 'warn');
+  }
+
+  // "Export" beside Save in the toolbar: the graph as a ComfyUI workflow (notes, reroutes,
+  // primitives, groups and everything an import kept go back as ComfyUI saved them).
+  addExportButton(root) {
+    const save = root.querySelector('[data-action="save"]');
+    if (!save) return;
+    const b = document.createElement('button');
+    Object.assign(b, { type: 'button', className: 'lg-btn', textContent: 'Export', title: 'Download as a ComfyUI workflow (.json)' });
+    b.dataset.action = 'export-comfy';
+    b.addEventListener('click', (e) => { e.preventDefault(); this.exportComfy(); });
+    save.after(b);
+  }
+
+  async exportComfy(name = 'workflow-comfyui.json') {
+    try {
+      const res = await fetch('/lg/export', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ workflow: this.graph.serialize() }) });
+      const body = await res.json();
+      if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+      this.saveBlob(name, new Blob([JSON.stringify(body.workflow, null, 2)], { type: 'application/json' }));
+    } catch (e) {
+      this.toast(`Export failed: ${e.message}`, 'error');
+    }
+  }
+
   download(name = 'workflow.json') {
-    const blob = new Blob([JSON.stringify(this.graph.serialize(), null, 2)], { type: 'application/json' });
+    this.saveBlob(name, new Blob([JSON.stringify(this.graph.serialize(), null, 2)], { type: 'application/json' }));
+  }
+
+  saveBlob(name, blob) {
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
     a.download = name;

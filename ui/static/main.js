@@ -47,7 +47,7 @@ class Editor extends EditorActions {
     this.menu = new ContextMenu(graph, this.root, this.canvas, { selection, commands });
     this.io = new WorkflowIO(env, { root: this.root, canvas: this.canvas, load: (doc, o) => this.loadGraph(doc, o) });
     this.run = new RunPanel(graph, this.api, this.side, { root: this.root, view: this.renderer, feedback: this.feedback,
-      loadFromImage: (url, name) => this.io.loadFromImage(url, name) });
+      io: this.io });
   }
 
   // Everything the toolbar, keyboard, canvas and menus may ask for, by name.

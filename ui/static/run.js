@@ -1,25 +1,29 @@
 // Run panel: queue (button, Ctrl+Enter, N times, front), the job list with cancel, interrupt,
 // per-node execution state from /ws events, the progress bar, live latent previews on the running
-// node, and the gallery of results (click → view, load the image's workflow back).
+// node, the gallery of results (click → the image viewer) and the history of runs (history.js).
+// The status line follows the server's queue too, so a tab that did not queue shows "Running".
 
 import { el } from './dom.js';
+import { HistoryPanel, ImageViewer } from './history.js';
+import { installStyles } from './kinds.js';
 
 const GALLERY_MAX = 48;
 
 export class RunPanel {
   // feedback: node marks, banner, toasts (feedback.js); view: the Renderer (node elements);
-  // loadFromImage(url, name): opens a result's embedded workflow.
-  constructor(graph, api, side, { root, view, feedback, loadFromImage }) {
+  // io: the workflow I/O (opens a result's or a run's workflow).
+  constructor(graph, api, side, { root, view, feedback, io }) {
     this.graph = graph;
     this.api = api;
     this.root = root;
     this.nodeView = view;
     this.feedback = feedback;
-    this.loadFromImage = loadFromImage;
+    this.io = io;
     this.ours = new Set();
     this.running = null;          // node id currently executing
     this.previewUrls = new Map(); // node id -> object URL
     this.busy = false;
+    installStyles();   // node kinds, mask editor, history, viewer (kinds.css)
     this.build(side);
     this.bindEvents();
   }
@@ -37,10 +41,10 @@ export class RunPanel {
     this.bar.append(this.barFill, this.barText);
     this.queueList = el('div', 'lg-queue-list', { 'data-queue-list': '1' });
     this.gallery = el('div', 'lg-gallery', { 'data-gallery': '1' });
-    this.viewer = el('div', 'lg-viewer', { 'data-viewer': '1' });
-    this.viewer.hidden = true;
     side.append(row, this.status, this.bar, el('h4', 'lg-side-title', {}, 'Queue'), this.queueList,
-      el('h4', 'lg-side-title', {}, 'Results'), this.gallery, this.viewer);
+      el('h4', 'lg-side-title', {}, 'Results'), this.gallery);
+    this.viewer = new ImageViewer(this.root, { viewUrl: (img) => this.api.viewUrl(img), io: this.io });
+    this.history = new HistoryPanel(this.api, side, { viewer: this.viewer, io: this.io, toast: (m, k) => this.feedback.toast(m, k) });
     this.queueBtn.addEventListener('click', () => this.queue({}));
     this.stopBtn.addEventListener('click', () => this.interrupt());
     this.queueList.addEventListener('click', (e) => {
@@ -69,7 +73,10 @@ export class RunPanel {
     a.on('connected', (up) => this.root.classList.toggle('lg-offline', !up));
   }
 
-  setStatus(text) { this.status.textContent = text; }
+  setStatus(text, state = null) {
+    this.status.textContent = text;
+    this.status.dataset.state = state || (/^Running/.test(text) ? 'running' : 'idle');
+  }
 
   // Queue the current graph `count` times, applying control-after-generate after each (the graph's
   // change event redraws the widgets and saves).
@@ -115,6 +122,10 @@ export class RunPanel {
     let q;
     try { q = await this.api.getQueue(); } catch { return; }
     const items = [...(q.queue_running || []).map((i) => [i, 'running']), ...(q.queue_pending || []).map((i) => [i, 'pending'])];
+    // Another tab's (or client's) job: this tab gets no execution events for it, only the queue.
+    const running = (q.queue_running || [])[0];
+    if (running && this.status.dataset.state !== 'running') this.setStatus(`Running ${short(running[1])}`);
+    else if (!running && this.status.dataset.state === 'running') this.setStatus('Idle');
     this.queueList.textContent = '';
     if (!items.length) this.queueList.appendChild(el('div', 'lg-empty', {}, 'Nothing queued'));
     for (const [item, state] of items) {
@@ -194,23 +205,16 @@ export class RunPanel {
     while (this.gallery.children.length > GALLERY_MAX) this.gallery.lastChild.remove();
   }
 
+  // The viewer over the gallery's images, from the clicked one.
   view(item) {
-    const img = { filename: item.dataset.filename, subfolder: item.dataset.subfolder, type: item.dataset.type };
-    const url = this.api.viewUrl(img);
-    this.viewer.textContent = '';
-    const load = el('button', 'lg-btn', { type: 'button', 'data-action': 'load-image-workflow' }, 'Load workflow');
-    const close = el('button', 'lg-btn', { type: 'button', 'data-action': 'close-viewer' }, 'Close');
-    const open = el('a', 'lg-btn', { href: url, target: '_blank', rel: 'noopener' }, 'Open');
-    load.addEventListener('click', () => this.loadFromImage(url, img.filename));
-    close.addEventListener('click', () => { this.viewer.hidden = true; });
-    const bar = el('div', 'lg-viewer-bar');
-    bar.append(load, open, close);
-    this.viewer.append(el('img', null, { src: url, alt: img.filename }), el('div', 'lg-viewer-name', {}, img.filename), bar);
-    this.viewer.hidden = false;
+    const items = [...this.gallery.querySelectorAll('[data-gallery-item]')];
+    this.viewer.open(items.map((it) => ({ filename: it.dataset.filename, subfolder: it.dataset.subfolder, type: it.dataset.type,
+      meta: { run: short(it.dataset.promptId), node: it.dataset.node } })), items.indexOf(item));
   }
 
   // Show recent results from the server history on page load.
   async loadHistory() {
+    this.history.refresh();
     let h;
     try { h = await fetch('/api/history?max_items=12', { cache: 'no-store' }).then((r) => (r.ok ? r.json() : {})); } catch { return; }
     const entries = Object.entries(h || {});

@@ -5,6 +5,8 @@
 // change event redraws and saves). `env` = {graph, api, toast(message, kind), refreshSchemas()}.
 import { clampNumber, CONTROL_MODES } from './graph.js';
 import { el } from './dom.js';
+import { isFrontendOnly, markdownHtml, PRIMITIVE } from './kinds.js';
+import { maskButton } from './maskeditor.js';
 
 // Set the value through the graph (no-op when equal). Returns the value.
 function commit(env, node, name, value) {
@@ -15,6 +17,7 @@ function commit(env, node, name, value) {
 // Do the widget rows `names` of a drawn node already show the document's values? (Image choices
 // never count as shown: their thumbnail is drawn with the node.)
 export function widgetsShow(nodeEl, node, schema, names) {
+  if (node.type === PRIMITIVE || node.type === 'MarkdownNote') return false;   // spec / preview follow the value
   for (const name of names) {
     const inp = schema && schema.inputs.find((i) => i.name === name);
     if (!inp || inp.options.image_upload) return false;
@@ -46,6 +49,12 @@ function numberWidget(env, node, inp) {
     box.appendChild(slider);
   }
   num.addEventListener('change', () => {
+    // A cleared (or unparsable) field keeps the previous value, as in ComfyUI: not the minimum.
+    if (num.value.trim() === '' || !Number.isFinite(Number(num.value))) {
+      num.value = node.widgets[inp.name];
+      if (slider) slider.value = node.widgets[inp.name];
+      return;
+    }
     const v = clampNumber(inp, num.value);
     num.value = v;
     if (slider) slider.value = v;
@@ -124,6 +133,7 @@ function imageUpload(env, node, inp) {
     if (file.files.length) uploadInto(env, node, inp.name, file.files[0]);
   });
   box.append(btn, file);
+  if (value) box.appendChild(maskButton(env, node, inp.name));
   return box;
 }
 
@@ -158,9 +168,19 @@ function widgetControl(env, node, inp) {
   }
 }
 
-// All widget rows of a node (widgets converted to sockets are shown as sockets instead).
-export function buildWidgets(env, node, schema) {
+// All widget rows of a node (widgets converted to sockets are shown as sockets instead). A
+// primitive's widget copies the input it feeds (graph.nodeSchema); a Markdown note shows its text.
+export function buildWidgets(env, node, staticSchema) {
+  const schema = env.graph.nodeSchema(node) || staticSchema;
   const box = el('div', 'lg-node-widgets');
+  if (node.type === PRIMITIVE && !schema.inputs.length) {
+    box.appendChild(el('div', 'lg-kind-hint', { 'data-hint': 'primitive' }, 'Connect to a widget input (convert the widget to an input first).'));
+  }
+  if (node.type === 'MarkdownNote') {
+    const view = el('div', 'lg-markdown', { 'data-markdown': '1' });
+    view.innerHTML = markdownHtml(node.widgets.text);   // escaped by markdownHtml
+    box.appendChild(view);
+  }
   for (const inp of schema.inputs) {
     if (!inp.widget || node.converted.includes(inp.name) || inp.options.forceInput) continue;
     const multi = inp.type === 'STRING' && inp.options.multiline;
@@ -171,6 +191,7 @@ export function buildWidgets(env, node, schema) {
       ev.stopPropagation();
       env.graph.toggleConverted(node.id, inp.name);
     });
+    if (isFrontendOnly(node.type)) conv.hidden = true;   // notes and primitives have no sockets to convert to
     row.append(conv, el('span', 'lg-widget-label', {}, inp.name));
     row.appendChild(widgetControl(env, node, inp));
     if (inp.options.control_after_generate) row.appendChild(controlWidget(env, node, inp));
