@@ -369,7 +369,8 @@ def detect(sd: dict[str, Tensor], *, metadata: dict[str, str] | None = None,
     # LDMs on a VQ first stage diffuse the pre-quantisation latent unscaled (their configs leave
     # scale_factor at 1.0); a YAML config may still say otherwise (ldm.yaml_config).
     scale = 1.0 if vae is not None and vae.kind == "vq" else SCALE_FACTORS[family]
-    kind = "x4_upscaler" if _is_x4(sd, unet.in_channels) else "base"
+    kind = "x4_upscaler" if _is_x4(sd, unet.in_channels) else \
+        "depth2img" if unet.in_channels == unet.out_channels + 1 else "base"
     if kind == "x4_upscaler":
         scale = x4.SCALE_FACTOR
     elif family == "ldm" and vae is not None and vae.kind == "kl" and \

@@ -134,7 +134,9 @@ class ModelConfig:
 
     family: str = "sd1"
     prediction: str = "eps"
-    kind: str = "base"  # "base" | "x4_upscaler" (SD x4 upscaler: low-res image concat + noise level)
+    # "base" | "x4_upscaler" (SD x4 upscaler: low-res image concat + noise level) | "depth2img"
+    # (SD2 depth: a depth map concatenated to the latent)
+    kind: str = "base"
     inpaint: bool = False
     unet: UNetConfig = field(default_factory=UNetConfig)
     vae: VAEConfig | None = field(default_factory=VAEConfig)

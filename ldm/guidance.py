@@ -36,6 +36,7 @@ from torch import Tensor
 
 from ldm import upscale_x4 as x4
 from ldm.image_ops import resize
+from ldm.depth import depth_concat
 
 __all__ = ["CFGDenoiser", "FEATHER", "BLANK_INPAINT_LATENT", "blank_inpaint_latent_like"]
 
@@ -196,6 +197,12 @@ class CFGDenoiser:
         (BLANK_INPAINT_LATENT), whatever the latent holds.
         """
         config = getattr(self.model, "config", None)
+        if getattr(config, "kind", "base") == "depth2img":
+            ah, aw, ay, ax = area
+            depth = opts.get("concat_depth")
+            if depth is None:
+                return None
+            return depth_concat(depth, x.shape[0], x.shape[2], x.shape[3]).to(x.device)[..., ay:ay + ah, ax:ax + aw]
         if getattr(config, "kind", "base") == "x4_upscaler":
             ah, aw, ay, ax = area
             image = x4.concat_image(opts, x.shape[0], x.shape[2], x.shape[3], x.device)

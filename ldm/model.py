@@ -114,6 +114,9 @@ class DiffusionModel:
         b, _, h, w = x.shape
         if concat is None and extra == 3:  # the x4 upscaler without an image: a blank one
             return torch.zeros(b, 3, h, w, dtype=x.dtype, device=x.device)
+        if concat is None and extra == 1:
+            raise ValueError("this SD2 depth-to-image model needs a depth map: condition it with "
+                             "Depth2ImgConditioning")
         if concat is None:
             mask = torch.ones(b, 1, h, w, dtype=x.dtype, device=x.device)
             return torch.cat([mask, torch.zeros(b, extra - 1, h, w, dtype=x.dtype,

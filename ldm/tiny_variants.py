@@ -74,7 +74,7 @@ def unconditional_ldm() -> dict[str, Tensor]:
     return sd
 
 
-VARIANTS = {"tiny_sd2_depth": sd2_depth, "tiny_sd21_unclip": sd21_unclip}
+VARIANTS = {"tiny_sd21_unclip": sd21_unclip}
 
 
 def write_variant(name: str, path: str | Path) -> Path:

@@ -43,13 +43,13 @@ def _extra_inputs(sd: dict[str, Tensor], prefix: str, in_ch: int, out_ch: int) -
                         if k.startswith(prefix) and k.endswith("attn2.to_k.weight")), None)
         if context == 1024:
             return f"SD2.1 {_UNCLIP_ADM[adm]} UNet (label_emb of {adm} features for an image embedding)"
-    if in_ch == out_ch + 1:
-        return (f"SD2 depth-to-image checkpoint (UNet takes {in_ch} input channels: latent + "
-                "depth)")
+    if in_ch == out_ch + 1 and not _has(sd, "cond_stage_model.model."):
+        return (f"a UNet taking {in_ch} input channels (latent + one more) without SD2's text "
+                "encoder (not the SD2 depth-to-image layout)")
     if in_ch == 2 * out_ch:
         return (f"InstructPix2Pix-style checkpoint (UNet takes {in_ch} input channels: latent + "
                 "image latent)")
-    if in_ch not in (out_ch, out_ch + 5) and not is_x4:
+    if in_ch not in (out_ch, out_ch + 5, out_ch + 1) and not is_x4:
         return f"UNet with {in_ch} input channels for a {out_ch}-channel latent"
     return None
 

@@ -65,3 +65,21 @@ class SD_4XUpscale_Conditioning:
 
         latent = torch.zeros([images.shape[0], 4, height // 4, width // 4])
         return (attach(positive), attach(negative), {"samples": latent, "downscale_ratio_spacial": 4})
+
+
+@node("conditioning/depth", display_name="Depth2Img Conditioning (SD2 depth)")
+class Depth2ImgConditioning:
+    """Gives an SD2 depth-to-image model its depth map (brighter = nearer; it is normalised per
+    image, so any depth preprocessor's output or a painted map works). The checkpoint's own MiDaS
+    estimator is not run: make the map in the graph."""
+
+    INPUTS = [In("positive", "CONDITIONING"), In("negative", "CONDITIONING"), In("depth", "IMAGE")]
+    OUTPUTS = [Out("CONDITIONING", "positive"), Out("CONDITIONING", "negative")]
+
+    def run(self, ctx, positive, negative, depth):
+        d = depth[..., :3].mean(dim=-1, keepdim=True).movedim(-1, 1)  # [N, 1, H, W]
+
+        def attach(conds: list) -> list:
+            return [[c, {**opts, "concat_depth": d}] for c, opts in conds]
+
+        return (attach(positive), attach(negative))

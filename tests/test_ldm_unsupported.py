@@ -5,11 +5,10 @@ import pytest
 
 from ldm.checkpoint import CheckpointError, detect, load_checkpoint
 from ldm.tiny import UNET_PREFIX
-from ldm.tiny_variants import VARIANTS, write_variant
+from ldm.tiny_variants import VARIANTS, sd2_depth, write_variant
 from ldm.unsupported import SUPPORTED
 
 EXPECTED = {
-    "tiny_sd2_depth": r"SD2 depth-to-image checkpoint \(UNet takes 5 input channels: latent \+ depth\)",
     "tiny_sd21_unclip": r"SD unCLIP checkpoint \(image embedder \+ noise augmentor, UNet label_emb of 96",
 }
 
@@ -22,7 +21,7 @@ def test_unsupported_checkpoints_are_refused_by_name(name, tmp_path):
     assert str(e.value).endswith("not supported yet - " + SUPPORTED)
 
 
-@pytest.mark.parametrize("name", ["tiny_sd2_depth", "tiny_sd21_unclip"])
+@pytest.mark.parametrize("name", ["tiny_sd21_unclip"])
 def test_unet_only_files_of_those_models_are_refused_too(name):
     """A diffusion_models/ file holds only the UNet: its own shapes must still give it away."""
     unet_only = {k: v for k, v in VARIANTS[name]().items() if k.startswith(UNET_PREFIX)}
@@ -31,7 +30,7 @@ def test_unet_only_files_of_those_models_are_refused_too(name):
 
 
 def test_other_channel_counts_are_refused_not_guessed():
-    sd = VARIANTS["tiny_sd2_depth"]()
+    sd = sd2_depth()
     conv = sd[UNET_PREFIX + "input_blocks.0.0.weight"]
     sd[UNET_PREFIX + "input_blocks.0.0.weight"] = conv.new_zeros(conv.shape[0], 8, 3, 3)
     with pytest.raises(CheckpointError, match="InstructPix2Pix-style checkpoint"):

@@ -300,3 +300,35 @@ def test_ldm_bert_without_its_vocabulary_says_where_to_put_it(bert_model):
     clip.vocab_dirs = []
     with pytest.raises(ValueError, match="bert-base-uncased/vocab.txt"):
         clip.encode("a red circle")
+
+
+# ------------------------------------------------------------------------------ SD2 depth-to-image
+@pytest.fixture(scope="module")
+def depth_model(ctx):
+    from ldm.tiny_variants import sd2_depth
+
+    save_file({k: v.contiguous() for k, v in sd2_depth().items()},
+              str(ctx.paths.models_dir / "checkpoints" / "tiny_sd2_depth.safetensors"))
+    return lo.CheckpointLoaderSimple().run(ctx, "tiny_sd2_depth.safetensors")
+
+
+def test_depth_to_image_concatenates_the_normalised_depth_map(ctx, depth_model):
+    model, clip, vae = depth_model
+    assert model.config.kind == "depth2img" and model.config.unet.in_channels == 5
+    pos = cn.CLIPTextEncode().run(ctx, "a room", clip)[0]
+    neg = cn.CLIPTextEncode().run(ctx, "", clip)[0]
+    with pytest.raises(ValueError, match="needs a depth map"):
+        _sample(ctx, model, vae, pos, neg)
+    ramp = torch.linspace(0, 1, 32).reshape(1, 32, 1, 1).expand(1, 32, 32, 3).contiguous()  # brighter down
+    seen = []
+    hook = model.unet.input_blocks[0][0].register_forward_pre_hook(lambda m, a: seen.append(a[0].clone()))
+    try:
+        dpos, dneg = zoo.Depth2ImgConditioning().run(ctx, pos, neg, ramp * 0.5 + 0.2)  # any range
+        near_top = _sample(ctx, model, vae, dpos, dneg)
+        far_top = _sample(ctx, model, vae, *zoo.Depth2ImgConditioning().run(ctx, pos, neg, 1 - ramp))
+    finally:
+        hook.remove()
+    depth = seen[0][0, 4]
+    assert depth.shape == (4, 4) and depth.min() >= -1.0 and depth.max() <= 1.0
+    assert depth[0, 0] < -0.9 and depth[-1, 0] > 0.9 and torch.allclose(depth[:, 0], depth[:, -1])
+    assert near_top.shape == (1, 32, 32, 3) and not torch.equal(near_top, far_top)
