@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from engine.context import running
+
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 HIDDEN_FOR_OUTPUT_NODES = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
 
@@ -200,7 +202,8 @@ class NodeDef:
         A result with a wrong number of values is the node's bug: it is reported here, at the
         node that made it, instead of as an IndexError in whichever node reads it.
         """
-        values, ui = self._normalise(self.cls().run(ctx, **inputs))
+        with running(ctx):
+            values, ui = self._normalise(self.cls().run(ctx, **inputs))
         if len(values) != len(self.outputs) and not (ui is not None and not values):
             raise TypeError(f"{self.class_type}.run returned {len(values)} values for "
                             f"{len(self.outputs)} declared outputs")

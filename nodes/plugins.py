@@ -17,12 +17,13 @@ from typing import Any, Callable, Iterable
 
 import nodes as builtin_package
 from engine.nodedef import InputSpec, NodeDef, OutputSpec, Registry
+from nodes import plugin_env
 from nodes.registry import REGISTRY, clean_doc, declaring_into
 
 __all__ = ["load_all"]
 
 # Modules of nodes/ that declare no nodes (the declaration and loading machinery itself).
-_NOT_NODE_MODULES = {"registry", "plugins"}
+_NOT_NODE_MODULES = {"registry", "plugins", "plugin_env", "plugin_probe"}
 
 
 def _error_entry(module: str, exc: BaseException) -> dict:
@@ -144,6 +145,7 @@ def load_all(custom_dir: str | Path | None = None, registry: Registry | None = N
     if builtin:
         _load_builtin(errors)
     if custom_dir is not None and Path(custom_dir).is_dir():
+        plugin_env.prepare()  # ComfyUI's module names (comfy_compat/) for the plugins
         for name, path, is_pkg in _plugin_entries(Path(custom_dir)):
             error = probe(name, path, is_pkg) if probe is not None else None
             if error is None:
