@@ -35,6 +35,7 @@ class NodeContext:
     emit: Emit = _no_emit
     interrupt: threading.Event | None = None
     warnings: list[str] = field(default_factory=list)
+    dynprompt: Any = None  # engine.flow.DynamicPrompt of the run (ComfyUI's hidden DYNPROMPT)
 
     @property
     def unique_id(self) -> str:
