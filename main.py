@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-editor", action="store_true",
                        help="serve the API only (starts ~9 s faster: no Gradio editor)")
     serve.add_argument("--preview-method", default=None, choices=["none", "auto", "latent2rgb", "taesd"],
-                       help="live previews for every prompt (default: as each prompt asks)")
+                       help="accepted for ComfyUI's command lines; previews stay as each prompt asks "
+                            "(extra_data.preview_method)")
     serve.add_argument("--auth-token", default=None, metavar="TOKEN",
                        help="require this token (browser: open /?token=TOKEN once; API: Authorization: Bearer TOKEN)")
     serve.add_argument("--allow-no-auth", action="store_true",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from engine.asyncrun import run_coroutine
 from engine.nodedef import InputSpec, NodeDef, OutputSpec, Validator
 from nodes.registry import clean_doc
 
@@ -57,15 +58,10 @@ def _adapter(cls: type, special: dict) -> type:
     if hasattr(cls, "IS_CHANGED"):
         def fingerprint(_c: Any, ctx: Any, **inputs: Any) -> Any:
             value = cls.IS_CHANGED(**_fill_hidden(ctx, inputs, special, False))
-            return value if not inspect.isawaitable(value) else _await(value)
+            return run_coroutine(value) if inspect.isawaitable(value) else value  # an async IS_CHANGED
         attrs["fingerprint"] = classmethod(fingerprint)
         attrs["FINGERPRINT_SEES_LINKS"] = True
     return type(cls.__name__, (), attrs)
-
-
-def _await(awaitable: Any) -> Any:
-    from engine.asyncrun import run_coroutine  # an async IS_CHANGED (rare): run it to completion
-    return run_coroutine(awaitable)
 
 
 def validator_of(fn: Any, special: dict, as_list: bool = False) -> Validator | None:
