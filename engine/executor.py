@@ -1,10 +1,13 @@
 """The cached graph executor.
 
-Plan = requested outputs and their ancestors in topological order. Each node's signature hashes its
-class, literal inputs, fingerprint and its upstream signatures (+ output index), so node ids do not
-matter and an unchanged subgraph is never recomputed, even across different prompts. Events are
-typed (engine/events.py: ComfyUI's names and payloads); the same stream feeds the WebSocket, history
-and CLI.
+`execute` validates (once), then runs ComfyUI's dynamic loop (engine/run_loop.py): the requested
+outputs and the uncached sources of their non-lazy inputs are staged in ComfyUI's order; nodes may
+ask for lazy inputs, expand into subgraphs or run async. Each node's signature hashes its class,
+literal inputs, fingerprint and its upstream signatures (+ output index), so node ids do not
+matter (except for nodes that read their own UNIQUE_ID) and an unchanged subgraph is never
+recomputed, even across prompts, under the cache mode chosen (engine/cache_policy.py). Events are
+typed (engine/events.py: ComfyUI's names and payloads); the same stream feeds the WebSocket,
+history and CLI.
 """
 from __future__ import annotations
 

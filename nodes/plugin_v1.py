@@ -8,11 +8,14 @@ constants only (linked inputs None), `async def` functions left to the engine to
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 from typing import Any
 
 from engine.asyncrun import run_coroutine
 from engine.nodedef import InputSpec, NodeDef, OutputSpec, Validator
 from nodes.registry import clean_doc
+
+MAX_INSTANCES = 256  # node objects kept per class (one per node id, least recently used dropped)
 
 # Hidden input kinds the executor fills; other hidden names are ordinary (link/literal) inputs.
 SPECIAL_HIDDEN = ("PROMPT", "DYNPROMPT", "EXTRA_PNGINFO", "UNIQUE_ID", "AUTH_TOKEN_COMFY_ORG",
@@ -44,16 +47,28 @@ def _adapter(cls: type, special: dict) -> type:
     """The engine-facing class wrapping `cls` (its FUNCTION, check_lazy_status, IS_CHANGED)."""
     function = getattr(cls, "FUNCTION")
     as_list = bool(getattr(cls, "INPUT_IS_LIST", False))
+    instances: OrderedDict = OrderedDict()
+
+    def instance(ctx: Any) -> Any:
+        # ComfyUI keeps one object per node id (check_lazy_status and FUNCTION share it, and it
+        # lives on between prompts): some packs keep state on `self`.
+        key = getattr(ctx, "node_id", None)
+        if key not in instances:
+            instances[key] = cls()
+            while len(instances) > MAX_INSTANCES:
+                instances.popitem(last=False)
+        instances.move_to_end(key)
+        return instances[key]
 
     def run(self: Any, ctx: Any, **inputs: Any) -> Any:
-        return getattr(cls(), function)(**_fill_hidden(ctx, inputs, special, as_list))
+        return getattr(instance(ctx), function)(**_fill_hidden(ctx, inputs, special, as_list))
 
     attrs: dict[str, Any] = {"run": run, "INPUT_IS_LIST": as_list, "LEGACY_CLASS": cls,
                              "IS_ASYNC": inspect.iscoroutinefunction(getattr(cls, function)),
                              "__module__": cls.__module__, "__qualname__": cls.__qualname__}
     if callable(getattr(cls, "check_lazy_status", None)):
         def check_lazy_status(self: Any, ctx: Any, **inputs: Any) -> Any:
-            return cls().check_lazy_status(**_fill_hidden(ctx, inputs, special, as_list))
+            return instance(ctx).check_lazy_status(**_fill_hidden(ctx, inputs, special, as_list))
         attrs["check_lazy_status"] = check_lazy_status
     if hasattr(cls, "IS_CHANGED"):
         def fingerprint(_c: Any, ctx: Any, **inputs: Any) -> Any:

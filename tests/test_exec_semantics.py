@@ -139,7 +139,7 @@ def test_a_blocker_in_a_list_blocks_an_input_is_list_consumer_whole(registry, pa
 
 def test_expansion_runs_ephemeral_nodes_with_parent_display_id_and_caches_them(registry, paths):
     ex = Executor(registry, paths)
-    prompt = {"5": {"class_type": "SemExpand", "inputs": {"value": 3}},
+    prompt = {"5": {"class_type": "SemExpand", "inputs": {"value": 3, "cycle": False}},
               "6": {"class_type": "SemShow", "inputs": {"value": ["5", 0]}}}
     res, rec = run(ex, prompt)
     assert res.status == "success" and shown(res, "6") == ["103"]
@@ -151,11 +151,17 @@ def test_expansion_runs_ephemeral_nodes_with_parent_display_id_and_caches_them(r
 
 
 def test_a_cycle_made_by_an_expansion_is_an_error_on_the_expanding_node(registry, paths):
-    prompt = {"1": {"class_type": "SemCycle", "inputs": {"value": 1}},
+    prompt = {"1": {"class_type": "SemExpand", "inputs": {"value": 1, "cycle": True}},
               "2": {"class_type": "SemShow", "inputs": {"value": ["1", 0]}}}
     res, rec = run(Executor(registry, paths), prompt)
     assert res.status == "error" and res.error["node_id"] == "1"
     assert res.error["exception_type"] == "DependencyCycleError"
+
+
+def test_a_plugin_node_object_lives_on_between_prompts(registry, paths):
+    ex = Executor(registry, paths)
+    prompt = {"3": {"class_type": "SemCounter", "inputs": {}}, "4": {"class_type": "SemShow", "inputs": {"value": ["3", 0]}}}
+    assert [shown(run(ex, prompt)[0], "4") for _ in range(3)] == [["1"], ["2"], ["3"]]
 
 
 def test_async_nodes_overlap(registry, paths, pack):

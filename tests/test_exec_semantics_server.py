@@ -34,8 +34,10 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def client(server):
-    with httpx.Client(base_url=server.url, timeout=30.0) as c:
-        yield c
+    """An HTTP client of the module's server."""
+    c = httpx.Client(base_url=server.url, timeout=30.0)
+    yield c
+    c.close()
 
 
 def submit(server, client, prompt: dict, **body) -> tuple[str, list]:
@@ -71,7 +73,7 @@ def test_plugin_pack_loaded_through_the_yaml_and_saves_to_output_directory(serve
 
 def test_lazy_branch_and_expansion_events_and_history(server, client):
     prompt = {"1": {"class_type": "SemInt", "inputs": {"value": 1}},
-              "2": {"class_type": "SemExpand", "inputs": {"value": 5}},
+              "2": {"class_type": "SemExpand", "inputs": {"value": 5, "cycle": False}},
               "3": {"class_type": "SemLazySwitch", "inputs": {"switch": False, "on_true": ["1", 0],
                                                               "on_false": ["2", 0]}},
               "4": {"class_type": "SemShow", "inputs": {"value": ["3", 0]}}}

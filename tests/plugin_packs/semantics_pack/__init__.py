@@ -180,40 +180,44 @@ class SemBlock:
 
 
 class SemExpand:
-    """Expands into SemInt(value) -> SemAdd(+ 100); the result links into that graph."""
+    """Expands into SemInt(value) -> SemAdd(+ 100), the result linking into that graph; with
+    `cycle` the two expanded nodes feed each other instead."""
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"value": ("INT", {"default": 1})}}
+        return {"required": {"value": ("INT", {"default": 1}), "cycle": ("BOOLEAN", {"default": False})}}
 
     RETURN_TYPES = ("INT",)
     FUNCTION = "go"
     CATEGORY = "sem"
 
-    def go(self, value):
+    def go(self, value, cycle):
         g = GraphBuilder()
-        start = g.node("SemInt", value=value)
+        start = g.node("SemInt", value=value) if not cycle else g.node("SemAdd", b=value)
         added = g.node("SemAdd", a=start.out(0), b=100)
+        if cycle:
+            start.set_input("a", added.out(0))
         return {"result": (added.out(0),), "expand": g.finalize()}
 
 
-class SemCycle:
-    """An expansion whose two nodes feed each other."""
+class SemCounter:
+    """Counts its own calls on `self`: ComfyUI keeps one object per node id between prompts."""
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"value": ("INT", {"default": 1})}}
+        return {"required": {}}
 
     RETURN_TYPES = ("INT",)
-    FUNCTION = "go"
+    FUNCTION = "count"
     CATEGORY = "sem"
 
-    def go(self, value):
-        g = GraphBuilder()
-        first = g.node("SemAdd", b=value)
-        second = g.node("SemAdd", a=first.out(0), b=1)
-        first.set_input("a", second.out(0))
-        return {"result": (second.out(0),), "expand": g.finalize()}
+    @classmethod
+    def IS_CHANGED(cls):
+        return float("nan")
+
+    def count(self):
+        self.calls = getattr(self, "calls", 0) + 1
+        return (self.calls,)
 
 
 class SemAsync:
@@ -267,4 +271,4 @@ async def comfy_entrypoint():
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (SemInt, SemAdd, SemShow, SemLazySwitch, SemChecked,
                                                 SemFingerprint, SemRange, SemSum, SemHidden, SemBlock,
-                                                SemExpand, SemCycle, SemAsync)}
+                                                SemExpand, SemCounter, SemAsync)}
