@@ -177,6 +177,17 @@ def test_async_nodes_overlap(registry, paths, pack):
     assert [e[0] for e in order[:2]] == ["async-start", "async-start"]  # b starts before a ends
 
 
+def test_async_validate_inputs_and_async_check_lazy_status(registry, paths):
+    prompt = {"1": {"class_type": "SemInt", "inputs": {"value": 9}},
+              "2": {"class_type": "SemAsyncGate", "inputs": {"value": ["1", 0], "limit": 4}},
+              "3": {"class_type": "SemShow", "inputs": {"value": ["2", 0]}}}
+    res, rec = run(Executor(registry, paths), prompt)
+    assert shown(res, "3") == ["4"] and rec.executing_nodes().count("2") == 2  # staged again for "value"
+    prompt["2"]["inputs"]["limit"] = -1
+    errors = validate(prompt, registry, paths).node_errors["2"]["errors"]
+    assert errors[0]["details"] == "limit - limit must not be negative"
+
+
 def test_partial_execution_targets_run_only_the_named_outputs(registry, paths):
     prompt = {"1": {"class_type": "SemInt", "inputs": {"value": 1}},
               "2": {"class_type": "SemInt", "inputs": {"value": 2}},

@@ -239,6 +239,30 @@ class SemAsync:
         return (value + 1,)
 
 
+class SemAsyncGate:
+    """Async VALIDATE_INPUTS and async check_lazy_status."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"lazy": True, "forceInput": True}), "limit": ("INT", {"default": 5})}}
+
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "go"
+    CATEGORY = "sem"
+
+    @classmethod
+    async def VALIDATE_INPUTS(cls, limit):
+        await asyncio.sleep(0)
+        return True if limit >= 0 else "limit must not be negative"
+
+    async def check_lazy_status(self, value, limit):
+        await asyncio.sleep(0.01)
+        return ["value"] if value is None else []
+
+    def go(self, value, limit):
+        return (min(value, limit),)
+
+
 class SemV3Scale(io.ComfyNode):
     """V3 schema node: scale * value, validated and fingerprinted by its own classmethods."""
 
@@ -271,4 +295,4 @@ async def comfy_entrypoint():
 
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (SemInt, SemAdd, SemShow, SemLazySwitch, SemChecked,
                                                 SemFingerprint, SemRange, SemSum, SemHidden, SemBlock,
-                                                SemExpand, SemCounter, SemAsync)}
+                                                SemExpand, SemCounter, SemAsync, SemAsyncGate)}
