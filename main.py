@@ -41,11 +41,18 @@ EXIT_OK, EXIT_RUNTIME, EXIT_INVALID = 0, 1, 2
 def _add_path_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", default=str(ROOT / "models"), metavar="DIR",
                    help="checkpoints/, loras/, vae/, ... (a ComfyUI models folder works; default: %(default)s)")
-    p.add_argument("--input-dir", default=str(ROOT / "input"), metavar="DIR", help="images for Load Image (default: %(default)s)")
-    p.add_argument("--output-dir", default=str(ROOT / "output"), metavar="DIR", help="saved images (default: %(default)s)")
-    p.add_argument("--temp-dir", default=str(ROOT / "temp"), metavar="DIR", help="previews (default: %(default)s)")
-    p.add_argument("--user-dir", default=str(ROOT / "user"), metavar="DIR",
+    p.add_argument("--input-dir", "--input-directory", default=str(ROOT / "input"), metavar="DIR",
+                   help="images for Load Image (default: %(default)s)")
+    p.add_argument("--output-dir", "--output-directory", default=str(ROOT / "output"), metavar="DIR",
+                   help="saved images (default: %(default)s)")
+    p.add_argument("--temp-dir", "--temp-directory", default=str(ROOT / "temp"), metavar="DIR",
+                   help="previews (default: %(default)s)")
+    p.add_argument("--user-dir", "--user-directory", default=str(ROOT / "user"), metavar="DIR",
                    help="job queue + history database (default: %(default)s)")
+    p.add_argument("--base-directory", default=None, metavar="DIR",
+                   help="ComfyUI's flag: models/, input/, output/, temp/, user/, custom_nodes/ under DIR "
+                        "unless given one by one")
+    p.add_argument("--disable-all-custom-nodes", action="store_true", help="load no plugins")
     p.add_argument("--extra-model-paths-config", action="append", default=[], metavar="YAML",
                    help="ComfyUI extra_model_paths.yaml (may be repeated)")
     p.add_argument("--custom-nodes", default=str(ROOT / "custom_nodes"), metavar="DIR",
@@ -55,6 +62,12 @@ def _add_path_args(p: argparse.ArgumentParser) -> None:
                         "or crashes it is reported and skipped (0 = no probe; default: %(default)s)")
     p.add_argument("--cpu", action="store_true", help="run models on the CPU")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda:1")
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument("--cache-classic", action="store_true",
+                       help="keep only the current prompt's outputs (ComfyUI's default cache)")
+    cache.add_argument("--cache-lru", type=int, default=None, metavar="N",
+                       help="keep outputs of recent prompts, at least N entries (ComfyUI's LRU cache)")
+    cache.add_argument("--cache-none", action="store_true", help="keep no outputs between prompts")
 
 
 def _seconds(text: str) -> float:
@@ -117,10 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the HTTP/WS API and the editor (default)",
                            epilog=SERVE_SECURITY, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_path_args(serve)
-    serve.add_argument("--listen", default="127.0.0.1", metavar="HOST",
+    serve.add_argument("--listen", default="127.0.0.1", nargs="?", const="0.0.0.0", metavar="HOST",
                        help="address to bind (default: %(default)s; 0.0.0.0 = every interface, "
                             "which needs --auth-token or --allow-no-auth)")
     serve.add_argument("--port", type=_port, default=8188, help="default: %(default)s")
+    serve.add_argument("--no-editor", action="store_true",
+                       help="serve the API only (starts ~9 s faster: no Gradio editor)")
+    serve.add_argument("--preview-method", default=None, choices=["none", "auto", "latent2rgb", "taesd"],
+                       help="accepted for ComfyUI's command lines; previews stay as each prompt asks "
+                            "(extra_data.preview_method)")
     serve.add_argument("--auth-token", default=None, metavar="TOKEN",
                        help="require this token (browser: open /?token=TOKEN once; API: Authorization: Bearer TOKEN)")
     serve.add_argument("--allow-no-auth", action="store_true",
@@ -164,6 +182,46 @@ def make_paths(args: argparse.Namespace) -> Any:
                            args.extra_model_paths_config or None)
 
 
+def apply_base_directory(args: argparse.Namespace, argv: list[str]) -> None:
+    """ComfyUI's --base-directory: every folder not given explicitly lives under it."""
+    base = getattr(args, "base_directory", None)
+    if not base:
+        return
+    given = {a.split("=", 1)[0] for a in argv}
+    for dest, flags, sub in (("models_dir", ("--models-dir",), "models"),
+                             ("input_dir", ("--input-dir", "--input-directory"), "input"),
+                             ("output_dir", ("--output-dir", "--output-directory"), "output"),
+                             ("temp_dir", ("--temp-dir", "--temp-directory"), "temp"),
+                             ("user_dir", ("--user-dir", "--user-directory"), "user"),
+                             ("custom_nodes", ("--custom-nodes",), "custom_nodes")):
+        if hasattr(args, dest) and not given & set(flags):
+            setattr(args, dest, str(Path(base) / sub))
+
+
+def custom_node_dirs(args: argparse.Namespace) -> list[str]:
+    """--custom-nodes plus the `custom_nodes:` entries of --extra-model-paths-config files
+    (relative to each file's folder, as ComfyUI reads them); none with --disable-all-custom-nodes."""
+    from engine.paths import parse_extra_model_paths
+
+    if getattr(args, "disable_all_custom_nodes", False):
+        return []
+    dirs = [args.custom_nodes]
+    for yml in args.extra_model_paths_config or []:
+        dirs += parse_extra_model_paths(yml).get("custom_nodes", [])
+    return dirs
+
+
+def cache_options(args: argparse.Namespace) -> dict:
+    """Executor cache mode from --cache-classic / --cache-lru N / --cache-none (default: budget)."""
+    if getattr(args, "cache_none", False):
+        return {"cache_mode": "none"}
+    if getattr(args, "cache_classic", False):
+        return {"cache_mode": "classic"}
+    if getattr(args, "cache_lru", None) is not None:
+        return {"cache_mode": "lru", "cache_lru_size": args.cache_lru}
+    return {}
+
+
 def plugin_probe(args: argparse.Namespace) -> Any:
     """The child-process import probe for --custom-nodes plugins (None with --plugin-timeout 0)."""
     from nodes.plugin_probe import PluginProbe
@@ -171,7 +229,7 @@ def plugin_probe(args: argparse.Namespace) -> Any:
     return PluginProbe.for_user_dir(args.user_dir, args.plugin_timeout)
 
 
-def load_nodes(custom_dir: str | None, probe: Any = None) -> list[dict]:
+def load_nodes(custom_dir: str | list[str] | None, probe: Any = None) -> list[dict]:
     """Fills nodes.registry.REGISTRY: builtin nodes/, custom_dir plugins, LATENTGRAPH_EXTRA_NODES."""
     from nodes.plugins import load_all
     from nodes.registry import REGISTRY
@@ -228,7 +286,7 @@ def load_workflow(path: str) -> tuple[dict, dict | None]:
 def _prepare(args: argparse.Namespace) -> tuple[dict, Any, list[dict]]:
     from nodes.registry import REGISTRY
 
-    errors = load_nodes(args.custom_nodes, plugin_probe(args))
+    errors = load_nodes(custom_node_dirs(args), plugin_probe(args))
     for err in errors:
         _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
     prompt, workflow = load_workflow(args.workflow)
@@ -288,7 +346,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_nodes(args: argparse.Namespace) -> int:
     from nodes.registry import REGISTRY
 
-    errors = load_nodes(args.custom_nodes, plugin_probe(args))
+    errors = load_nodes(custom_node_dirs(args), plugin_probe(args))
     paths = make_paths(args)
     if args.json:
         print(json.dumps(REGISTRY.object_info(paths), indent=1))
@@ -454,7 +512,7 @@ def build_services(args: argparse.Namespace) -> Services:
     from nodes.registry import REGISTRY
 
     _setup_device(args)
-    errors = load_nodes(args.custom_nodes, plugin_probe(args))
+    errors = load_nodes(custom_node_dirs(args), plugin_probe(args))
     for err in errors:
         _eprint(f"warning: node module {err['module']} failed to load: {err['error']}")
     paths = make_paths(args)
@@ -462,7 +520,7 @@ def build_services(args: argparse.Namespace) -> Services:
     from engine.model_hashes import start_background_hashing
 
     start_background_hashing(paths)  # sha256 of new model files, at low priority, off the job path
-    executor = Executor(REGISTRY, paths)
+    executor = Executor(REGISTRY, paths, **cache_options(args))
     queue = JobQueue(Path(paths.user_dir) / "latentgraph.db", executor)
     return Services(paths=paths, registry=REGISTRY, executor=executor, queue=queue, load_errors=errors)
 
@@ -477,7 +535,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     services = build_services(args)
     code = serve(services, host=args.listen, port=args.port, token=args.auth_token,
-                 allowed_hosts=args.allowed_hosts, allow_no_auth=args.allow_no_auth)
+                 allowed_hosts=args.allowed_hosts, allow_no_auth=args.allow_no_auth, editor=not args.no_editor)
     # The interpreter's last garbage collection walks every object torch and gradio made: 4-5 s
     # measured here, which a stop signal should not wait for. Frozen objects are skipped; the OS
     # takes the memory back anyway.
@@ -537,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "train-demo":
         return cmd_train_demo(argv[1:])
     args = build_parser().parse_args(argv)
+    apply_base_directory(args, argv)
     if getattr(args, "max_memory", None):  # serve / run --max-memory: one process-wide budget
         from ldm.memory import set_memory_budget
 

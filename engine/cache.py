@@ -95,6 +95,17 @@ class OutputCache:
             self._items.clear()
             self._bytes = 0
 
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
+    def discard(self, key: str) -> None:
+        """Drops one entry if present (cache modes that keep only the current prompt's nodes)."""
+        with self._lock:
+            item = self._items.pop(key, None)
+            if item is not None:
+                self._bytes -= item[1]
+
     @property
     def nbytes(self) -> int:
         return self._bytes

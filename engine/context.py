@@ -6,9 +6,11 @@ same events.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from engine.errors import Interrupted
 from engine.events import Emit, Event, ExecutionWarning, Preview, Progress, ResultImage
@@ -33,6 +35,7 @@ class NodeContext:
     emit: Emit = _no_emit
     interrupt: threading.Event | None = None
     warnings: list[str] = field(default_factory=list)
+    dynprompt: Any = None  # engine.flow.DynamicPrompt of the run (ComfyUI's hidden DYNPROMPT)
 
     @property
     def unique_id(self) -> str:
@@ -64,3 +67,23 @@ class NodeContext:
         """A non-fatal problem worth telling the user; goes out as a `warning` event."""
         self.warnings.append(message)
         self.emit(ExecutionWarning(self.prompt_id, self.node_id, message))
+
+
+# The node being run on this thread (or task): code that gets no `ctx` argument (ComfyUI plugins'
+# ProgressBar, interrupt checks) finds its node through this.
+_CURRENT: contextvars.ContextVar[NodeContext | None] = contextvars.ContextVar("latentgraph_node", default=None)
+
+
+def current_context() -> NodeContext | None:
+    """The NodeContext of the node running on this thread/task, None outside execution."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def running(ctx: Any) -> Iterator[None]:
+    """Makes `ctx` the current context for the duration (nested runs restore the outer one)."""
+    token = _CURRENT.set(ctx)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)

@@ -81,10 +81,11 @@ class Executing(Event):
     type: ClassVar[str] = "executing"
     node: str | None
     prompt_id: str
+    display_node: str | None = None  # the node the UI highlights (an expansion's parent); default `node`
 
     @property
     def data(self) -> dict:
-        return {"node": self.node, "display_node": self.node, "prompt_id": self.prompt_id}
+        return {"node": self.node, "display_node": self.display_node or self.node, "prompt_id": self.prompt_id}
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,11 @@ class Executed(Event):
     node: str
     output: dict
     prompt_id: str
+    display_node: str | None = None
 
     @property
     def data(self) -> dict:
-        return {"node": self.node, "display_node": self.node, "output": self.output,
+        return {"node": self.node, "display_node": self.display_node or self.node, "output": self.output,
                 "prompt_id": self.prompt_id}
 
 

@@ -7,8 +7,12 @@ fills a Registry. Nothing here may import torch or ldm (engine rule).
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Sequence
+
+from engine.context import running
+from engine.flow import ExecutionBlocker
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 HIDDEN_FOR_OUTPUT_NODES = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
@@ -160,6 +164,7 @@ class NodeOutput:
 
     outputs: tuple = ()
     ui: dict | None = None
+    expand: dict | None = None  # a graph to splice in; `outputs` may then hold links into it
 
 
 @dataclass
@@ -177,6 +182,9 @@ class NodeDef:
     outputs: list[OutputSpec]
     python_module: str = "nodes"
     hidden: dict | None = None  # legacy ComfyUI nodes declare their own hidden inputs
+    validator: Validator | None = None  # ComfyUI's VALIDATE_INPUTS / validate_inputs
+    extra_inputs: bool = False  # undeclared linked inputs are passed too (a plugin's **kwargs)
+    id_in_signature: bool = False  # the node id is part of its cache signature (UNIQUE_ID users)
 
     @property
     def input_is_list(self) -> bool:
@@ -200,7 +208,8 @@ class NodeDef:
         A result with a wrong number of values is the node's bug: it is reported here, at the
         node that made it, instead of as an IndexError in whichever node reads it.
         """
-        values, ui = self._normalise(self.cls().run(ctx, **inputs))
+        with running(ctx):
+            values, ui = self._normalise(self.cls().run(ctx, **inputs))
         if len(values) != len(self.outputs) and not (ui is not None and not values):
             raise TypeError(f"{self.class_type}.run returned {len(values)} values for "
                             f"{len(self.outputs)} declared outputs")
@@ -241,6 +250,63 @@ class NodeDef:
             "category": self.category, "output_node": self.output_node,
             "output_tooltips": [o.tooltip for o in self.outputs],
         }
+
+
+    @property
+    def is_async(self) -> bool:
+        """The node's function is a coroutine function (runs as a task; others overlap it)."""
+        return bool(getattr(self.cls, "IS_ASYNC", False)) or inspect.iscoroutinefunction(self.cls.run)
+
+    @property
+    def has_lazy_check(self) -> bool:
+        return callable(getattr(self.cls, "check_lazy_status", None))
+
+    def invoke(self, ctx: Any, inputs: dict) -> Any:
+        """One raw call of `run` (a coroutine for async nodes); see `split_return`."""
+        return self.cls().run(ctx, **inputs)
+
+    def check_lazy(self, ctx: Any, inputs: dict) -> Any:
+        """The names of lazy inputs the node still needs, given what it has (may be a coroutine)."""
+        return self.cls().check_lazy_status(ctx, **inputs)
+
+    def split_return(self, result: Any) -> tuple[tuple | None, dict | None, dict | None]:
+        """(outputs or None for UI-only, ui, expansion graph) of one raw result of `run`."""
+        if isinstance(result, NodeOutput):
+            return tuple(result.outputs or ()), result.ui, result.expand
+        if isinstance(result, dict) and ("ui" in result or "result" in result or "expand" in result):
+            out = result.get("result")
+            out = None if out is None and "expand" not in result else out
+            return (None if out is None else _as_outputs(out, len(self.outputs)), result.get("ui"),
+                    result.get("expand"))
+        if result is None:
+            return (), None, None
+        if not isinstance(result, tuple) and not _is_blocker(result):
+            raise TypeError(f"{self.class_type}.run must return a tuple or NodeOutput, got {type(result).__name__}")
+        return _as_outputs(result, len(self.outputs)), None, None
+
+
+@dataclass(frozen=True)
+class Validator:
+    """A node's own input check (ComfyUI's VALIDATE_INPUTS): which inputs it receives (their
+    declared type/range checks are then skipped, as ComfyUI does), and whether it wants the
+    linked inputs' types (`input_types`; the link type check is then skipped too)."""
+
+    fn: Any
+    names: frozenset = frozenset()
+    all_inputs: bool = False
+    input_types: bool = False
+
+    def covers(self, name: str) -> bool:
+        return self.all_inputs or name in self.names
+
+
+def _is_blocker(value: Any) -> bool:
+    return isinstance(value, ExecutionBlocker)
+
+
+def _as_outputs(result: Any, n: int) -> tuple:
+    """A node may return one ExecutionBlocker for all its outputs."""
+    return (result,) * n if _is_blocker(result) else tuple(result)
 
 
 class Registry:

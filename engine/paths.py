@@ -140,7 +140,7 @@ def parse_extra_model_paths(path: str | Path) -> dict[str, list[str]]:
     Values may hold several lines (one folder each); relative folders are taken from base_path,
     and a relative base_path from the yaml file's own directory, as ComfyUI does.
     """
-    path = Path(path)
+    path = Path(path).absolute()  # a relative yaml path: its folder is still the base of its entries
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     result: dict[str, list[str]] = {}
     if not isinstance(data, dict):

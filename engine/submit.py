@@ -171,6 +171,9 @@ class SubmitService:
     def check(self, body: Any) -> Checked:
         """Every check, nothing stored; raises SubmitRejected with the 400 body."""
         request = parse_request(body)
+        if request.partial_execution_targets == []:  # ComfyUI: an empty target list selects no output
+            raise SubmitRejected(error_body("prompt_no_outputs", "Prompt has no outputs",
+                                            "partial_execution_targets is empty"))
         targets = request.partial_execution_targets or None
         validation = validate(request.prompt, self.registry, self.paths, targets=targets)
         if not validation.ok:

@@ -5,10 +5,12 @@ raises on malformed input.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.asyncrun import run_coroutine
 from engine.nodedef import InputSpec, NodeDef, Registry
 
 PRIMITIVES = ("INT", "FLOAT", "STRING", "BOOLEAN")
@@ -88,7 +90,7 @@ def coerce(type_name: str, value: Any) -> tuple[Any, str | None]:
 def types_match(out_type: Any, spec: Any, paths: Any) -> bool:
     """Whether an output of `out_type` may feed `spec` ("*" matches anything; "A,B" unions)."""
     want = spec.type
-    if out_type == "*" or want == "*":
+    if out_type == "*" or want == "*" or not (out_type != want):  # `!=`: plugin types may override it
         return True
     if want == "COMBO":
         if out_type == "COMBO":
@@ -104,21 +106,66 @@ def types_match(out_type: Any, spec: Any, paths: Any) -> bool:
 
 def check_node(node_id: str, class_type: str, raw_inputs: Any, nd: NodeDef, prompt: dict,
                registry: Registry, paths: Any) -> NodeCheck:
-    """Checks every declared input of one node; unknown extra inputs are ignored."""
+    """Checks every declared input of one node; unknown extra inputs are ignored (a plugin
+    node's undeclared links and hidden-declared inputs are kept: ComfyUI passes them on).
+
+    A node's own validator (ComfyUI's VALIDATE_INPUTS) replaces the type/range checks of the
+    inputs it receives, and with `input_types` the link type checks too; then it is called."""
     check = NodeCheck()
     rep = _Reporter(check, node_id, class_type, paths)
     if not isinstance(raw_inputs, dict):
         raw_inputs = {}
+    own = nd.validator
+    received: dict[str, Any] = {}
     for spec in nd.inputs:
         if spec.name not in raw_inputs:
             _missing(rep, spec)
             continue
         value = raw_inputs[spec.name]
         if isinstance(value, list):
-            _check_link(rep, spec, value, prompt, registry)
+            _check_link(rep, spec, value, prompt, registry, own is not None and own.input_types, received)
         else:
-            _check_literal(rep, spec, value)
+            _check_literal(rep, spec, value, own is not None and own.covers(spec.name), nd.extra_inputs)
+    if nd.extra_inputs:
+        _keep_extra(rep, nd, raw_inputs, prompt)
+    if own is not None:
+        _run_validator(rep, nd, own, received, prompt)
     return check
+
+
+def _keep_extra(rep: _Reporter, nd: NodeDef, raw_inputs: dict, prompt: dict) -> None:
+    """Undeclared links and inputs declared under "hidden" (not the special ones) go through."""
+    declared = {s.name for s in nd.inputs}
+    for name, value in raw_inputs.items():
+        if name in declared:
+            continue
+        is_link = (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
+                   and isinstance(value[1], int) and str(value[0]) in prompt)
+        if is_link:
+            rep.check.links[name] = (str(value[0]), value[1])
+            rep.check.inputs[name] = [str(value[0]), value[1]]
+        elif name in (nd.hidden or {}):
+            rep.check.inputs[name] = value
+
+
+def _run_validator(rep: _Reporter, nd: NodeDef, own: Any, received: dict, prompt: dict) -> None:
+    values = {name: (None if name in rep.check.links else value)
+              for name, value in rep.check.inputs.items() if own.covers(name)}
+    if own.input_types:
+        values["input_types"] = dict(received)
+    try:
+        result = own.fn(values, rep.node_id, prompt)
+        if inspect.isawaitable(result):
+            result = run_coroutine(result)
+    except Exception as exc:  # a validator that raises rejects the node, it does not crash validation
+        result = f"{type(exc).__name__}: {exc}"
+    if result is True or type(result).__name__ == "ExecutionBlocker":
+        return
+    for name in values or {"": None}:
+        details = name + ("" if result is False else f" - {result}")
+        rep.check.errors.append({"type": "custom_validation_failed", "message": "Custom validation failed for node",
+                                 "details": details, "extra_info": {"input_name": name}})
+        rep.check.lines.append(f"node {rep.node_id} ({rep.class_type}): custom validation failed: {details}")
 
 
 def _missing(rep: _Reporter, spec: Any) -> None:
@@ -133,7 +180,8 @@ def _missing(rep: _Reporter, spec: Any) -> None:
               "required input is missing")
 
 
-def _check_link(rep: _Reporter, spec: InputSpec, value: list, prompt: dict, registry: Registry) -> None:
+def _check_link(rep: _Reporter, spec: InputSpec, value: list, prompt: dict, registry: Registry,
+                skip_types: bool = False, received: dict | None = None) -> None:
     shape_ok = (len(value) == 2 and isinstance(value[0], (str, int)) and not isinstance(value[0], bool)
                 and isinstance(value[1], int) and not isinstance(value[1], bool))
     if not shape_ok:
@@ -157,15 +205,19 @@ def _check_link(rep: _Reporter, spec: InputSpec, value: list, prompt: dict, regi
                   spec, value, f"output {idx} of node {src} ({src_def.class_type}) does not exist")
         return
     out_type = src_def.outputs[idx].type
-    if not types_match(out_type, spec, rep.paths):
+    if received is not None:
+        received[spec.name] = out_type
+    if not skip_types and not types_match(out_type, spec, rep.paths):
         want = spec.type
         rep.error("return_type_mismatch", "Return type mismatch between linked nodes",
                   f"{spec.name}, received_type({out_type}) mismatch input_type({want})", spec, value,
                   f"linked output is {out_type}, expected {want}", received_type=out_type, linked_node=value)
 
 
-def _check_literal(rep: _Reporter, spec: Any, value: Any) -> None:
-    if spec.type == "*":  # an any-typed socket takes a literal as it is
+def _check_literal(rep: _Reporter, spec: Any, value: Any, own_check: bool = False, lenient: bool = False) -> None:
+    if spec.type == "*" or ((own_check or lenient) and spec.type not in PRIMITIVES and spec.type != "COMBO"):
+        # any-typed, left to the node's own validator, or a plugin's socket type: ComfyUI passes
+        # a constant to a ComfyUI plugin's non-primitive input unchecked
         rep.check.inputs[spec.name] = value
         return
     if not spec.widget and spec.type not in PRIMITIVES:
@@ -181,7 +233,7 @@ def _check_literal(rep: _Reporter, spec: Any, value: Any) -> None:
                   f"{spec.name}, {short(value)}, {err}", spec, value,
                   f"value {short(value)} is not a valid {spec.type}")
         return
-    bound = range_violation(spec, conv)
+    bound = None if own_check else range_violation(spec, conv)
     if bound == "min":
         lo = spec.opts["min"]
         rep.error("value_smaller_than_min", f"Value {conv} smaller than min of {lo}",

@@ -42,6 +42,7 @@ sys.path[:] = json.loads(sys_path)
 try:
     import importlib.util
     import nodes.registry
+    import nodes.plugin_env; nodes.plugin_env.prepare()
     mod_name = "custom_nodes." + name
     spec = importlib.util.spec_from_file_location(
         mod_name, path, submodule_search_locations=[os.path.dirname(path)] if is_pkg == "1" else None)

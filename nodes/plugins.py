@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import nodes as builtin_package
-from engine.nodedef import InputSpec, NodeDef, OutputSpec, Registry
-from nodes.registry import REGISTRY, clean_doc, declaring_into
+from engine.nodedef import Registry
+from nodes import plugin_env
+from nodes.plugin_v3 import class_nodedef, entrypoint_nodedefs
+from nodes.registry import REGISTRY, declaring_into
 
 __all__ = ["load_all"]
 
 # Modules of nodes/ that declare no nodes (the declaration and loading machinery itself).
-_NOT_NODE_MODULES = {"registry", "plugins"}
+_NOT_NODE_MODULES = {"registry", "plugins", "plugin_env", "plugin_probe", "plugin_v1", "plugin_v3"}
 
 
 def _error_entry(module: str, exc: BaseException) -> dict:
@@ -73,44 +75,11 @@ def _exec_plugin(name: str, path: Path, is_pkg: bool, registry: Registry) -> Non
         with declaring_into(registry, mod_name):
             spec.loader.exec_module(module)
             _register_legacy(module, registry, mod_name)
+            for nd in entrypoint_nodedefs(module, mod_name):  # V3: comfy_entrypoint()
+                registry.register(nd)
     except BaseException:
         sys.modules.pop(mod_name, None)
         raise
-
-
-def _legacy_adapter(cls: type, hidden: dict) -> type:
-    """A `run(ctx, **inputs)` class calling a ComfyUI-style node's FUNCTION with its hidden inputs."""
-    function = getattr(cls, "FUNCTION")
-    as_list = bool(getattr(cls, "INPUT_IS_LIST", False))
-
-    def run(self: Any, ctx: Any, **inputs: Any) -> Any:
-        sources = {"PROMPT": ctx.prompt, "EXTRA_PNGINFO": ctx.extra_pnginfo, "UNIQUE_ID": ctx.node_id}
-        for hname, htype in hidden.items():
-            value = sources.get(htype)
-            inputs[hname] = [value] if as_list else value
-        return getattr(cls(), function)(**inputs)
-
-    attrs: dict[str, Any] = {"run": run, "INPUT_IS_LIST": as_list, "LEGACY_CLASS": cls,
-                             "__module__": cls.__module__, "__qualname__": cls.__qualname__}
-    if hasattr(cls, "IS_CHANGED"):
-        attrs["fingerprint"] = classmethod(lambda _c, ctx, **inputs: cls.IS_CHANGED(**inputs))
-    return type(cls.__name__, (), attrs)
-
-
-def _legacy_nodedef(class_type: str, cls: type, display: str | None, label: str) -> NodeDef:
-    types_ = cls.INPUT_TYPES()
-    inputs = [InputSpec.from_info(n, e, opt) for sect, opt in (("required", False), ("optional", True))
-              for n, e in (types_.get(sect) or {}).items()]
-    hidden = {n: (e[0] if isinstance(e, (list, tuple)) else e) for n, e in (types_.get("hidden") or {}).items()}
-    rtypes = list(getattr(cls, "RETURN_TYPES", ()))
-    names = list(getattr(cls, "RETURN_NAMES", None) or [None] * len(rtypes))
-    is_list = list(getattr(cls, "OUTPUT_IS_LIST", None) or [False] * len(rtypes))
-    tips = list(getattr(cls, "OUTPUT_TOOLTIPS", None) or [None] * len(rtypes))
-    outputs = [OutputSpec(t if isinstance(t, str) else "COMBO", names[i], bool(is_list[i]), tips[i])
-               for i, t in enumerate(rtypes)]
-    return NodeDef(class_type, _legacy_adapter(cls, hidden), str(getattr(cls, "CATEGORY", "custom")),
-                   display or class_type, clean_doc(getattr(cls, "DESCRIPTION", None) or cls.__doc__),
-                   bool(getattr(cls, "OUTPUT_NODE", False)), False, inputs, outputs, label, hidden or None)
 
 
 def _register_legacy(module: Any, registry: Registry, label: str) -> None:
@@ -121,12 +90,12 @@ def _register_legacy(module: Any, registry: Registry, label: str) -> None:
     displays = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
     for class_type, cls in mappings.items():
         try:
-            registry.register(_legacy_nodedef(str(class_type), cls, displays.get(class_type), label))
+            registry.register(class_nodedef(str(class_type), cls, displays.get(class_type), label))
         except Exception as exc:  # one bad class must not drop the plugin's other nodes
             registry.errors.append({**_error_entry(label, exc), "class_type": str(class_type)})
 
 
-def load_all(custom_dir: str | Path | None = None, registry: Registry | None = None,
+def load_all(custom_dir: str | Path | list | None = None, registry: Registry | None = None,
              builtin: bool = True,
              probe: Callable[[str, Path, bool], dict | None] | None = None) -> list[dict]:
     """Imports every module of nodes/ and each plugin of `custom_dir`, each isolated.
@@ -143,12 +112,15 @@ def load_all(custom_dir: str | Path | None = None, registry: Registry | None = N
     before = len(registry.errors)
     if builtin:
         _load_builtin(errors)
-    if custom_dir is not None and Path(custom_dir).is_dir():
-        for name, path, is_pkg in _plugin_entries(Path(custom_dir)):
-            error = probe(name, path, is_pkg) if probe is not None else None
-            if error is None:
-                error = _import_plugin(name, path, is_pkg, registry)
-            if error is not None:
-                errors.append(error)
+    folders = [Path(d) for d in (custom_dir if isinstance(custom_dir, (list, tuple)) else [custom_dir])
+               if d is not None and Path(d).is_dir()]  # several: extra_model_paths' custom_nodes
+    if folders:
+        plugin_env.prepare()  # ComfyUI's module names (comfy_compat/) for the plugins
+    for name, path, is_pkg in (e for folder in folders for e in _plugin_entries(folder)):
+        error = probe(name, path, is_pkg) if probe is not None else None
+        if error is None:
+            error = _import_plugin(name, path, is_pkg, registry)
+        if error is not None:
+            errors.append(error)
     errors.extend(registry.errors[before:])
     return errors

@@ -175,7 +175,8 @@ def test_interrupt_before_first_node(ex):
     assert res.status == "interrupted" and res.ran == []
     data = rec.of("execution_interrupted")[0]
     assert set(data) == {"prompt_id", "node_id", "node_type", "executed", "timestamp"}
-    assert data["node_id"] == "1" and data["executed"] == []
+    # ComfyUI's pick order: 5 feeds 6, which feeds the output 7, so 5 is staged first
+    assert data["node_id"] == "5" and data["executed"] == []
     assert rec.of("executing")[-1]["node"] is None
 
 

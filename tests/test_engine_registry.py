@@ -305,4 +305,5 @@ def test_comfyui_style_plugins_are_adapted(tmp_path, paths):
     assert res.outputs["8"] == {"text": ["12"]} and res.outputs["7"] == {"text": ["hi"]}
     assert res.outputs["9"] == {"text": ['"7"']}  # the hidden UNIQUE_ID reached the function
     legacy_cls = reg.get("MultiplyLegacy").cls.LEGACY_CLASS
-    assert legacy_cls.CALLS == [["a", "mode"]]  # IS_CHANGED saw the literal inputs
+    # IS_CHANGED saw what ComfyUI gives it: constants, linked inputs (as None) and hidden inputs
+    assert legacy_cls.CALLS == [["a", "mode", "text", "uid"]]

@@ -468,7 +468,7 @@ class _Server(uvicorn.Server):
 
 
 def serve(services: Any, *, host: str = "127.0.0.1", port: int = 8188, token: str | None = None,
-          allowed_hosts: Iterable[str] = (), allow_no_auth: bool = False) -> int:
+          allowed_hosts: Iterable[str] = (), allow_no_auth: bool = False, editor: bool = True) -> int:
     """Run the server on ``services`` (main.Services: paths, registry, executor, queue) until
     Ctrl-C / SIGTERM; the queue worker stops with it. 2 when a public address has no token (and
     no ``allow_no_auth``), 1 when the address cannot be bound. ``allowed_hosts`` adds Host names
@@ -485,7 +485,8 @@ def serve(services: Any, *, host: str = "127.0.0.1", port: int = 8188, token: st
     if warning:
         print(warning, file=sys.stderr, flush=True)
     app = create_app(services.paths, services.queue, services.registry, auth_token=token,
-                     executor=services.executor, allowed_hosts=HostAllowList.for_listen(host, allowed_hosts))
+                     executor=services.executor, allowed_hosts=HostAllowList.for_listen(host, allowed_hosts),
+                     editor=editor)
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://[{local}]:{port}/" if ":" in local else f"http://{local}:{port}/"
     print(f"[latentgraph] serving on {url}" + (f" (listening on {host})" if local != host else "")
