@@ -36,6 +36,7 @@ NEEDS_MODEL = {
     # a GUIDER wraps a model (tests/test_nodes_custom_sampling.py runs these on tiny checkpoints)
     "SamplerCustomAdvanced",
     "ClassEmbed",  # a class-conditional LDM's embedder (tests/test_ldm_zoo.py)
+    "KSamplerPyramid",  # tests/test_ldm_pyramid.py
 }
 NEEDS_FILE = {
     # a combo of files under models/ or input/ (tests/test_nodes_models*.py, test_nodes_pixels.py)

@@ -27,7 +27,8 @@ CKPT_MAP = {"sd_xl_base_1.0.safetensors": "tiny_sdxl.safetensors",
             "sd_xl_turbo_1.0_fp16.safetensors": "tiny_sdxl.safetensors",
             "sd-v1-5-inpainting.ckpt": "tiny_sd1_inpaint.safetensors",
             "cin256-v2.ckpt": "tiny_cin_ldm.safetensors", "ldm-celebahq-256.ckpt": "tiny_uncond_ldm.safetensors",
-            "x4-upscaler-ema.safetensors": "tiny_x4.safetensors"}
+            "x4-upscaler-ema.safetensors": "tiny_x4.safetensors",
+            "512-depth-ema.safetensors": "tiny_sd2_depth.safetensors"}
 OTHER_MAP = {"lora_name": "tiny_lora_sd1.safetensors", "model_name": "tiny_esrgan_x2.pth"}
 SIZE_CAP = 64  # tiny models: keep every latent small
 
@@ -47,6 +48,10 @@ def models_root(tiny_dir, tmp_path_factory) -> Path:
     for name in ("tiny_cin_ldm", "tiny_uncond_ldm"):
         write_tiny_ldm(name, root / "checkpoints" / f"{name}.safetensors")
     write_tiny_x4_upscaler(root / "checkpoints" / "tiny_x4.safetensors")
+    from ldm.tiny_variants import sd2_depth
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in sd2_depth().items()}, str(root / "checkpoints" / "tiny_sd2_depth.safetensors"))
     return root
 
 

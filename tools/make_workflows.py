@@ -22,6 +22,7 @@ UPSCALER = "RealESRGAN_x4plus.pth"
 LDM_CIN = "cin256-v2.ckpt"  # CompVis latent-diffusion's class-conditional ImageNet LDM (VQ-f4)
 LDM_CELEBA = "ldm-celebahq-256.ckpt"  # CompVis' unconditional CelebA-HQ LDM (VQ-f4)
 SD_X4 = "x4-upscaler-ema.safetensors"
+SD2_DEPTH = "512-depth-ema.safetensors"
 LORA = "example_lora.safetensors"
 
 
@@ -235,6 +236,33 @@ def sd_x4_upscaler() -> dict:
     }
 
 
+def depth2img() -> dict:
+    """SD2 depth-to-image: the depth map (brighter = nearer) comes from an image in the graph."""
+    return {
+        "1": _n("LoadImage", "Load depth map", image="example_depth.png"),
+        "4": _n("CheckpointLoaderSimple", "Load SD2 depth", ckpt_name=SD2_DEPTH),
+        "6": _n("CLIPTextEncode", "Positive prompt", text="a red ball in front of a stone wall", clip=["4", 1]),
+        "7": _n("CLIPTextEncode", "Negative prompt", text="blurry", clip=["4", 1]),
+        "10": _n("Depth2ImgConditioning", "Depth2Img Conditioning", positive=["6", 0], negative=["7", 0],
+                 depth=["1", 0]),
+        "5": _n("EmptyLatentImage", "Empty Latent Image", width=512, height=512, batch_size=1),
+        "3": _n("KSampler", "KSampler", model=["4", 0], seed=42, steps=25, cfg=7.0, sampler_name="euler",
+                scheduler="normal", positive=["10", 0], negative=["10", 1], latent_image=["5", 0], denoise=1.0),
+        "8": _n("VAEDecode", "VAE Decode", samples=["3", 0], vae=["4", 2]),
+        "9": _n("SaveImage", "Save Image", images=["8", 0], filename_prefix="depth2img"),
+    }
+
+
+def pyramid_sampling() -> dict:
+    """The demo model sampled coarse-to-fine: half size for the first half of the steps."""
+    w = _txt2img_core()
+    w["3"] = _n("KSamplerPyramid", "KSampler (Laplacian pyramid)", model=["4", 0], seed=42, steps=20, cfg=5.0,
+                sampler_name="euler", scheduler="normal", positive=["6", 0], negative=["7", 0],
+                latent_image=["5", 0], levels=2, switch_points="0.5")
+    w["9"]["inputs"]["filename_prefix"] = "pyramid"
+    return w
+
+
 WORKFLOWS = {
     "default": ("Text to image (demo model)", txt2img),
     "img2img": ("Image to image", img2img),
@@ -250,6 +278,8 @@ WORKFLOWS = {
     "ldm_class_conditional": ("LDM: class-conditional ImageNet (cin256)", ldm_class_conditional),
     "ldm_unconditional": ("LDM: unconditional CelebA-HQ", ldm_unconditional),
     "sd_x4_upscaler": ("SD x4 upscaler", sd_x4_upscaler),
+    "depth2img": ("SD2 depth-to-image from a depth map", depth2img),
+    "pyramid_sampling": ("Laplacian-pyramid sampling (demo model)", pyramid_sampling),
 }
 
 
@@ -287,6 +317,9 @@ def write_example_inputs() -> None:
     alpha = np.full(rgb.shape[:2], 255, dtype=np.uint8)
     alpha[32:96, 32:96] = 0
     Image.fromarray(np.dstack([rgb, alpha])).save(ROOT / "input" / "example_inpaint.png")
+    y, x = np.mgrid[0:128, 0:128]
+    near = np.clip(255 - np.hypot(x - 64, y - 72) * 4, 40, 255)  # a ball in front of a far wall
+    Image.fromarray(np.repeat(near[..., None], 3, -1).astype(np.uint8)).save(ROOT / "input" / "example_depth.png")
 
 
 def main(argv: list[str] | None = None) -> int:
